@@ -1,0 +1,93 @@
+"""Command line: a thin layer over edgebuild's modules. Each command lives in edgebuild/commands/
+and is imported only when used, so `edgebuild --help` stays fast."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from edgebuild import __version__
+
+COMMANDS = {
+    "all": "build every target and bundle it",
+    "build": "build artifacts only (-n explains what would run and why)",
+    "bundle": "build the named target(s) if needed and emit their bundles",
+    "check": "operator-coverage report per target, without converting",
+    "graph": "print the step graph (dot, mermaid or json)",
+    "verify": "check a bundle's signature and every checksum",
+    "keygen": "make an Ed25519 signing key pair",
+    "clean": "remove build/ and bundles/ (and with --cache the cache too)",
+    "cache": "cache statistics and garbage collection",
+    "toolchain": "list, install or locate isolated toolchain environments",
+}
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-C", "--project", default=".", metavar="DIR", help="project folder (default: .)")
+    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="steps to run at once (default: CPU count)")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    parser.add_argument("--strict", action="store_true", help="treat deferred targets as failures")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more output; tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgebuild", description="Build one trained model for many edge "
+                                     "devices: cached, parallel, verified, signed.")
+    parser.add_argument("--version", action="version", version=f"edgebuild {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, text in COMMANDS.items():
+        cmd = sub.add_parser(name, help=text, description=text)
+        _common(cmd)
+        if name in ("all", "build", "bundle"):
+            cmd.add_argument("-n", "--dry-run", action="store_true", help="print what would run and why")
+        if name == "build":
+            cmd.add_argument("targets", nargs="*", metavar="TARGET")
+        if name in ("bundle", "check"):
+            cmd.add_argument("--target", action="append", dest="targets", metavar="NAME")
+        if name in ("all", "bundle"):
+            cmd.add_argument("--version", dest="bundle_version", metavar="SEMVER",
+                             help="bundle version (default: [project].version)")
+        if name == "graph":
+            cmd.add_argument("--format", choices=["dot", "mermaid", "json"], default="dot")
+        if name == "verify":
+            cmd.add_argument("bundle", metavar="BUNDLE")
+            cmd.add_argument("--key", metavar="PUBLIC_KEY", help="public key (PEM) to check the signature with")
+        if name == "keygen":
+            cmd.add_argument("--out", required=True, metavar="DIR")
+        if name == "clean":
+            cmd.add_argument("--cache", action="store_true", help="also remove .edgebuild/ (cache and state)")
+        if name == "cache":
+            cmd.add_argument("action", choices=["stats", "gc"])
+            cmd.add_argument("--max-age", type=float, default=30.0, metavar="DAYS",
+                             help="gc: keep entries used within DAYS (default 30) or by the current project")
+        if name == "toolchain":
+            cmd.add_argument("action", choices=["list", "install", "path"])
+            cmd.add_argument("recipes", nargs="*", metavar="RECIPE")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if args.command is None:
+        make_parser().print_help()
+        return 2
+    from edgebuild.errors import EdgebuildError
+    module = importlib.import_module(f"edgebuild.commands.{args.command}")
+    try:
+        return module.run(args)
+    except EdgebuildError as exc:
+        if args.verbose:
+            import traceback
+            traceback.print_exc()
+        print(f"edgebuild: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgebuild: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

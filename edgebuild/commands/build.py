@@ -1,0 +1,63 @@
+"""`edgebuild build [TARGET...]`, and the build session `all` and `bundle` share."""
+from __future__ import annotations
+
+import json
+import sys
+
+from edgebuild.cache import LocalCache
+from edgebuild.executor import LocalExecutor
+from edgebuild.graph import build_graph
+from edgebuild.hashing import StatCache
+from edgebuild.progress import make_reporter
+from edgebuild.project import load_project
+from edgebuild.scheduler import Scheduler
+from edgebuild.summary import exit_code, print_human, summary
+from edgebuild.targets import resolve_all
+
+
+def run(args) -> int:
+    return run_build(args, args.targets, bundle=False)
+
+
+def run_build(args, targets: list[str] | None, bundle: bool) -> int:
+    project = load_project(args.project)
+    resolved = resolve_all(project, targets or None)
+    cache = LocalCache.for_project(project.state_dir)
+    stats = StatCache(project.state_dir / "statcache.json")
+    with cache.gc_lock(shared=True):
+        cache.clean_stale_tmp()
+        graph = build_graph(resolved, stats.digest, project.root)
+        executor = LocalExecutor(args.jobs)
+        sched = Scheduler(project.root, graph, cache, stats, executor,
+                          make_reporter(args.quiet, args.verbose))
+        if args.dry_run:
+            from edgebuild.explain import dry_run
+            rows = dry_run(sched)
+            stats.save()
+            return _print_dry_run(rows, args.json)
+        sched.run()
+        results = sched.collect()
+        if bundle:
+            from edgebuild.bundling import bundle_targets
+            bundle_targets(project, graph, sched, results, getattr(args, "bundle_version", None), args.quiet)
+        stats.save()
+    doc = summary(graph, sched.outcomes, results)
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    elif not args.quiet:
+        print_human(doc, sys.stderr)
+    return exit_code(doc, args.strict)
+
+
+def _print_dry_run(rows: list[dict], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"ok": True, "dry_run": True, "steps": rows}, indent=1))
+        return 0
+    for row in rows:
+        if row["would_run"]:
+            print(f"would run  {row['label']} ({row['step']}): {'; '.join(row['reasons'])}")
+        else:
+            print(f"cached     {row['label']} ({row['step']})")
+    would = sum(r["would_run"] for r in rows)
+    print(f"{would} of {len(rows)} steps would run")
+    return 0

@@ -1,0 +1,291 @@
+"""Runs a step graph: cached nodes are settled at once, the rest run in parallel through an
+executor, failures block only their dependents, and finished artifacts are copied into build/.
+
+Per node: compute the action key from the actual input digests; a hit in the action cache settles
+it. A miss takes a per-key lock (so two concurrent builds never run the same work twice), checks
+the cache again, runs the step in a worker, moves its outputs into the content store and only then
+writes the action-cache entry: a build killed at any moment leaves either a complete entry or none.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebuild.actionkey import ToolchainMissing, action_key, key_parts, toolchain_versions
+from edgebuild.cache import LocalCache
+from edgebuild.executor import Executor, Task
+from edgebuild.fsutil import atomic_copy, atomic_write_json, file_lock
+from edgebuild.graph import Graph, Node
+from edgebuild.hashing import StatCache, canonical_json, sha256_bytes
+from edgebuild.progress import Reporter
+from edgebuild.state import TargetState
+
+
+@dataclass
+class Outcome:
+    status: str                     # cached | run | deferred | failed | blocked
+    key: str | None = None
+    parts: dict | None = None
+    entry: dict | None = None       # action-cache entry: outputs, metadata, status, message
+    message: str | None = None
+    log: Path | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class TargetResult:
+    name: str
+    status: str                     # built | cached | failed | deferred | skipped
+    recipe: str
+    artifacts: list[str] = field(default_factory=list)
+    reason: str | None = None
+    bundle: str | None = None
+    failed_step: str | None = None
+    log: str | None = None
+    metadata: dict = field(default_factory=dict)    # metrics/coverage/io gathered from the steps
+
+
+class Scheduler:
+    def __init__(self, project_root: Path, graph: Graph, cache: LocalCache, stats: StatCache,
+                 executor: Executor, reporter: Reporter) -> None:
+        self.root = project_root
+        self.graph, self.cache, self.stats, self.executor, self.reporter = graph, cache, stats, executor, reporter
+        self.outcomes: dict[str, Outcome] = {}
+        self.logs_dir = project_root / ".edgebuild" / "logs"
+        self._locks_dir = cache.root / "locks"
+
+    # --- planning helpers shared with dry-run ---------------------------------------------------
+
+    def input_digests(self, node: Node) -> dict[str, str] | None:
+        """Content digests of a node's inputs, or None while an upstream output is not known."""
+        digests = {}
+        for role, ref in node.inputs.items():
+            if ref.node is None:
+                digests[role] = ref.digest
+                continue
+            upstream = self.outcomes.get(ref.node)
+            record = upstream.entry["outputs"].get(ref.output) if upstream and upstream.entry else None
+            if record is None:
+                return None
+            digests[role] = record["digest"]
+        return digests
+
+    def blocked_by(self, node: Node) -> Outcome | None:
+        for dep in node.deps:
+            upstream = self.outcomes[dep]
+            label = self.graph.nodes[dep].label
+            if upstream.status in ("failed", "blocked"):
+                return Outcome("blocked", message=f"not run: {label} failed")
+            if upstream.status == "deferred":
+                needed = [r.output for r in node.inputs.values() if r.node == dep]
+                if any(o not in upstream.entry["outputs"] for o in needed):
+                    return Outcome("deferred", message=upstream.message or upstream.entry.get("message"))
+        return None
+
+    # --- running ------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Outcome]:
+        nodes = self.graph.nodes
+        waiting = {nid: set(n.deps) for nid, n in nodes.items()}
+        consumers = self.graph.consumers()
+        ready = [nid for nid, deps in waiting.items() if not deps]
+        running: dict[Future, str] = {}
+        self.reporter.start(len(nodes))
+        pool = ThreadPoolExecutor(max_workers=self.executor.capacity, thread_name_prefix="edgebuild")
+        try:
+            while ready or running:
+                while ready:
+                    nid = ready.pop(0)
+                    outcome = self._settle_without_running(nodes[nid])
+                    if outcome is None:
+                        self.reporter.node_started(nodes[nid])
+                        running[pool.submit(self._execute, nodes[nid])] = nid
+                    else:
+                        self._finish(nid, outcome, consumers, waiting, ready)
+                if running:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        nid = running.pop(future)
+                        self._finish(nid, future.result(), consumers, waiting, ready)
+        except BaseException:
+            self.executor.shutdown()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.reporter.stop()
+        return self.outcomes
+
+    def _finish(self, nid: str, outcome: Outcome, consumers, waiting, ready) -> None:
+        self.outcomes[nid] = outcome
+        self.reporter.node_done(self.graph.nodes[nid], outcome)
+        for consumer in consumers[nid]:
+            waiting[consumer].discard(nid)
+            if not waiting[consumer]:
+                ready.append(consumer)
+
+    def _settle_without_running(self, node: Node) -> Outcome | None:
+        blocked = self.blocked_by(node)
+        if blocked is not None:
+            return blocked
+        digests = self.input_digests(node)
+        try:
+            versions = toolchain_versions(node)
+        except ToolchainMissing:
+            return None    # the worker thread creates the environment, then computes the key
+        parts = key_parts(node, digests, versions)
+        key = action_key(parts)
+        entry = self.cache.actions.get(key)
+        if entry is None:
+            return None
+        self.cache.actions.touch(key)
+        return Outcome("cached" if entry["status"] == "ok" else "deferred", key=key, parts=parts, entry=entry,
+                       message=entry.get("message"))
+
+    def _execute(self, node: Node) -> Outcome:
+        started = time.monotonic()
+        python = None
+        if node.toolchain is not None:
+            from edgebuild.toolchain import ensure
+            python = str(ensure(node.toolchain).python)
+        parts = key_parts(node, self.input_digests(node), toolchain_versions(node))
+        key = action_key(parts)
+        with file_lock(self._locks_dir / key[:2] / f"{key}.lock"):
+            entry = self.cache.actions.get(key)
+            if entry is not None:    # another build finished it while we waited
+                return Outcome("cached" if entry["status"] == "ok" else "deferred", key=key, parts=parts,
+                               entry=entry, message=entry.get("message"))
+            workdir = self.cache.store.tmp_dir()
+            try:
+                return self._run_step(node, key, parts, workdir, python, started)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    def _run_step(self, node: Node, key: str, parts: dict, workdir: Path, python: str | None,
+                  started: float) -> Outcome:
+        inputs, upstream = {}, {}
+        for role, ref in node.inputs.items():
+            if ref.node is None:
+                inputs[role] = str(ref.path)
+            else:
+                up = self.outcomes[ref.node].entry
+                inputs[role] = str(self.cache.store.output_path(up["outputs"][ref.output]))
+                upstream[role] = up.get("metadata", {})
+        target, step_id = next(iter(node.uses.items()))
+        log = self.logs_dir / target / f"{step_id}.log"
+        task = Task(node_id=node.id, label=node.label, step=node.step, params=node.params, inputs=inputs,
+                    upstream=upstream, workdir=workdir, log_file=log,
+                    resources=node.step_cls().resources(node.params))
+        if python:
+            task.python = python
+        result = self.executor.run(task)
+        seconds = time.monotonic() - started
+        if result.status == "failed":
+            return Outcome("failed", key=key, parts=parts, message=result.message, log=log, seconds=seconds)
+        outputs = {}
+        for name in node.step_cls.outputs:
+            produced = result.out_dir / name
+            if produced.is_dir():
+                outputs[name] = self.cache.store.put_tree(produced)
+            elif produced.is_file():
+                outputs[name] = self.cache.store.put_file(produced)
+            elif result.status == "ok":
+                return Outcome("failed", key=key, parts=parts, log=log, seconds=seconds,
+                               message=f"step {node.step} did not write its declared output '{name}'")
+        entry = {"status": result.status, "message": result.message, "outputs": outputs,
+                 "metadata": result.metadata, "step": node.step, "label": node.label, "seconds": round(seconds, 3)}
+        self.cache.actions.put(key, entry)
+        return Outcome("run" if result.status == "ok" else "deferred", key=key, parts=parts, entry=entry,
+                       message=result.message, log=log, seconds=seconds)
+
+    # --- results per target ---------------------------------------------------------------------
+
+    def collect(self) -> dict[str, TargetResult]:
+        results = {}
+        for name, plan in self.graph.targets.items():
+            state = TargetState.load(self.root, name)
+            outcomes = [(self.graph.nodes[n], self.outcomes[n]) for n in plan.nodes]
+            result = TargetResult(name=name, status="cached", recipe=plan.resolved.recipe.name)
+            failed = next(((n, o) for n, o in outcomes if o.status == "failed"), None)
+            blocked = next(((n, o) for n, o in outcomes if o.status == "blocked"), None)
+            deferred = next(((n, o) for n, o in outcomes if o.status == "deferred"), None)
+            if failed or blocked:
+                node, outcome = failed or blocked
+                result.status = "failed"
+                result.failed_step = node.uses[name]
+                result.log = str(outcome.log) if outcome.log else None
+                result.reason = f"step '{node.uses[name]}' ({node.step}) failed: {outcome.message}"
+                if failed:
+                    result.reason += f" (log: {_rel(outcome.log, self.root)})"
+            elif deferred:
+                result.status = "deferred"
+                result.reason = f"step '{deferred[0].uses[name]}' deferred: {deferred[1].message}"
+            elif any(o.status == "run" for _, o in outcomes):
+                result.status = "built"
+            for node, outcome in outcomes:
+                if outcome.entry:
+                    _merge_metadata(result.metadata, outcome.entry.get("metadata", {}))
+            if result.status != "failed":
+                result.artifacts = self._materialize(name, plan, state)
+            state.record_steps({node.uses[name]: {"key": o.key, "parts": o.parts} for node, o in outcomes
+                                if o.key is not None})
+            state.save()
+            results[name] = result
+        return results
+
+    def _materialize(self, name: str, plan, state: TargetState) -> list[str]:
+        """Copy the target's artifacts to build/<target>/, skipping files already identical."""
+        out_dir = self.root / "build" / name
+        written = []
+        for artifact in plan.artifacts:
+            entry = self.outcomes[artifact.node].entry
+            record = entry["outputs"].get(artifact.output) if entry else None
+            if record is None:
+                continue   # a deferred step's artifact that this host could not make
+            dst = out_dir / artifact.filename
+            want = _listing_digest(record)
+            if not (dst.exists() and self.stats.digest(dst) == want):
+                atomic_copy(self.cache.store.output_path(record), dst)
+                if record["type"] == "file":
+                    self.stats.remember(dst, record["digest"])
+            written.append(_rel(dst, self.root))
+        for stale in set(state.artifacts) - set(written):   # left over from an earlier configuration
+            path = self.root / stale
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+        state.artifacts = written
+        return written
+
+
+def _listing_digest(record: dict) -> str:
+    """The digest StatCache.digest gives the materialised file or folder."""
+    if record["type"] == "file":
+        return record["digest"]
+    listing = [[rel, f["digest"]] for rel, f in sorted(record["files"].items())]
+    return sha256_bytes(canonical_json(listing))
+
+
+def _merge_metadata(into: dict, metadata: dict) -> None:
+    for key, value in metadata.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            into[key] = {**into[key], **value}
+        else:
+            into[key] = value
+
+
+def _rel(path: Path | None, root: Path) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def write_target_summary(root: Path, result: TargetResult) -> None:
+    atomic_write_json(root / ".edgebuild" / "state" / "results" / f"{result.name}.json", result.__dict__)
+
