@@ -6,24 +6,62 @@ another checkout gets the same key, and a tool upgrade or a changed byte gets a 
 """
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
 from functools import lru_cache
-from importlib import metadata
+from pathlib import Path
 
+from edgebuild.fsutil import atomic_write_json
 from edgebuild.graph import Node
 from edgebuild.hashing import canonical_json, sha256_bytes
 
 ABSENT = "absent"
 
 
-@lru_cache(maxsize=None)
+class _InstalledVersions:
+    """Versions of installed distributions, remembered in a small file keyed by the modification
+    times of sys.path folders (installing, upgrading or removing a package changes them), because
+    importlib.metadata alone costs more than a whole no-op build should."""
+
+    def __init__(self) -> None:
+        self.file: Path | None = None
+        self._fingerprint = [[p, os.stat(p).st_mtime_ns] for p in sys.path if p and os.path.isdir(p)]
+        self._versions: dict[str, str] = {}
+        self._dirty = False
+
+    def use_file(self, file: Path) -> None:
+        self.file = file
+        try:
+            data = json.loads(file.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        if data.get("fingerprint") == self._fingerprint:
+            self._versions = data.get("versions", {})
+
+    def get(self, name: str) -> str:
+        if name not in self._versions:
+            from importlib import metadata
+            try:
+                self._versions[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                self._versions[name] = ABSENT
+            self._dirty = True
+        return self._versions[name]
+
+    def save(self) -> None:
+        if self._dirty and self.file is not None:
+            atomic_write_json(self.file, {"fingerprint": self._fingerprint, "versions": self._versions})
+            self._dirty = False
+
+
+INSTALLED = _InstalledVersions()
+
+
 def distribution_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return ABSENT
+    return INSTALLED.get(name)
 
 
 @lru_cache(maxsize=None)

@@ -94,7 +94,7 @@ class Scheduler:
         ready = [nid for nid, deps in waiting.items() if not deps]
         running: dict[Future, str] = {}
         self.reporter.start(len(nodes))
-        pool = ThreadPoolExecutor(max_workers=self.executor.capacity, thread_name_prefix="edgebuild")
+        pool = None     # created on the first node that must run: a no-op build starts no threads
         try:
             while ready or running:
                 while ready:
@@ -102,6 +102,8 @@ class Scheduler:
                     outcome = self._settle_without_running(nodes[nid])
                     if outcome is None:
                         self.reporter.node_started(nodes[nid])
+                        if pool is None:
+                            pool = ThreadPoolExecutor(self.executor.capacity, thread_name_prefix="edgebuild")
                         running[pool.submit(self._execute, nodes[nid])] = nid
                     else:
                         self._finish(nid, outcome, consumers, waiting, ready)
@@ -114,7 +116,8 @@ class Scheduler:
             self.executor.shutdown()
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             self.reporter.stop()
         return self.outcomes
 

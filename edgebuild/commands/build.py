@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from edgebuild.actionkey import INSTALLED
 from edgebuild.cache import LocalCache
 from edgebuild.executor import LocalExecutor
 from edgebuild.graph import build_graph
@@ -24,6 +25,7 @@ def run_build(args, targets: list[str] | None, bundle: bool) -> int:
     resolved = resolve_all(project, targets or None)
     cache = LocalCache.for_project(project.state_dir)
     stats = StatCache(project.state_dir / "statcache.json")
+    INSTALLED.use_file(project.state_dir / "versions.json")
     with cache.gc_lock(shared=True):
         cache.clean_stale_tmp()
         graph = build_graph(resolved, stats.digest, project.root)
@@ -34,6 +36,7 @@ def run_build(args, targets: list[str] | None, bundle: bool) -> int:
             from edgebuild.explain import dry_run
             rows = dry_run(sched)
             stats.save()
+            INSTALLED.save()
             return _print_dry_run(rows, args.json)
         sched.run()
         results = sched.collect()
@@ -41,6 +44,7 @@ def run_build(args, targets: list[str] | None, bundle: bool) -> int:
             from edgebuild.bundling import bundle_targets
             bundle_targets(project, graph, sched, results, getattr(args, "bundle_version", None), args.quiet)
         stats.save()
+        INSTALLED.save()
     doc = summary(graph, sched.outcomes, results)
     if args.json:
         print(json.dumps(doc, indent=1))

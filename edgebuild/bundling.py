@@ -1,0 +1,167 @@
+"""From a finished build to bundles: gathers each target's artifacts, I/O, self-test, coverage,
+metrics and provenance into a BundleSpec and hands it to edgebuild.bundle.
+
+A bundle is rewritten only when what goes into it changed (a fingerprint of the spec, the artifact
+digests and the signing key's identity), so a no-op `edgebuild all` neither re-tars nor re-signs.
+Host latency figures vary from run to run, so they stay out of the signed manifest (which must be
+reproducible byte for byte) and go to the JSON summary and report instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from edgebuild import __version__
+from edgebuild.errors import ConfigError
+from edgebuild.fsutil import atomic_write_json
+from edgebuild.hashing import canonical_json, sha256_bytes
+from edgebuild.project import SEMVER, Project
+
+RUNTIME_OPTIONS = ("providers", "delegate")
+UNREPRODUCIBLE_METRICS = ("latency",)
+
+
+def bundle_targets(project: Project, graph, sched, results: dict, version: str | None, quiet: bool) -> None:
+    version = version or project.version
+    if not SEMVER.match(version):
+        raise ConfigError(f"--version '{version}' is not a semantic version (MAJOR.MINOR.PATCH)")
+    state_file = project.state_dir / "state" / "bundles.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except (FileNotFoundError, ValueError):
+        state = {}
+    key_identity = _key_identity(project)
+    signer = None
+    changed = False
+    for name, result in results.items():
+        if result.status == "failed":
+            continue
+        spec, digests = make_spec(project, graph.targets[name], sched, result, version)
+        fingerprint = sha256_bytes(canonical_json([__version__, key_identity, digests, _spec_json(spec)]))
+        path = project.bundles_dir / f"{spec.folder_name}.tar.gz"
+        known = state.get(name)
+        if known and known["fingerprint"] == fingerprint and _same_file(path, known.get("stat")):
+            result.bundle = _rel(path, project.root)
+            continue
+        if signer is None:
+            signer = _signer(project, quiet)
+        written = _write(spec, project, signer)
+        state[name] = {"fingerprint": fingerprint, "stat": _stat(written)}
+        result.bundle = _rel(written, project.root)
+        changed = True
+    if changed or (signer is None and state and not (project.bundles_dir / "index.json").exists()):
+        from edgebuild.bundle import update_index
+        update_index(project.bundles_dir, (signer or _signer(project, quiet)))
+    if changed:
+        atomic_write_json(state_file, state)
+
+
+def _signer(project: Project, quiet: bool):
+    from edgebuild.bundle import BundleError, resolve_signing_key
+    try:
+        key, source = resolve_signing_key(project.root, project.signing_key)
+    except BundleError as exc:
+        raise ConfigError(str(exc)) from None
+    if not quiet and "development" in source:
+        print(f"edgebuild: bundles signed with {source}", file=sys.stderr)
+    return key
+
+
+def _write(spec, project: Project, key) -> Path:
+    from edgebuild.bundle import BundleError, VersionExists, write_bundle
+    try:
+        return write_bundle(spec, project.bundles_dir, key)
+    except VersionExists as exc:
+        raise ConfigError(f"{exc} (bump [project].version or pass --version)") from None
+    except BundleError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def make_spec(project: Project, plan, sched, result, version: str):
+    from edgebuild.bundle import BundleSpec
+
+    resolved = plan.resolved
+    nodes = [(sched.graph.nodes[n], sched.outcomes[n]) for n in plan.nodes]
+    artifacts, digests = {}, {}
+    io = None
+    for artifact in plan.artifacts:
+        entry = sched.outcomes[artifact.node].entry
+        record = entry["outputs"].get(artifact.output) if entry else None
+        if record is None:
+            continue
+        artifacts[artifact.filename] = project.build_dir / resolved.name / artifact.filename
+        digests[artifact.filename] = record["digest"]
+        io = io or entry.get("metadata", {}).get("io")
+    selftest = None
+    for node, outcome in nodes:
+        record = outcome.entry["outputs"].get("selftest.npz") if outcome.entry else None
+        if record is not None:
+            selftest = sched.cache.store.path(record["digest"])
+            digests["selftest.npz"] = record["digest"]
+        io = io or (outcome.entry or {}).get("metadata", {}).get("io")
+    metrics = {k: v for k, v in result.metadata.get("metrics", {}).items() if k not in UNREPRODUCIBLE_METRICS}
+    source = resolved.model.source
+    provenance = {
+        "source": {"path": _rel(source, project.root), "sha256": sched.stats.digest(source)},
+        "steps": [{"id": node.uses[resolved.name], "step": node.step, "version": node.step_cls.version,
+                   "action_key": outcome.key} for node, outcome in nodes],
+        "toolchain": _merged_toolchain(nodes),
+        "edgebuild_version": __version__,
+    }
+    spec = BundleSpec(
+        project=project.name, version=version, target=resolved.name, device=resolved.device,
+        recipe=resolved.recipe.name, runtime=resolved.recipe.runtime, artifacts=artifacts,
+        io=io or {"inputs": [], "outputs": []}, selftest=selftest, status=result.status if result.status == "deferred"
+        else "built", remaining=result.reason if result.status == "deferred" else None,
+        coverage=result.metadata.get("coverage"), metrics=metrics, provenance=provenance,
+        runtime_options={k: resolved.params[k] for k in RUNTIME_OPTIONS if k in resolved.params})
+    return spec, digests
+
+
+def _merged_toolchain(nodes) -> dict:
+    merged: dict[str, str] = {}
+    for _node, outcome in nodes:
+        if outcome.parts:
+            merged.update(outcome.parts["toolchain"])
+    return dict(sorted(merged.items()))
+
+
+def _spec_json(spec) -> dict:
+    data = dict(spec.__dict__)
+    data["artifacts"] = sorted(spec.artifacts)
+    data["selftest"] = spec.selftest is not None
+    data["extra_files"] = sorted(spec.extra_files)
+    return json.loads(json.dumps(data, default=str))
+
+
+def _key_identity(project: Project) -> list:
+    """Which key would sign, without loading it: the configured file and its stat, or the variable."""
+    env = os.environ.get("EDGEBUILD_SIGNING_KEY")
+    if project.signing_key:
+        path = project.root / project.signing_key
+        return ["file", str(path), _stat(path)]
+    if env:
+        return ["env", sha256_bytes(env.encode())]
+    dev = project.state_dir / "keys"
+    return ["dev", [_stat(p) for p in sorted(dev.glob("*"))] if dev.is_dir() else None]
+
+
+def _stat(path: Path):
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _same_file(path: Path, recorded) -> bool:
+    return recorded is not None and _stat(path) == recorded
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
