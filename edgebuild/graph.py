@@ -119,21 +119,23 @@ def build_graph(targets: list[ResolvedTarget], digest: Callable[[Path], str], ro
         artifacts: list[Artifact] = []
         for step in _order_recipe_steps(resolved):
             cls = get_step(step.step)
-            optional = {r.rstrip("?") for r in cls.inputs if r.endswith("?")}
+            params = resolved.expand(step.params, f"step '{step.id}' params")
+            required = cls().required_inputs(params)
             inputs: dict[str, InputRef] = {}
             for role, ref in step.inputs.items():
                 if ref in MODEL_REFS:
                     path = getattr(resolved.model, ref.split(".")[1])
                     if path is None:
-                        if role in optional:
+                        if role not in required:
                             continue
-                        raise ConfigError(f"target '{resolved.name}': step '{step.id}' needs "
-                                          f"[models.{resolved.model.name}].{ref.split('.')[1]}")
+                        what = ref.split(".")[1]
+                        raise ConfigError(f"target '{resolved.name}' (recipe '{resolved.recipe.name}', step "
+                                          f"'{step.id}') needs `{what}` data: add `{what} = \"FILE.npz\"` to "
+                                          f"[models.{resolved.model.name}]")
                     inputs[role] = InputRef(label=_relative(path, root), path=path, digest=digest(path))
                 else:
                     upstream, _, output = ref.partition(".")
                     inputs[role] = InputRef(label=ref, node=local[upstream], output=output)
-            params = resolved.expand(step.params, f"step '{step.id}' params")
             toolchain = None if step.toolchain == "default" else resolved.recipe.toolchain
             identity = {"step": step.step, "version": cls.version, "params": params, "toolchain": toolchain,
                         "inputs": {role: ref.identity() for role, ref in sorted(inputs.items())}}

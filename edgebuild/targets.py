@@ -105,23 +105,7 @@ def resolve_target(project: Project, target: Target, recipe: Recipe) -> Resolved
     model = project.models[target.model]
     resolved = ResolvedTarget(target=target, model=model, recipe=recipe, device=device or "",
                               device_profile=profile, params=params, steps=steps)
-    _check_model_inputs(project, resolved)
     return resolved
-
-
-def _check_model_inputs(project: Project, resolved: ResolvedTarget) -> None:
-    """A step that needs calibration or evaluation data fails here, before anything runs."""
-    from edgebuild.steps import get_step
-
-    model = resolved.model
-    for step in resolved.steps:
-        required = {role for role in get_step(step.step).inputs if not role.endswith("?")}
-        for role, ref in step.inputs.items():
-            if ref in ("model.calibration", "model.evaluation") and role in required:
-                if getattr(model, ref.split(".")[1]) is None:
-                    raise project.error(
-                        f"target '{resolved.name}' (recipe '{resolved.recipe.name}', step '{step.id}') needs "
-                        f"`{ref.split('.')[1]}` data: add it to [models.{model.name}]", f"models.{model.name}")
 
 
 def resolve_all(project: Project, names: list[str] | None = None) -> list[ResolvedTarget]:

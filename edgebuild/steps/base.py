@@ -64,6 +64,11 @@ class Step:
     def resources(self, params: dict[str, Any]) -> dict[str, float]:
         return {}
 
+    def required_inputs(self, params: dict[str, Any]) -> set[str]:
+        """Roles that must be present for these parameters (an optional role may become required,
+        e.g. calibration data for static quantization)."""
+        return {role for role in self.inputs if not role.endswith("?")}
+
     def run(self, ctx: StepContext) -> dict[str, Any]:
         """Do the work; return JSON-serialisable metadata (I/O description, metrics, coverage...)
         that is stored with the outputs and reaches downstream steps and the bundle manifest."""

@@ -112,6 +112,9 @@ class OrtQuantize(Step):
     inputs = ("model", "calibration?")
     outputs = ("model.onnx",)
 
+    def required_inputs(self, params: dict) -> set[str]:
+        return {"model", "calibration"} if params.get("mode", "static") == "static" else {"model"}
+
     def run(self, ctx: StepContext) -> dict:
         from onnxruntime import quantization as q
         from onnxruntime.quantization.shape_inference import quant_pre_process
