@@ -66,7 +66,12 @@ class LocalExecutor(Executor):
         request_file = task.workdir / "request.json"
         request_file.write_text(json.dumps(request))
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
+        if task.python != sys.executable:
+            # a toolchain interpreter must see edgebuild and nothing else of this environment
+            from edgebuild.toolchain import worker_pythonpath
+            env["PYTHONPATH"] = worker_pythonpath()
+        else:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
         task.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(task.log_file, "wb") as log:
             proc = subprocess.Popen([task.python, "-m", "edgebuild.worker", str(request_file)],

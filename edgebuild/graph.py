@@ -41,6 +41,7 @@ class Node:
     inputs: dict[str, InputRef]
     toolchain: dict | None                                   # None: edgebuild's own environment
     uses: dict[str, str] = field(default_factory=dict)       # target name -> recipe step id
+    after: set[str] = field(default_factory=set)             # node ids that must succeed first (no data)
 
     @property
     def label(self) -> str:
@@ -49,7 +50,7 @@ class Node:
 
     @property
     def deps(self) -> list[str]:
-        return sorted({ref.node for ref in self.inputs.values() if ref.node})
+        return sorted({ref.node for ref in self.inputs.values() if ref.node} | self.after)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ def _order_recipe_steps(resolved: ResolvedTarget) -> list[RecipeStep]:
                 raise ConfigError(f"target '{resolved.name}': step '{step.id}' input '{role}' needs step "
                                   f"'{upstream}', which {why}", resolved.recipe.file)
             visit(by_id[upstream], path + [step.id])
+        for upstream in step.after:
+            if upstream in by_id:        # an `after` step left out by `when` imposes no order
+                visit(by_id[upstream], path + [step.id])
         state[step.id] = "done"
         ordered.append(step)
 
@@ -145,6 +149,7 @@ def build_graph(targets: list[ResolvedTarget], digest: Callable[[Path], str], ro
                 node = nodes[node_id] = Node(id=node_id, step=step.step, step_cls=cls, params=params,
                                              inputs=inputs, toolchain=toolchain)
             node.uses.setdefault(resolved.name, step.id)
+            node.after.update(local[a] for a in step.after if a in local)
             local[step.id] = node_id
             for output, template in step.artifact.items():
                 filename = resolved.expand(template, f"step '{step.id}' artifact")

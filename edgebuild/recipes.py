@@ -16,7 +16,7 @@ from edgebuild.tomlpos import key_lines, line_of
 
 RECIPE_KEYS = {"recipe", "parameters", "choices", "devices", "steps", "toolchain", "data"}
 HEADER_KEYS = {"name", "description", "runtime", "toolchain", "default_device", "device_bound"}
-STEP_KEYS = {"id", "step", "inputs", "params", "when", "artifact", "toolchain"}
+STEP_KEYS = {"id", "step", "inputs", "params", "when", "artifact", "toolchain", "after"}
 MODEL_REFS = {"model.source", "model.calibration", "model.evaluation"}
 
 
@@ -35,6 +35,7 @@ class RecipeStep:
     when: dict[str, list]
     artifact: dict[str, str]          # output name -> file name template under build/<target>/
     toolchain: str | None             # "default" runs in edgebuild's own environment
+    after: tuple[str, ...] = ()       # steps that must succeed first without feeding it (e.g. a coverage gate)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def parse_recipe(file: Path) -> Recipe:
         steps.append(RecipeStep(
             id=raw["id"], step=raw["step"], inputs=dict(raw.get("inputs", {})), params=dict(raw.get("params", {})),
             when=when, artifact=artifact if isinstance(artifact, dict) else {"": artifact},
-            toolchain=raw.get("toolchain")))
+            toolchain=raw.get("toolchain"), after=tuple(raw.get("after", ()))))
     _check_step_kinds(steps, fail)
     toolchain = data.get("toolchain")
     return Recipe(name=name, file=file, description=header.get("description", ""),
@@ -158,6 +159,10 @@ def _check_step_kinds(steps: list[RecipeStep], fail) -> None:
             if output not in kinds[upstream].outputs:
                 raise fail(f"step '{s.id}' input '{role}': step '{upstream}' has no output '{output}' "
                            f"(outputs: {', '.join(kinds[upstream].outputs)})", "steps")
+        for upstream in s.after:
+            if upstream not in kinds:
+                raise fail(f"step '{s.id}': `after` names unknown step '{upstream}'{did_you_mean(upstream, kinds)}",
+                           "steps")
         for output in s.artifact:
             if output and output not in kinds[s.id].outputs:
                 raise fail(f"step '{s.id}': artifact names unknown output '{output}'", "steps")

@@ -185,8 +185,9 @@ class Scheduler:
             task.python = python
         result = self.executor.run(task)
         seconds = time.monotonic() - started
-        if result.status == "failed":
-            return Outcome("failed", key=key, parts=parts, message=result.message, log=log, seconds=seconds)
+        if result.status == "failed":   # not cached; its metadata (gate figures, coverage) still reaches the summary
+            return Outcome("failed", key=key, parts=parts, message=result.message, log=log, seconds=seconds,
+                           entry={"status": "failed", "outputs": {}, "metadata": result.metadata})
         outputs = {}
         for name in node.step_cls.outputs:
             produced = result.out_dir / name

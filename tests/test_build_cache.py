@@ -16,7 +16,7 @@ def test_second_all_runs_nothing(demo_copy):
     assert result.rc == 0, result.stderr
     doc = result.json
     assert doc["steps"]["run"] == 0
-    assert doc["steps"]["cached"] == doc["steps"]["total"] == 8   # check+simplify shared by the 3 targets
+    assert doc["steps"]["cached"] == doc["steps"]["total"] == 11   # check+simplify shared by the 3 targets
     assert {t["status"] for t in doc["targets"].values()} == {"cached"}
     for target in ORT_TARGETS:
         assert doc["targets"][target]["bundle"].endswith(f"demo-{target}-1.0.0.tar.gz")
@@ -66,7 +66,7 @@ def test_changed_source_reruns_exactly_downstream(demo_copy):
     assert "input 'model' changed (models/digits.onnx)" in dry.stdout
     result = run_cli(demo_copy, "build", "--json")
     assert result.rc == 0, result.stderr
-    assert ran_steps(result) == 8                      # every node of the three digits targets
+    assert ran_steps(result) == 11                     # every node of the three digits targets
     assert result.json["targets"]["other-fp32"]["status"] == "cached"
 
 
@@ -89,7 +89,7 @@ def test_changed_parameter_reruns_only_that_target(demo_copy):
     toml.write_text(toml.read_text().replace('precision = "int8"', 'precision = "int8"\nper_channel = false'))
     dry = run_cli(demo_copy, "build", "-n")
     assert "parameter per_channel: True -> False" in dry.stdout
-    assert "2 of 8 steps would run" in dry.stdout
+    assert "2 of 11 steps would run" in dry.stdout
     result = run_cli(demo_copy, "build", "--json")
     assert ran_steps(result) == 2
     statuses = {name: t["status"] for name, t in result.json["targets"].items()}
@@ -118,7 +118,7 @@ def test_artifacts_equal_after_clean_cache_rebuild(demo_copy, built_demo):
     assert not (demo_copy / "build").exists()
     result = run_cli(demo_copy, "build", "--json")
     assert result.rc == 0
-    assert ran_steps(result) == 8
+    assert ran_steps(result) == 11
     for target, name in zip(ORT_TARGETS, ("digits_fp32.onnx", "digits_fp16.onnx", "digits_int8.onnx")):
         a = (demo_copy / "build" / target / name).read_bytes()
         b = (built_demo / "build" / target / name).read_bytes()

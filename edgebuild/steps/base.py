@@ -64,6 +64,12 @@ class Step:
     def resources(self, params: dict[str, Any]) -> dict[str, float]:
         return {}
 
+    def check_config(self, params: dict[str, Any], model_io: dict) -> list[str]:
+        """Problems with this configuration that can be seen before anything runs (device and
+        precision mistakes); `edgebuild check` reports them and exits 2. model_io: the source
+        model's {"inputs": [...], "outputs": [...]}."""
+        return []
+
     def required_inputs(self, params: dict[str, Any]) -> set[str]:
         """Roles that must be present for these parameters (an optional role may become required,
         e.g. calibration data for static quantization)."""
