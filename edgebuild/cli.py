@@ -43,6 +43,9 @@ def make_parser() -> argparse.ArgumentParser:
         _common(cmd)
         if name in ("all", "build", "bundle"):
             cmd.add_argument("-n", "--dry-run", action="store_true", help="print what would run and why")
+            cmd.add_argument("--executor", default="local", metavar="KIND",
+                             help="where steps run: local (worker processes, default) or inline (this "
+                                  "process, one at a time: for debugging steps)")
         if name == "build":
             cmd.add_argument("targets", nargs="*", metavar="TARGET")
         if name in ("bundle", "check"):

@@ -95,3 +95,28 @@ class LocalExecutor(Executor):
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+class InlineExecutor(Executor):
+    """Runs steps in this process, one at a time: no isolation from crashes or memory growth, but
+    no process start-up either. For debugging a step (breakpoints work) and for benchmarks."""
+
+    capacity = 1
+
+    def run(self, task: Task) -> TaskResult:
+        from edgebuild.worker import run_request
+
+        out = task.workdir / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        result = run_request({"step": task.step, "params": task.params, "inputs": task.inputs,
+                              "upstream": task.upstream, "out": str(out)})
+        return TaskResult(result["status"], result.get("message"), result.get("metadata") or {}, out)
+
+
+def make_executor(spec: str, jobs: int) -> Executor:
+    if spec == "local":
+        return LocalExecutor(jobs)
+    if spec == "inline":
+        return InlineExecutor()
+    from edgebuild.errors import ConfigError
+    raise ConfigError(f"unknown executor '{spec}': use local or inline")

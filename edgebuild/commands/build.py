@@ -6,7 +6,7 @@ import sys
 
 from edgebuild.actionkey import INSTALLED
 from edgebuild.cache import LocalCache
-from edgebuild.executor import LocalExecutor
+from edgebuild.executor import make_executor
 from edgebuild.graph import build_graph
 from edgebuild.hashing import StatCache
 from edgebuild.progress import make_reporter
@@ -29,7 +29,7 @@ def run_build(args, targets: list[str] | None, bundle: bool) -> int:
     with cache.gc_lock(shared=True):
         cache.clean_stale_tmp()
         graph = build_graph(resolved, stats.digest, project.root)
-        executor = LocalExecutor(args.jobs)
+        executor = make_executor(args.executor, args.jobs)
         sched = Scheduler(project.root, graph, cache, stats, executor,
                           make_reporter(args.quiet, args.verbose))
         if args.dry_run:
