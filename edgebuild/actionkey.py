@@ -28,7 +28,9 @@ class _InstalledVersions:
 
     def __init__(self) -> None:
         self.file: Path | None = None
-        self._fingerprint = [[p, os.stat(p).st_mtime_ns] for p in sys.path if p and os.path.isdir(p)]
+        # only package folders: the script's folder or the cwd at sys.path[0] change from call to call
+        self._fingerprint = [[p, os.stat(p).st_mtime_ns] for p in sys.path
+                             if ("site-packages" in p or "dist-packages" in p) and os.path.isdir(p)]
         self._versions: dict[str, str] = {}
         self._dirty = False
 

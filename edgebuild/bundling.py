@@ -40,7 +40,7 @@ def bundle_targets(project: Project, graph, sched, results: dict, version: str |
             continue
         spec, digests = make_spec(project, graph.targets[name], sched, result, version)
         fingerprint = sha256_bytes(canonical_json([__version__, key_identity, digests, _spec_json(spec)]))
-        path = project.bundles_dir / f"{spec.folder_name}.tar.gz"
+        path = project.bundles_dir / f"{project.name}-{name}-{version}.tar.gz"
         known = state.get(name)
         if known and known["fingerprint"] == fingerprint and _same_file(path, known.get("stat")):
             result.bundle = _rel(path, project.root)
@@ -69,19 +69,19 @@ def _signer(project: Project, quiet: bool):
     return key
 
 
-def _write(spec, project: Project, key) -> Path:
-    from edgebuild.bundle import BundleError, VersionExists, write_bundle
+def _write(spec: dict, project: Project, key) -> Path:
+    from edgebuild.bundle import BundleError, BundleSpec, VersionExists, write_bundle
     try:
-        return write_bundle(spec, project.bundles_dir, key)
+        return write_bundle(BundleSpec(**spec), project.bundles_dir, key)
     except VersionExists as exc:
         raise ConfigError(f"{exc} (bump [project].version or pass --version)") from None
     except BundleError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def make_spec(project: Project, plan, sched, result, version: str):
-    from edgebuild.bundle import BundleSpec
-
+def make_spec(project: Project, plan, sched, result, version: str) -> tuple[dict, dict]:
+    """The BundleSpec's fields (a plain dict, so a no-op build need not import the bundle
+    package) and the digests of the files that go in."""
     resolved = plan.resolved
     nodes = [(sched.graph.nodes[n], sched.outcomes[n]) for n in plan.nodes]
     artifacts, digests = {}, {}
@@ -110,11 +110,12 @@ def make_spec(project: Project, plan, sched, result, version: str):
         "toolchain": _merged_toolchain(nodes),
         "edgebuild_version": __version__,
     }
-    spec = BundleSpec(
+    spec = dict(
         project=project.name, version=version, target=resolved.name, device=resolved.device,
         recipe=resolved.recipe.name, runtime=resolved.recipe.runtime, artifacts=artifacts,
-        io=io or {"inputs": [], "outputs": []}, selftest=selftest, status=result.status if result.status == "deferred"
-        else "built", remaining=result.reason if result.status == "deferred" else None,
+        io=io or {"inputs": [], "outputs": []}, selftest=selftest,
+        status="deferred" if result.status == "deferred" else "built",
+        remaining=result.reason if result.status == "deferred" else None,
         coverage=result.metadata.get("coverage"), metrics=metrics, provenance=provenance,
         runtime_options={k: resolved.params[k] for k in RUNTIME_OPTIONS if k in resolved.params})
     return spec, digests
@@ -128,11 +129,8 @@ def _merged_toolchain(nodes) -> dict:
     return dict(sorted(merged.items()))
 
 
-def _spec_json(spec) -> dict:
-    data = dict(spec.__dict__)
-    data["artifacts"] = sorted(spec.artifacts)
-    data["selftest"] = spec.selftest is not None
-    data["extra_files"] = sorted(spec.extra_files)
+def _spec_json(spec: dict) -> dict:
+    data = dict(spec, artifacts=sorted(spec["artifacts"]), selftest=spec["selftest"] is not None)
     return json.loads(json.dumps(data, default=str))
 
 
