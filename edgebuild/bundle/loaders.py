@@ -1,0 +1,65 @@
+"""Rendering the files a bundle generates from Jinja2 templates: loader.py (one template per
+runtime), README.md, and LoadModel.swift for Core ML bundles. Output depends only on the
+arguments, so bundles stay reproducible."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+
+from edgebuild.bundle import portable
+from edgebuild.bundle.errors import BundleError
+from edgebuild.bundle.spec import BundleSpec
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+# runtime name -> template file; "llama.cpp" has a dot, which file names avoid
+LOADER_TEMPLATES = {
+    "onnxruntime": "loader_onnxruntime.py.j2",
+    "tflite": "loader_tflite.py.j2",
+    "coreml": "loader_coreml.py.j2",
+    "llama.cpp": "loader_llama_cpp.py.j2",
+    "tensorrt": "loader_tensorrt.py.j2",
+}
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def render_loader(spec: BundleSpec) -> str:
+    template_name = LOADER_TEMPLATES.get(spec.runtime)
+    if template_name is None:
+        raise BundleError(f"no loader for runtime {spec.runtime!r} (known: {', '.join(LOADER_TEMPLATES)})")
+    if not (TEMPLATES / template_name).is_file():
+        raise BundleError(f"loader template {template_name} for runtime {spec.runtime!r} is not installed")
+    return _environment().get_template(template_name).render(
+        bundle_name=spec.folder_name,
+        runtime=spec.runtime,
+        options_json=json.dumps(spec.runtime_options, sort_keys=True),
+        manifest_project=spec.project,
+        manifest_target=spec.target,
+        manifest_version=spec.version,
+        portable_source=Path(portable.__file__).read_text(encoding="utf-8"),
+    )
+
+
+def render_readme(spec: BundleSpec, files: list[str]) -> str:
+    return _environment().get_template("README.md.j2").render(spec=spec, files=sorted(files))
+
+
+def render_swift(spec: BundleSpec) -> str:
+    """A Swift snippet loading the Core ML artifact, shipped in coreml bundles as LoadModel.swift."""
+    names = sorted(spec.artifacts)
+    model = next((n for n in names if n.endswith((".mlpackage", ".mlmodel"))), names[0])
+    return _environment().get_template("LoadModel.swift.j2").render(
+        spec=spec, model=model, inputs=spec.io.get("inputs", []),
+        outputs=spec.io.get("outputs", []))

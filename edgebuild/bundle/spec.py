@@ -1,0 +1,32 @@
+"""What the engine hands over to make one bundle."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RUNTIMES = ("onnxruntime", "tflite", "coreml", "llama.cpp", "tensorrt")
+
+
+@dataclass
+class BundleSpec:
+    project: str
+    version: str                      # semantic version (semver.org)
+    target: str
+    device: str
+    recipe: str
+    runtime: str                      # one of RUNTIMES: picks templates/loader_<runtime>.py.j2
+    artifacts: dict[str, Path]        # name inside the bundle -> file or folder (e.g. an .mlpackage)
+    io: dict                          # {"inputs": [...], "outputs": [...]} per the metadata convention
+    selftest: Path | None             # selftest.npz, shipped as selftest/selftest.npz
+    status: str = "built"             # or "deferred"
+    remaining: str | None = None      # for deferred: what must still happen on the device
+    coverage: dict | None = None
+    metrics: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)        # source hash, step/toolchain/edgebuild versions
+    runtime_options: dict = field(default_factory=dict)   # e.g. {"providers": [...]}, {"delegate": "edgetpu"}
+    extra_files: dict[str, Path] = field(default_factory=dict)  # name inside the bundle -> file
+
+    @property
+    def folder_name(self) -> str:
+        """The bundle's single top folder, and the archive's name without .tar.gz."""
+        return f"{self.project}-{self.target}-{self.version}"

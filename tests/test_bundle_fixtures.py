@@ -1,0 +1,130 @@
+"""Shared fixtures for the bundle tests (imported by the other test_bundle_* modules): a tiny real
+ONNX model, its self-test made with onnxruntime, key pairs, and a signed onnxruntime bundle."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgebuild.bundle import BundleSpec, keygen, write_bundle
+from edgebuild.bundle.keys import load_private_key
+
+
+def make_tiny_onnx(path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((4, 3)).astype(np.float32)
+    bias = rng.standard_normal(3).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "b"], ["z"]),
+         helper.make_node("Relu", ["z"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def make_selftest(model: Path, path: Path, corrupt: bool = False) -> None:
+    """Reference input and onnxruntime's output; `corrupt` shifts the expectation so the
+    self-test must fail."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(1).standard_normal((1, 4)).astype(np.float32) + 1.0
+    y = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.any(y > 0), "the reference input must give a non-trivial output"
+    if corrupt:
+        y = y + 0.5
+    np.savez(path, **{"input.x": x, "expected.y": y, "atol": np.array(1e-5), "rtol": np.array(1e-4)})
+
+
+def make_spec(work: Path, version: str = "1.0.0", **changes) -> BundleSpec:
+    spec = BundleSpec(
+        project="demo", version=version, target="cpu-fp32", device="cpu", recipe="onnxruntime",
+        runtime="onnxruntime", artifacts={"model.onnx": work / "tiny.onnx"},
+        io={"inputs": [{"name": "x", "shape": [1, 4], "dtype": "float32", "layout": "NC"}],
+            "outputs": [{"name": "y", "shape": [1, 3], "dtype": "float32",
+                         "quantization": {"scale": 0.05, "zero_point": 3}}]},
+        selftest=work / "selftest.npz",
+        coverage={"supported": 3, "total": 3, "unsupported": [], "nodes": [{"op": "MatMul"}]},
+        metrics={"latency_ms": 0.1, "max_abs_diff": 0.0},
+        provenance={"source_sha256": "ab" * 32, "steps": {"onnx.check": "1"},
+                    "toolchain": {"onnxruntime": "1.x"}, "edgebuild": "0.1.0"},
+        runtime_options={"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]},
+    )
+    return replace(spec, **changes)
+
+
+@pytest.fixture(scope="session")
+def work(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("bundle-work")
+    make_tiny_onnx(work / "tiny.onnx")
+    make_selftest(work / "tiny.onnx", work / "selftest.npz")
+    make_selftest(work / "tiny.onnx", work / "selftest-wrong.npz", corrupt=True)
+    return work
+
+
+@pytest.fixture(scope="session")
+def keypair(tmp_path_factory):
+    private, public = keygen(tmp_path_factory.mktemp("keys") / "release")
+    return load_private_key(private), public
+
+
+@pytest.fixture(scope="session")
+def other_keypair(tmp_path_factory):
+    private, public = keygen(tmp_path_factory.mktemp("keys") / "other")
+    return load_private_key(private), public
+
+
+@pytest.fixture(scope="session")
+def bundle(work, keypair, tmp_path_factory) -> Path:
+    """The reference signed bundle demo-cpu-fp32-1.0.0.tar.gz."""
+    return write_bundle(make_spec(work), tmp_path_factory.mktemp("bundles"), keypair[0])
+
+
+@pytest.fixture(scope="session")
+def unpacked(bundle, tmp_path_factory) -> Path:
+    """The reference bundle unpacked with plain tar: the loader a device already trusts."""
+    dest = tmp_path_factory.mktemp("unpacked")
+    with tarfile.open(bundle) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / bundle.name[: -len(".tar.gz")]
+
+
+def read_members(archive: Path) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    with tarfile.open(archive) as tar:
+        return [(m, tar.extractfile(m).read() if m.isreg() else None) for m in tar.getmembers()]
+
+
+def write_members(archive: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    return archive
+
+
+def isolated_env() -> dict[str, str]:
+    """The environment without PYTHONPATH, so a loader cannot lean on an edgebuild checkout."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
+def run_loader(loader: Path, *args: str, python: str = sys.executable) -> subprocess.CompletedProcess:
+    return subprocess.run([python, str(loader), *args], capture_output=True, text=True, timeout=300,
+                          cwd=str(loader.parent), env=isolated_env())
