@@ -74,7 +74,7 @@ def _write(spec: dict, project: Project, key) -> Path:
     try:
         return write_bundle(BundleSpec(**spec), project.bundles_dir, key)
     except VersionExists as exc:
-        raise ConfigError(f"{exc} (bump [project].version or pass --version)") from None
+        raise ConfigError(f"{exc} (or pass --version)") from None
     except BundleError as exc:
         raise ConfigError(str(exc)) from None
 

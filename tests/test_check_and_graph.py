@@ -68,3 +68,27 @@ def test_graph_formats_share_nodes(tmp_path):
     assert dot.startswith("digraph edgebuild {") and '"models/digits.onnx"' in dot
     mermaid = run_cli(project, "graph", "--format", "mermaid").stdout
     assert mermaid.startswith("flowchart LR") and "ort.quantize" in mermaid
+
+
+def test_device_precision_mistake_fails_at_check_time(tmp_path):
+    text = ort_demo_toml() + '\n[targets.nano]\nmodel = "digits"\nrecipe = "tensorrt"\ndevice = "jetson-nano"\n' \
+                             'precision = "int8"\n'
+    project = write_demo(tmp_path / "p", text)
+    result = run_cli(project, "check")
+    assert result.rc == 2
+    assert "nano: precision: device 'jetson-nano' has no INT8 support" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_tensorrt_target_is_deferred_and_strict_fails(tmp_path):
+    text = ort_demo_toml() + '\n[targets.orin]\nmodel = "digits"\nrecipe = "tensorrt"\ndevice = "jetson-orin-nano"\n' \
+                             'precision = "fp16"\n'
+    project = write_demo(tmp_path / "p", text)
+    result = run_cli(project, "bundle", "--target", "orin", "--json")
+    assert result.rc == 0, result.stderr
+    target = result.json["targets"]["orin"]
+    assert target["status"] == "deferred" and "TensorRT" in target["reason"]
+    assert target["bundle"].endswith("demo-orin-1.0.0.tar.gz")
+    assert "build/orin/builder_config.json" in target["artifacts"]
+    strict = run_cli(project, "build", "orin", "--json", "--strict")
+    assert strict.rc == 1 and strict.json["targets"]["orin"]["status"] == "deferred"
