@@ -71,7 +71,7 @@ def run(args) -> int:
         full = build_graph(resolved, stats.digest, project.root)
         problems = config_problems(full)
         if problems:
-            raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+            raise ConfigError("; ".join(problems))
         graph = coverage_subgraph(full)
         sched = Scheduler(project.root, graph, cache, stats, LocalExecutor(args.jobs),
                           make_reporter(args.quiet or not args.verbose, args.verbose))
