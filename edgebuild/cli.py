@@ -20,6 +20,7 @@ COMMANDS = {
     "clean": "remove build/ and bundles/ (and with --cache the cache too)",
     "cache": "cache statistics and garbage collection",
     "toolchain": "list, install or locate isolated toolchain environments",
+    "report": "write an HTML report of every target's last build",
 }
 
 
@@ -66,6 +67,8 @@ def make_parser() -> argparse.ArgumentParser:
             cmd.add_argument("action", choices=["stats", "gc"])
             cmd.add_argument("--max-age", type=float, default=30.0, metavar="DAYS",
                              help="gc: keep entries used within DAYS (default 30) or by the current project")
+        if name == "report":
+            cmd.add_argument("--out", metavar="FILE", help="where to write it (default: build/report.html)")
         if name == "toolchain":
             cmd.add_argument("action", choices=["list", "install", "path"])
             cmd.add_argument("recipes", nargs="*", metavar="RECIPE")

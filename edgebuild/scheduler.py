@@ -40,6 +40,7 @@ class TargetResult:
     name: str
     status: str                     # built | cached | failed | deferred | skipped
     recipe: str
+    device: str = ""
     artifacts: list[str] = field(default_factory=list)
     reason: str | None = None
     bundle: str | None = None
@@ -211,7 +212,8 @@ class Scheduler:
         for name, plan in self.graph.targets.items():
             state = TargetState.load(self.root, name)
             outcomes = [(self.graph.nodes[n], self.outcomes[n]) for n in plan.nodes]
-            result = TargetResult(name=name, status="cached", recipe=plan.resolved.recipe.name)
+            result = TargetResult(name=name, status="cached", recipe=plan.resolved.recipe.name,
+                                  device=plan.resolved.device)
             failed = next(((n, o) for n, o in outcomes if o.status == "failed"), None)
             blocked = next(((n, o) for n, o in outcomes if o.status == "blocked"), None)
             deferred = next(((n, o) for n, o in outcomes if o.status == "deferred"), None)
@@ -288,8 +290,3 @@ def _rel(path: Path | None, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-def write_target_summary(root: Path, result: TargetResult) -> None:
-    atomic_write_json(root / ".edgebuild" / "state" / "results" / f"{result.name}.json", result.__dict__)
-

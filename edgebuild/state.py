@@ -34,3 +34,29 @@ class TargetState:
         if data != self._loaded:      # a no-op build writes nothing
             atomic_write_json(self.file, data)
             self._loaded = data
+
+
+def results_dir(root: Path) -> Path:
+    return root / ".edgebuild" / "state" / "results"
+
+
+def save_result(root: Path, target: str, data: dict) -> None:
+    """The last build's summary of one target (status, artifacts, bundle, metrics, coverage), read
+    by `edgebuild report`; rewritten only when it changed."""
+    file = results_dir(root) / f"{target}.json"
+    try:
+        if json.loads(file.read_text()) == data:
+            return
+    except (FileNotFoundError, ValueError):
+        pass
+    atomic_write_json(file, data)
+
+
+def load_results(root: Path) -> dict[str, dict]:
+    found = {}
+    for file in sorted(results_dir(root).glob("*.json")):
+        try:
+            found[file.stem] = json.loads(file.read_text())
+        except ValueError:
+            continue
+    return found

@@ -11,7 +11,7 @@ def summary(graph, outcomes: dict, results: dict) -> dict:
     targets = {}
     for name, r in results.items():
         targets[name] = {"status": r.status, "recipe": r.recipe, "artifacts": r.artifacts, "bundle": r.bundle,
-                         "reason": r.reason}
+                         "reason": r.reason, "device": r.device}
         if r.failed_step:
             targets[name]["failed_step"] = r.failed_step
             targets[name]["log"] = r.log

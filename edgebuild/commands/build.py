@@ -12,6 +12,7 @@ from edgebuild.hashing import StatCache
 from edgebuild.progress import make_reporter
 from edgebuild.project import load_project
 from edgebuild.scheduler import Scheduler
+from edgebuild.state import save_result
 from edgebuild.summary import exit_code, print_human, summary
 from edgebuild.targets import resolve_all
 
@@ -46,6 +47,9 @@ def run_build(args, targets: list[str] | None, bundle: bool) -> int:
         stats.save()
         INSTALLED.save()
     doc = summary(graph, sched.outcomes, results)
+    doc["ok"] = exit_code(doc, args.strict) == 0
+    for name, data in doc["targets"].items():
+        save_result(project.root, name, data)
     if args.json:
         print(json.dumps(doc, indent=1))
     elif not args.quiet:
