@@ -3,6 +3,7 @@ the model's data), and their verification against the fp32 source on the evaluat
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 from edgebuild.steps.base import Step, StepContext, StepFailed
@@ -194,7 +195,7 @@ class OrtVerify(Step):
     """
 
     name = "ort.verify"
-    version = "1"
+    version = "2"
     uses = ("onnx", "onnxruntime", "numpy")
     inputs = ("reference", "model", "evaluation?")
     outputs = ("selftest.npz",)
@@ -233,6 +234,9 @@ class OrtVerify(Step):
         sample = next(batches(arrays, names, batch or 1))
         figures["latency"] = latency(lambda: artifact.run(None, sample), runs=int(p.get("latency_runs", 200)))
         figures["latency"].update(threads=threads, batch=int(len(sample[names[0]])))
+        # peak resident memory of this verification process (source and artifact sessions and the
+        # evaluation data together): an upper bound for the artifact alone
+        figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         figures["size_bytes"] = os.path.getsize(ctx.input("model"))
         figures["size_ratio_to_source"] = figures["size_bytes"] / os.path.getsize(ctx.input("reference"))
 
