@@ -20,7 +20,7 @@ from edgebuild.hashing import canonical_json, sha256_bytes
 from edgebuild.project import SEMVER, Project
 
 RUNTIME_OPTIONS = ("providers", "delegate")
-UNREPRODUCIBLE_METRICS = ("latency", "peak_rss_mb")
+UNREPRODUCIBLE_METRICS = ("latency", "peak_rss_mb")   # and every "*_seconds" figure
 
 
 def bundle_targets(project: Project, graph, sched, results: dict, version: str | None, quiet: bool) -> None:
@@ -101,13 +101,14 @@ def make_spec(project: Project, plan, sched, result, version: str) -> tuple[dict
             selftest = sched.cache.store.path(record["digest"])
             digests["selftest.npz"] = record["digest"]
         io = io or (outcome.entry or {}).get("metadata", {}).get("io")
-    metrics = {k: v for k, v in result.metadata.get("metrics", {}).items() if k not in UNREPRODUCIBLE_METRICS}
+    metrics = {k: v for k, v in result.metadata.get("metrics", {}).items()
+               if k not in UNREPRODUCIBLE_METRICS and not k.endswith("_seconds")}
     source = resolved.model.source
     provenance = {
         "source": {"path": _rel(source, project.root), "sha256": sched.stats.digest(source)},
         "steps": [{"id": node.uses[resolved.name], "step": node.step, "version": node.step_cls.version,
-                   "action_key": outcome.key} for node, outcome in nodes],
-        "toolchain": _merged_toolchain(nodes),
+                   "action_key": outcome.key, "toolchain": (outcome.parts or {}).get("toolchain")}
+                  for node, outcome in nodes],
         "edgebuild_version": __version__,
     }
     spec = dict(
@@ -119,14 +120,6 @@ def make_spec(project: Project, plan, sched, result, version: str) -> tuple[dict
         coverage=result.metadata.get("coverage"), metrics=metrics, provenance=provenance,
         runtime_options={k: resolved.params[k] for k in RUNTIME_OPTIONS if k in resolved.params})
     return spec, digests
-
-
-def _merged_toolchain(nodes) -> dict:
-    merged: dict[str, str] = {}
-    for _node, outcome in nodes:
-        if outcome.parts:
-            merged.update(outcome.parts["toolchain"])
-    return dict(sorted(merged.items()))
 
 
 def _spec_json(spec: dict) -> dict:

@@ -62,14 +62,14 @@ def latency(run_once, warmup: int = 10, runs: int = 200, budget_s: float = 5.0) 
 
 def check_gates(figures: dict, gates: dict) -> list[str]:
     """Gate misses as readable lines; gates: max_accuracy_drop, max_class_drop, min_cosine,
-    min_top1_agreement, max_abs_error (a negative value disables a gate)."""
+    min_top1_agreement, max_abs_error (absent, false or a negative value disables a gate)."""
     misses = []
     rules = [("max_accuracy_drop", "accuracy_drop", "<="), ("max_class_drop", "worst_class_drop", "<="),
              ("min_cosine", "cosine_min", ">="), ("min_top1_agreement", "top1_agreement", ">="),
              ("max_abs_error", "max_abs_error", "<=")]
     for gate, figure, op in rules:
         limit = gates.get(gate)
-        if limit is None or limit < 0 or figure not in figures:
+        if limit is None or isinstance(limit, bool) or limit < 0 or figure not in figures:
             continue
         value = figures[figure]
         ok = value <= limit if op == "<=" else value >= limit

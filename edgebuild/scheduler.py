@@ -276,8 +276,15 @@ def _listing_digest(record: dict) -> str:
 
 
 def _merge_metadata(into: dict, metadata: dict) -> None:
+    """Later (downstream) steps refine earlier ones: metrics merge; a coverage report replaces the
+    earlier one, except that a measured report (a compiler's log, `source` other than "prediction")
+    is never replaced by a prediction."""
     for key, value in metadata.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
+        if key == "coverage":
+            measured = (into.get(key) or {}).get("source", "prediction") != "prediction"
+            if not measured or (value or {}).get("source", "prediction") != "prediction":
+                into[key] = value
+        elif isinstance(value, dict) and isinstance(into.get(key), dict):
             into[key] = {**into[key], **value}
         else:
             into[key] = value

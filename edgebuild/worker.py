@@ -28,6 +28,11 @@ def run_request(request: dict) -> dict:
         return {"status": "deferred", "message": str(exc), "metadata": getattr(exc, "metadata", {}) or {}}
     except StepFailed as exc:
         return {"status": "failed", "message": str(exc), "metadata": getattr(exc, "metadata", {}) or {}}
+    except ModuleNotFoundError as exc:   # a toolchain this host lacks: say what to install
+        traceback.print_exc()
+        return {"status": "failed", "metadata": {},
+                "message": f"step {request['step']} needs the Python package '{exc.name}', which is not installed "
+                           f"in {sys.executable} (install edgebuild's extras: pip install 'edgebuild[all]')"}
     except Exception as exc:  # an internal error: the traceback goes to the log file
         traceback.print_exc()
         return {"status": "failed", "message": f"{type(exc).__name__}: {exc}", "metadata": {}}

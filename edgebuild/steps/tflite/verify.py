@@ -1,0 +1,134 @@
+"""tflite.verify: run the .tflite with ai-edge-litert against the onnxruntime fp32 reference.
+
+Runs in edgebuild's own environment. On the evaluation set it measures output error, top-1
+agreement with the reference and, when the set has `labels`, accuracy of both and the per-class
+drop; gates (parameters a target may override in targets.toml) turn a miss into a failure.
+Writes `selftest.npz` for the bundle: a raw source-layout input and the artifact's output.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgebuild.metrics import check_gates, compare, latency
+from edgebuild.npzfile import save_npz
+
+from ..base import Step, StepContext, StepFailed
+from . import layout
+from .io_description import IoMismatch, describe_io
+from .schema import read_model
+
+# gate parameters a target may set; false (or absent) means not checked
+GATES = ("min_top1_agreement", "max_accuracy_drop", "max_class_drop", "max_abs_error", "min_cosine")
+
+
+class TfliteVerify(Step):
+    name = "tflite.verify"
+    version = "2"
+    uses = ("ai-edge-litert", "onnxruntime", "numpy")
+    inputs = ("model", "reference", "evaluation")
+    outputs = ("selftest.npz",)
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        import numpy as np
+        import onnxruntime as ort
+        from ai_edge_litert.interpreter import Interpreter
+
+        params = ctx.params
+        try:
+            norm = layout.normalisation(params.get("mean", 0.0), params.get("std", 1.0))
+        except ValueError as exc:
+            raise StepFailed(str(exc)) from None
+        session = ort.InferenceSession(str(ctx.input("reference")), providers=["CPUExecutionProvider"])
+        overrides = params.get("input_shapes") or {}
+        src_in = [(i.name, list(overrides.get(i.name) or _dims(i.shape))) for i in session.get_inputs()]
+        src_out = [(o.name, _dims(o.shape)) for o in session.get_outputs()]
+        try:
+            io_desc = describe_io(read_model(ctx.input("model")), src_in, src_out, norm)
+        except IoMismatch as exc:
+            raise StepFailed(f"{ctx.input('model').name}: {exc}") from None
+
+        eval_path = ctx.input("evaluation")
+        data = np.load(eval_path)
+        for name, _ in src_in:
+            if name not in data.files:
+                raise StepFailed(f"evaluation file {Path(eval_path).name}: no array named '{name}' "
+                                 f"(found: {', '.join(data.files)})")
+        batch = max(1, io_desc["inputs"][0]["shape"][0])
+        count = min(len(data[src_in[0][0]]), int(params.get("max_samples", 500)))
+        count -= count % batch
+        if count == 0:
+            raise StepFailed(f"evaluation file {Path(eval_path).name}: fewer samples than the batch size {batch}")
+
+        interp = Interpreter(model_path=str(ctx.input("model")), num_threads=1)
+        interp.allocate_tensors()
+        refs, arts = [], []
+        for start in range(0, count, batch):
+            raw = {name: np.asarray(data[name][start:start + batch], np.float32) for name, _ in src_in}
+            feed = {name: _normalise(np, x, norm) for name, x in raw.items()}
+            refs.append(session.run(None, feed))
+            for entry in io_desc["inputs"]:
+                interp.set_tensor(entry["tensor_index"], _to_artifact(np, feed[entry["name"]], entry))
+            interp.invoke()
+            arts.append([_from_artifact(np, interp.get_tensor(e["tensor_index"]), e) for e in io_desc["outputs"]])
+
+        ref = [np.concatenate([r[k] for r in refs]) for k in range(len(src_out))]
+        art = [np.concatenate([a[k] for a in arts]) for k in range(len(src_out))]
+        labels = data["labels"][:count] if "labels" in data.files else None
+        metrics = compare(ref[0], art[0], labels)
+        if len(ref) > 1:
+            metrics["outputs"] = {src_out[k][0]: compare(ref[k], art[k]) for k in range(1, len(ref))}
+        metrics["latency"] = dict(latency(interp.invoke), threads=1, batch=batch)
+        metrics["size_bytes"] = ctx.input("model").stat().st_size
+        _write_selftest(np, ctx.output("selftest.npz"), src_in, src_out, data, batch, art, io_desc)
+        misses = check_gates(metrics, {g: params.get(g) for g in GATES})
+        if misses:
+            error = StepFailed("TFLite verification gate missed: " + "; ".join(misses)
+                               + " (set the gate on the target in targets.toml to change it)")
+            error.metadata = {"metrics": metrics}
+            raise error
+        return {"io": io_desc, "metrics": metrics}
+
+
+def _dims(shape) -> list[int]:
+    return [d if isinstance(d, int) and d > 0 else -1 for d in shape]
+
+
+def _normalise(np, x, norm):
+    mean, std = (np.asarray(norm[k], np.float32) for k in ("mean", "std"))
+    if mean.ndim == 1 and x.ndim >= 3:      # per-channel values apply to axis 1 (channels first)
+        shape = [1, -1] + [1] * (x.ndim - 2)
+        mean, std = mean.reshape(shape) if mean.size > 1 else mean, std.reshape(shape) if std.size > 1 else std
+    return ((x - mean) / std).astype(np.float32)
+
+
+def _to_artifact(np, x, entry):
+    x = x.transpose(entry["transpose"])
+    q = entry.get("quantization")
+    if q and entry["dtype"] in ("int8", "uint8"):
+        info = np.iinfo(entry["dtype"])
+        x = np.clip(np.round(x / q["scale"] + q["zero_point"]), info.min, info.max)
+    return np.ascontiguousarray(x.astype(entry["dtype"]))
+
+
+def _from_artifact(np, y, entry):
+    q = entry.get("quantization")
+    y = y.astype(np.float32)
+    if q:
+        y = (y - q["zero_point"]) * q["scale"]
+    return y.transpose(layout.inverse(entry["transpose"]))
+
+
+def _write_selftest(np, path, src_in, src_out, data, batch, art, io_desc) -> None:
+    arrays = {f"input.{name}": np.asarray(data[name][:batch], np.float32) for name, _ in src_in}
+    tol = 1e-4
+    for k, (name, _) in enumerate(src_out):
+        arrays[f"expected.{name}"] = art[k][:batch].astype(np.float32)
+        entry = io_desc["outputs"][k]
+        if entry.get("quantization"):
+            tol = max(tol, 3 * entry["quantization"]["scale"])      # a device may round a step or two apart
+        elif entry["dtype"] == "float16":
+            tol = max(tol, 1e-2 * float(np.abs(art[k]).max()))
+    arrays.update(atol=np.array(tol, np.float32), rtol=np.array(1e-2, np.float32),
+                  min_cosine=np.array(0.99, np.float32))
+    save_npz(path, arrays)
