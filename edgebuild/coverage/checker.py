@@ -1,0 +1,52 @@
+"""check_model: load an ONNX model once, hand it to the route's rules, and assemble the report."""
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .graph_walk import walk_model
+from .report import CoverageReport, NodeResult
+
+ROUTES = ("onnxruntime", "tensorrt", "edgetpu", "tflite", "coreml")
+
+
+def route_for_recipe(recipe: str) -> str | None:
+    """The coverage route of a built-in recipe (same name), or None where coverage does not apply (gguf)."""
+    return recipe if recipe in ROUTES else None
+
+
+class UnknownRouteError(ValueError):
+    """A target names a coverage route that does not exist."""
+
+
+def check_model(model_path: Path, route: str, settings: dict[str, Any] | None = None) -> CoverageReport:
+    """Operator-coverage report of one ONNX model for one route, without converting anything.
+
+    settings: `input_shapes` ({input: [dims]} fixing dynamic dims), `precision` ("fp32"/"fp16"/"int8"),
+    `target` (name shown in the report), and route fields: tensorrt `tensorrt_version`, `int8`;
+    edgetpu/tflite none needed. Raises ModelLoadError (graph_walk) for unreadable files or
+    input_shapes that do not fit the model, UnknownRouteError for an unknown route.
+    """
+    settings = dict(settings or {})
+    if route not in ROUTES:
+        raise UnknownRouteError(f"unknown coverage route '{route}' (choose one of {', '.join(ROUTES)})")
+    rules = importlib.import_module(f"{__package__}.{route}")
+    graph = walk_model(Path(model_path), settings.get("input_shapes"), settings.get("source", "input_shapes"))
+    result = rules.check(graph, settings)
+    # A call of a model-local function is inlined by every route; its body nodes carry the verdicts.
+    result.verdicts = [(node, "supported", "model-local function, inlined (body checked)")
+                       if graph.calls_local_function(node) else (node, status, reason)
+                       for node, status, reason in result.verdicts]
+    nodes = [NodeResult(node.where, node.qualified_op, status, reason, node.macs, result.predicted,
+                        counted=node.index not in result.uncounted and node.op_type != "Constant")
+             for node, status, reason in result.verdicts]
+    domains = Counter(n.domain for n in graph.nodes if n.domain)
+    report = CoverageReport(route=route, model=str(model_path), table=result.table, nodes=nodes,
+                            issues=list(result.issues), partition=result.partition,
+                            notes=list(graph.warnings) + list(result.notes), target=settings.get("target"),
+                            domains=dict(domains))
+    if graph.external_data:
+        report.notes.append("weights are stored as external data and were not read")
+    return report
