@@ -36,7 +36,8 @@ def dry_run(sched: Scheduler) -> list[dict]:
     """One row per node: label, step, targets, would_run, reasons."""
     states: dict[str, TargetState] = {}
     rows = []
-    for nid, node in sched.graph.nodes.items():
+    for nid in sched.graph.run_order():
+        node = sched.graph.nodes[nid]
         target, step_id = next(iter(node.uses.items()))
         state = states.setdefault(target, TargetState.load(sched.root, target))
         row = {"label": node.label, "step": node.step, "targets": sorted(node.uses), "would_run": True}

@@ -69,8 +69,24 @@ class TargetPlan:
 
 @dataclass
 class Graph:
-    nodes: dict[str, Node]          # in a valid run order (every node after its inputs)
+    nodes: dict[str, Node]
     targets: dict[str, TargetPlan]
+
+    def run_order(self) -> list[str]:
+        """Node ids with every node after its dependencies (insertion order where it allows:
+        an `after` edge added by a later target can point forward)."""
+        waiting = {nid: set(n.deps) for nid, n in self.nodes.items()}
+        consumers = self.consumers()
+        ready = [nid for nid, deps in waiting.items() if not deps]
+        order = []
+        while ready:
+            nid = ready.pop(0)
+            order.append(nid)
+            for consumer in consumers[nid]:
+                waiting[consumer].discard(nid)
+                if not waiting[consumer]:
+                    ready.append(consumer)
+        return order
 
     def consumers(self) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {n: [] for n in self.nodes}

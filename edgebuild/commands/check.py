@@ -17,13 +17,10 @@ from edgebuild.scheduler import Scheduler
 from edgebuild.steps.base import Step
 from edgebuild.targets import resolve_all
 
-COVERAGE_OUTPUT = "coverage.json"
-
-
 def coverage_subgraph(graph: Graph) -> Graph:
     """The nodes that produce a coverage report, and everything they depend on."""
     keep: set[str] = set()
-    stack = [nid for nid, n in graph.nodes.items() if COVERAGE_OUTPUT in n.step_cls.outputs]
+    stack = [nid for nid, n in graph.nodes.items() if n.step_cls.reports_coverage]
     while stack:
         nid = stack.pop()
         if nid not in keep:
@@ -82,7 +79,7 @@ def run(args) -> int:
         entry = None
         for nid in plan.nodes:
             outcome = sched.outcomes[nid]
-            if COVERAGE_OUTPUT in graph.nodes[nid].step_cls.outputs:
+            if graph.nodes[nid].step_cls.reports_coverage:
                 entry = outcome
         if entry is None:
             reports[name] = {"status": "none", "summary": f"recipe '{plan.resolved.recipe.name}' has no coverage step"}
@@ -107,7 +104,7 @@ def _render(reports: dict) -> None:
     styles = {"supported": "green", "cpu-fallback": "yellow", "restriction-violated": "red", "unsupported": "bold red"}
     for name, report in reports.items():
         data = report.get("coverage")
-        if data:
+        if data and "rows" in data:
             table = Table(title=f"{name}: {data['route']}", title_justify="left")
             for column in ("op", "count", "status", "nodes / why"):
                 table.add_column(column, justify="right" if column == "count" else "left")

@@ -60,6 +60,7 @@ class Step:
     tools: ClassVar[tuple[str, ...]] = ()
     inputs: ClassVar[tuple[str, ...]] = ("model",)
     outputs: ClassVar[tuple[str, ...]] = ()
+    reports_coverage: ClassVar[bool] = False   # `edgebuild check` runs it and shows metadata["coverage"]
 
     def resources(self, params: dict[str, Any]) -> dict[str, float]:
         return {}

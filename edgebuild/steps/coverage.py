@@ -21,6 +21,7 @@ class CoverageCheck(Step):
     uses = ("onnx",)
     inputs = ("model",)
     outputs = ("coverage.json",)
+    reports_coverage = True
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         import json
