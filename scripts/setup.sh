@@ -22,6 +22,8 @@ if ! ls "$WHEELS"/llama_cpp_python-$LLAMA_CPP-*.whl >/dev/null 2>&1; then
 fi
 $VPIP install -q --find-links "$WHEELS" "llama-cpp-python==$LLAMA_CPP"
 $VPIP install -q --find-links "$WHEELS" -e ".[all]"
+# onnx2torch's declared dependencies pull torchvision, which replaces the CPU torch: install it alone
+$VPIP install -q --no-deps onnx2torch==1.5.15
 
 # Recipes whose libraries clash with the rest (onnx2tf pins tensorflow, numpy, onnx...) get their
 # own environments, created once under ~/.cache/edgebuild/toolchains and used offline afterwards.

@@ -1,0 +1,123 @@
+"""A Swift snippet that loads the package in an app and runs one prediction (`LoadModel.swift`).
+
+It uses the generic MLModel API rather than the class Xcode generates, so it works whatever the
+package file is renamed to, and it spells out each input's shape, type and preprocessing.
+Standard library only: the bundle writer can call it without the Core ML toolchain.
+"""
+from __future__ import annotations
+
+import re
+
+_SWIFT_KEYWORDS = {
+    "associatedtype", "class", "deinit", "enum", "extension", "func", "import", "init", "inout", "let",
+    "operator", "protocol", "static", "struct", "subscript", "typealias", "var", "break", "case",
+    "continue", "default", "defer", "do", "else", "fallthrough", "for", "guard", "if", "in", "repeat",
+    "return", "switch", "where", "while", "as", "is", "nil", "self", "super", "throw", "throws",
+    "true", "false", "try", "model", "features", "result",
+}
+_COMPUTE_UNITS = {"ALL": ".all", "CPU_ONLY": ".cpuOnly", "CPU_AND_GPU": ".cpuAndGPU", "CPU_AND_NE": ".cpuAndNeuralEngine"}
+# numpy dtype name -> (MLMultiArrayDataType, Swift element type)
+_ARRAY_TYPES = {"float32": (".float32", "Float"), "float16": (".float16", "Float16"),
+                "float64": (".double", "Double"), "int32": (".int32", "Int32")}
+
+
+def _identifier(name: str, upper_first: bool = False) -> str:
+    parts = [p for p in re.split(r"\W+|_", name) if p]
+    if not parts:
+        parts = ["value"]
+    text = parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+    text = text[:1].upper() + text[1:] if upper_first else text[:1].lower() + text[1:]
+    if text[0].isdigit():
+        text = ("V" if upper_first else "v") + text
+    return text + "Value" if text in _SWIFT_KEYWORDS else text
+
+
+def _swift_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _input_parameter(feature: dict) -> tuple[str, list[str]]:
+    """(parameter declaration, lines that turn it into an MLFeatureValue named `<param>Feature`)."""
+    param = _identifier(feature["name"])
+    shape = [int(d) for d in feature.get("shape", [])]
+    if feature.get("image") is not None:
+        image = feature["image"]
+        note = ""
+        if "scale" in image:
+            note = f" (the package computes scale * pixel + bias: scale {image['scale']:g}, bias {image.get('bias')})"
+        return f"{param}: CGImage", [
+            f"// {feature['name']}: {image.get('color_layout', image.get('color_space', 'RGB'))} image {shape[-1]}x{shape[-2]}{note}",
+            f"let {param}Constraint = model.modelDescription.inputDescriptionsByName[{_swift_string(feature['name'])}]!.imageConstraint!",
+            f"let {param}Feature = try MLFeatureValue(cgImage: {param}, constraint: {param}Constraint, options: nil)",
+        ]
+    data_type, element = _ARRAY_TYPES.get(feature.get("dtype", "float32"), (".float32", "Float"))
+    number = "Float(v)" if element == "Float16" else "v"   # NSNumber has no Float16 initialiser
+    count = 1
+    for d in shape:
+        count *= d
+    shape_text = ", ".join(str(d) for d in shape)
+    return f"{param}: [{element}]", [
+        f"// {feature['name']}: {feature.get('dtype', 'float32')} [{shape_text}], row-major ({count} values)",
+        f"precondition({param}.count == {count}, \"{feature['name']} needs {count} values\")",
+        f"let {param}Array = try MLMultiArray(shape: [{shape_text}], dataType: {data_type})",
+        f"for (i, v) in {param}.enumerated() {{ {param}Array[i] = NSNumber(value: {number}) }}",
+        f"let {param}Feature = MLFeatureValue(multiArray: {param}Array)",
+    ]
+
+
+def swift_snippet(io: dict, package_name: str, compute_units: str = "ALL") -> str:
+    """Swift source that loads `<package_name>.mlpackage` (compiled by Xcode to .mlmodelc) and predicts.
+
+    io: the artifact metadata's "io" ({"inputs": [{"name", "shape", "dtype", "image"?}], "outputs": [...]}).
+    """
+    type_name = _identifier(package_name, upper_first=True) + "Loader"
+    units = _COMPUTE_UNITS.get(compute_units, ".all")
+    inputs = io.get("inputs", [])
+    outputs = io.get("outputs", [])
+    params, body = [], []
+    for feature in inputs:
+        declaration, lines = _input_parameter(feature)
+        params.append(declaration)
+        body.extend(lines)
+    provider_entries = ", ".join(
+        f"{_swift_string(f['name'])}: {_identifier(f['name'])}Feature" for f in inputs
+    ) or ":"
+    uses_images = any(f.get("image") is not None for f in inputs)
+    output_lines = [
+        f"    {_swift_string(f['name'])}: result.featureValue(for: {_swift_string(f['name'])})!.multiArrayValue!,"
+        for f in outputs
+    ]
+    output_docs = "; ".join(
+        f"{f['name']} {f.get('dtype', 'float32')} {list(f.get('shape', []))}" for f in outputs
+    )
+    imports = ["import CoreML", "import Foundation"] + (["import CoreGraphics"] if uses_images else [])
+    indent = "        "
+    lines = [
+        f"// LoadModel.swift - generated by edgebuild for {package_name}.mlpackage",
+        f"// Add {package_name}.mlpackage to your app target; Xcode compiles it into {package_name}.mlmodelc.",
+        *imports,
+        "",
+        f"enum {type_name} {{",
+        "    /// Loads the compiled model from the app bundle.",
+        "    static func load() throws -> MLModel {",
+        "        let configuration = MLModelConfiguration()",
+        f"        configuration.computeUnits = {units}",
+        f"        guard let url = Bundle.main.url(forResource: {_swift_string(package_name)}, withExtension: \"mlmodelc\") else {{",
+        "            throw CocoaError(.fileNoSuchFile)",
+        "        }",
+        "        return try MLModel(contentsOf: url, configuration: configuration)",
+        "    }",
+        "",
+        f"    /// Runs one prediction. Outputs: {output_docs}.",
+        f"    static func predict(model: MLModel, {', '.join(params)}) throws -> [String: MLMultiArray] {{",
+        *[indent + line for line in body],
+        f"{indent}let features = try MLDictionaryFeatureProvider(dictionary: [{provider_entries}])",
+        f"{indent}let result = try model.prediction(from: features)",
+        f"{indent}return [",
+        *[indent + line for line in output_lines],
+        f"{indent}]",
+        "    }",
+        "}",
+        "",
+    ]
+    return "\n".join(lines)
