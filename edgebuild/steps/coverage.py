@@ -17,7 +17,7 @@ class CoverageCheck(Step):
     """
 
     name = "coverage.check"
-    version = "1"
+    version = "2"
     uses = ("onnx",)
     inputs = ("model",)
     outputs = ("coverage.json",)
@@ -41,6 +41,7 @@ class CoverageCheck(Step):
         except (ModelLoadError, UnknownRouteError, PolicyError) as exc:
             raise StepFailed(str(exc)) from None
         data = report.to_json()
+        data["model"] = ctx.input("model").name   # never an absolute path: reports go into reproducible bundles
         data["policy"] = {"fallback": policy.get("fallback", "warn"),
                           "min_accelerated_share": policy.get("min_accelerated_share"), "violations": problems}
         ctx.output("coverage.json").write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgebuild.npzfile import save_npz
+
 # (relative atol, rtol, min_cosine) per precision/compression
 _TOLERANCES = {
     "fp32": (1e-3, 1e-3, 0.9999),
@@ -55,5 +57,4 @@ def write(path: Path, inputs: dict[str, Any], expected: dict[str, Any], toleranc
     arrays = {f"input.{k}": v for k, v in inputs.items()}
     arrays.update({f"expected.{k}": np.asarray(v, dtype=np.float32) for k, v in expected.items()})
     arrays.update({k: np.asarray(v, dtype=np.float32) for k, v in tolerance.items()})
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+    save_npz(path, arrays)   # deterministic bytes: bundles must reproduce

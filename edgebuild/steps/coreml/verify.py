@@ -59,7 +59,7 @@ def _top1(values):
 
 class CoreMLVerify(Step):
     name = "coreml.verify"
-    version = "1"
+    version = "2"
     uses = ("coremltools", "torch", "onnx", "onnxruntime", "numpy")
     inputs = ("model", "intermediate", "package", "evaluation?")
     outputs = ("selftest.npz",)

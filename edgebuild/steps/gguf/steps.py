@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgebuild.npzfile import save_npz
 from edgebuild.steps.base import Step, StepContext, StepFailed
 
 _TOOLKIT = ("gguf", "numpy", "sentencepiece")
@@ -107,7 +108,7 @@ class QuantizeStep(Step):
 class VerifyStep(Step):
     """Compare the artifact in llama.cpp against transformers; a threshold miss fails the target."""
     name = "gguf.verify"
-    version = "1"
+    version = "2"
     uses = _REFERENCE
     inputs = ("gguf", "model")
     outputs = ("selftest.npz", "verify.json")
@@ -136,8 +137,7 @@ class VerifyStep(Step):
         selftest["atol"] = np.asarray(max(1e-3, 0.02 * float(np.max(np.abs(expected)))), dtype=np.float32)
         selftest["rtol"] = np.asarray(0.01, dtype=np.float32)
         selftest["min_cosine"] = np.asarray(0.999, dtype=np.float32)
-        with open(ctx.output("selftest.npz"), "wb") as fh:
-            np.savez(fh, **selftest)
+        save_npz(ctx.output("selftest.npz"), selftest)   # deterministic bytes: bundles must reproduce
         report = {"quantization": level, "thresholds": limits, "metrics": result.metrics,
                   "token_mismatches": result.token_mismatches}
         ctx.output("verify.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgebuild.npzfile import save_npz
 from edgebuild.steps.base import Step, StepContext
 from edgebuild.steps.tensorrt import agreement, calibration_data, model_io
 from edgebuild.steps.tensorrt import profiles as profile_rules
@@ -32,7 +33,7 @@ def reference_feed(inputs: list[dict], arrays: dict | None, profiles: list[dict]
 
 class SelftestStep(Step):
     name = "tensorrt.selftest"
-    version = "1"
+    version = "2"
     uses = ("onnx", "onnxruntime", "numpy")
     inputs = ("model", "lowered", "calibration?")
     outputs = ("selftest.npz",)
@@ -61,7 +62,7 @@ class SelftestStep(Step):
         arrays_out = {f"input.{k}": v for k, v in feed.items()}
         arrays_out.update({f"expected.{k}": v for k, v in expected.items()})
         arrays_out.update(atol=np.array(atol), rtol=np.array(rtol), min_cosine=np.array(min_cosine))
-        np.savez(ctx.output("selftest.npz"), **arrays_out)
+        save_npz(ctx.output("selftest.npz"), arrays_out)   # deterministic bytes: bundles must reproduce
         return {"selftest": {"atol": atol, "rtol": rtol, "min_cosine": min_cosine, "precision": precision,
                              "onnxruntime_lowered_max_abs_error": observed["max_abs_error"],
                              "onnxruntime_lowered_cosine": observed["min_cosine"]}}
