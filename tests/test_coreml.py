@@ -404,7 +404,9 @@ def test_recipe_loads_and_names_only_registered_steps():
 
     recipe = recipes.load_recipe("coreml")
     assert recipe.runtime == "coreml"
-    assert [s.step for s in recipe.steps] == ["coreml.convert", "coreml.compress", "coreml.inspect", "coreml.verify"]
+    assert [s.step for s in recipe.steps] == ["coverage.check", "coreml.convert", "coreml.compress", "coreml.inspect",
+                                             "coreml.verify"]
+    assert recipe.steps[1].after == ("coverage",)          # the coverage gate runs before converting
     assert recipe.toolchain["no_deps"] == ["onnx2torch==1.5.15"]
     for device in recipe.devices.values():
         assert device["minimum_deployment_target"]

@@ -451,8 +451,10 @@ def test_recipes_parse_and_share_one_toolchain():
     tfl, tpu = parse_recipe(ROOT / "recipes" / "tflite.toml"), parse_recipe(ROOT / "recipes" / "edgetpu.toml")
     assert toolchain.validate_spec(tfl.toolchain) == toolchain.validate_spec(tpu.toolchain)
     assert {"coral-usb", "coral-pcie", "coral-devboard"} <= set(tpu.devices)
-    assert [s.step for s in tpu.steps] == ["tflite.convert", "tflite.inspect", "tflite.verify", "edgetpu.compile"]
-    assert all(s.toolchain == "default" for s in tpu.steps[1:])      # only conversion needs onnx2tf
+    assert [s.step for s in tpu.steps] == ["coverage.check", "tflite.convert", "tflite.inspect", "tflite.verify",
+                                           "edgetpu.compile"]
+    assert tpu.steps[1].after == ("coverage",)                      # the coverage gate runs before converting
+    assert [s.id for s in tpu.steps if s.toolchain != "default"] == ["convert"]   # only conversion needs onnx2tf
     assert tpu.parameters["delegate"] == "edgetpu" and tpu.runtime == "tflite"
     assert set(tfl.choices["precision"]) == {"fp32", "fp16", "int8"}
 
