@@ -108,7 +108,7 @@ class QuantizeStep(Step):
 class VerifyStep(Step):
     """Compare the artifact in llama.cpp against transformers; a threshold miss fails the target."""
     name = "gguf.verify"
-    version = "2"
+    version = "3"
     uses = _REFERENCE
     inputs = ("gguf", "model")
     outputs = ("selftest.npz", "verify.json")

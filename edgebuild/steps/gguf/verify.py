@@ -35,6 +35,16 @@ def _llama_tokens(llm, prompt: str) -> list[int]:
     return list(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False))
 
 
+def _prompt_latency(run_once, tokens: int, threads: int) -> dict[str, Any]:
+    """Wall time to process the first prompt (decoders: prefill; encoders: one embedding), after
+    warm-up, with llama.cpp's thread count, and the resulting tokens per second at the median."""
+    from edgebuild.metrics import latency
+
+    figures = latency(run_once, warmup=3, runs=50, budget_s=5.0)
+    figures.update(threads=threads, tokens=tokens, tokens_per_s=tokens / (figures["p50_ms"] / 1000.0))
+    return figures
+
+
 def compare_decoder(gguf_path: Path, source: Path, prompts: list[str], threads: int = 2) -> Comparison:
     import llama_cpp
     import numpy as np
@@ -65,11 +75,12 @@ def compare_decoder(gguf_path: Path, source: Path, prompts: list[str], threads: 
         total += len(ids)
         if first_logits is None:
             first_logits = got[-1].copy()
+    speed = _prompt_latency(lambda: (llm.reset(), llm.eval(token_lists[0])), len(token_lists[0]), threads)
     llm.close()
     vocab = int(first_logits.shape[0])
     metrics = {"cosine_min": min(cosines), "cosine_mean": float(np.mean(cosines)),
                "argmax_agreement": agree / total, "max_abs_diff": max(max_diffs),
-               "tokenizer_match": not mismatches, "prompts": len(prompts), "positions": total}
+               "tokenizer_match": not mismatches, "prompts": len(prompts), "positions": total, "latency": speed}
     selftest = {"input.tokens": np.asarray(token_lists[0], dtype=np.int32), "expected.logits": first_logits}
     io = {"inputs": [{"name": "tokens", "shape": [-1], "dtype": "int32"}],
           "outputs": [{"name": "logits", "shape": [-1, vocab], "dtype": "float32"}]}
@@ -105,9 +116,10 @@ def compare_encoder(gguf_path: Path, source: Path, prompts: list[str], threads: 
         cosines.append(_cosine(ref, got))
         if first is None:
             first, first_ids = got, ids
+    speed = _prompt_latency(lambda: llm.embed(prompts[0]), len(first_ids), threads)
     llm.close()
     metrics = {"cosine_min": min(cosines), "cosine_mean": float(np.mean(cosines)),
-               "tokenizer_match": not mismatches, "prompts": len(prompts)}
+               "tokenizer_match": not mismatches, "prompts": len(prompts), "latency": speed}
     selftest = {"input.tokens": np.asarray(first_ids, dtype=np.int32), "expected.embedding": first}
     io = {"inputs": [{"name": "tokens", "shape": [-1], "dtype": "int32"}],
           "outputs": [{"name": "embedding", "shape": [int(first.shape[0])], "dtype": "float32"}]}

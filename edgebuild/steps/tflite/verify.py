@@ -7,6 +7,7 @@ Writes `selftest.npz` for the bundle: a raw source-layout input and the artifact
 """
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ GATES = ("min_top1_agreement", "max_accuracy_drop", "max_class_drop", "max_abs_e
 
 class TfliteVerify(Step):
     name = "tflite.verify"
-    version = "2"
+    version = "3"
     uses = ("ai-edge-litert", "onnxruntime", "numpy")
     inputs = ("model", "reference", "evaluation")
     outputs = ("selftest.npz",)
@@ -80,6 +81,8 @@ class TfliteVerify(Step):
             metrics["outputs"] = {src_out[k][0]: compare(ref[k], art[k]) for k in range(1, len(ref))}
         metrics["latency"] = dict(latency(interp.invoke), threads=1, batch=batch)
         metrics["size_bytes"] = ctx.input("model").stat().st_size
+        # peak resident memory of this verification process (reference, artifact and data together)
+        metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         _write_selftest(np, ctx.output("selftest.npz"), src_in, src_out, data, batch, art, io_desc)
         misses = check_gates(metrics, {g: params.get(g) for g in GATES})
         if misses:
