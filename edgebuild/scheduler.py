@@ -17,7 +17,7 @@ from pathlib import Path
 from edgebuild.actionkey import ToolchainMissing, action_key, key_parts, toolchain_versions
 from edgebuild.cache import LocalCache
 from edgebuild.executor import Executor, Task
-from edgebuild.fsutil import atomic_copy, atomic_write_json, file_lock
+from edgebuild.fsutil import atomic_copy, file_lock
 from edgebuild.graph import Graph, Node
 from edgebuild.hashing import StatCache, canonical_json, sha256_bytes
 from edgebuild.progress import Reporter

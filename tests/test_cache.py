@@ -1,9 +1,7 @@
 """The cache on its own terms: stat cache, keys free of paths, gc, stats, clean."""
 from __future__ import annotations
 
-import json
 import os
-import shutil
 
 from conftest import run_cli, write_demo
 
