@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edgebuild.bundle.errors import BundleError
+from edgebuild.fsutil import file_lock
 
 PRIVATE_NAME = "edgebuild.key"
 PUBLIC_NAME = "edgebuild.pub.pem"
@@ -74,8 +75,9 @@ def resolve_signing_key(project_dir: Path, configured: str | None) -> tuple[Ed25
             raise BundleError(f"signing key {path} not found ({ENV_VAR} holds neither PEM text nor a key file)")
         return load_private_key(path), f"key file {path} ({ENV_VAR})"
     dev_dir = project_dir / DEV_KEY_DIR
-    if not (dev_dir / PRIVATE_NAME).exists():
-        keygen(dev_dir)
+    with file_lock(project_dir / ".edgebuild" / "keys.lock"):   # two concurrent first builds make one key
+        if not (dev_dir / PRIVATE_NAME).exists():
+            keygen(dev_dir)
     path = dev_dir / PRIVATE_NAME
     return load_private_key(path), f"development key {path} (not for release: set [bundle].signing_key or {ENV_VAR})"
 
