@@ -5,18 +5,24 @@ Layout under <project>/.edgebuild/cache (or $EDGEBUILD_CACHE_DIR):
   ac/ab/<action key>     JSON: outputs (name -> file digest or tree), step metadata, status
   trees/<digest>/        folders (e.g. .mlpackage) materialised from blobs for downstream steps
 Builds take the gc lock shared; `cache gc` takes it exclusive, so it never deletes under a build.
+
+With a remote cache (an HttpCache, see remote_cache.py) the action cache reads and writes through
+it: a local miss fetches the remote entry and every blob it names (each verified by its sha256),
+and a successful step's blobs are uploaded before its entry. A local hit never touches the network.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgebuild.fsutil import atomic_write_json, file_lock
+from edgebuild.fsutil import atomic_write_bytes, file_lock
 from edgebuild.hashing import canonical_json, sha256_bytes, sha256_file, tree_files
 
 
@@ -101,8 +107,11 @@ class ContentStore:
 
 
 class ActionCache:
-    def __init__(self, root: Path, store: ContentStore) -> None:
+    def __init__(self, root: Path, store: ContentStore, remote=None) -> None:
         self.root, self.store = root, store
+        self.remote = remote          # an HttpCache, or None; switched off when the server fails
+        self._remote_lock = threading.Lock()
+        self._remote_missed: set[str] = set()   # asked once this build: the scheduler asks again under its lock
 
     def _path(self, key: str) -> Path:
         return self.root / "ac" / key[:2] / key
@@ -113,10 +122,10 @@ class ActionCache:
         try:
             entry = json.loads(path.read_bytes())
         except (FileNotFoundError, ValueError):
-            return None
-        if not all(self.store.has(d) for d in self.store.blobs_of(entry["outputs"])):
-            return None
-        return entry
+            entry = None
+        if entry is not None and all(self.store.has(d) for d in self.store.blobs_of(entry["outputs"])):
+            return entry
+        return self._get_remote(key) if self.remote is not None else None
 
     def touch(self, key: str) -> None:
         """Mark an entry as used now (gc keeps recently used entries)."""
@@ -126,24 +135,95 @@ class ActionCache:
             pass
 
     def put(self, key: str, entry: dict) -> None:
-        atomic_write_json(self._path(key), entry)
+        data = entry_bytes(entry)
+        atomic_write_bytes(self._path(key), data)
+        if self.remote is not None and entry["status"] == "ok":
+            self._put_remote(key, entry, data)
+
+    def _get_remote(self, key: str) -> dict | None:
+        """Read-through: the remote entry, once every blob it names is verified in the local store.
+        Only successful entries are taken: whether a step defers depends on the host it ran on."""
+        from edgebuild.remote_cache import BlobCorrupted, RemoteUnavailable
+        remote = self.remote
+        if remote is None or key in self._remote_missed:
+            return None
+        self._remote_missed.add(key)    # until it is found complete below
+        try:
+            data = remote.get_action(key)
+            if data is None:
+                return None
+            try:
+                entry = json.loads(data)
+                digests = self.store.blobs_of(entry["outputs"])
+                status = entry["status"]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                _warn(f"remote cache {remote.url}: malformed action entry {key[:12]}, ignored")
+                return None
+            if status != "ok":
+                return None
+            for digest in dict.fromkeys(digests):
+                if not self.store.has(digest) and not remote.get_blob(digest, self.store.path(digest), 0o444):
+                    return None     # the server evicted a blob the entry needs: a miss
+        except BlobCorrupted as exc:
+            _warn(f"{exc}; treated as a miss, the step runs again")
+            return None
+        except RemoteUnavailable as exc:
+            self._switch_off_remote(exc)
+            return None
+        except ValueError:          # a digest or key that is no cache key: not from edgebuild
+            _warn(f"remote cache {remote.url}: malformed action entry {key[:12]}, ignored")
+            return None
+        atomic_write_bytes(self._path(key), data)
+        self._remote_missed.discard(key)
+        return entry
+
+    def _put_remote(self, key: str, entry: dict, data: bytes) -> None:
+        """Write-through: blobs first, then the entry, so the server never holds an entry whose
+        blobs it lacks (unless it evicts them later; readers treat that as a miss)."""
+        from edgebuild.remote_cache import RemoteUnavailable
+        remote = self.remote
+        if remote is None:
+            return
+        try:
+            for digest in dict.fromkeys(self.store.blobs_of(entry["outputs"])):
+                remote.put_blob(digest, self.store.path(digest))
+            remote.put_action(key, data)
+        except RemoteUnavailable as exc:
+            self._switch_off_remote(exc)
+
+    def _switch_off_remote(self, exc: Exception) -> None:
+        """One warning, then the rest of the build runs on the local cache alone."""
+        with self._remote_lock:
+            if self.remote is not None:
+                self.remote = None
+                _warn(f"{exc}; building locally without it")
 
     def keys(self) -> list[Path]:
         return sorted((self.root / "ac").glob("*/*"))
 
 
+def entry_bytes(entry: dict) -> bytes:
+    """An action entry as stored: the local entry file and the remote AC value are these bytes."""
+    return (json.dumps(entry, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _warn(message: str) -> None:
+    print(f"edgebuild: warning: {message}", file=sys.stderr, flush=True)
+
+
 @dataclass
 class LocalCache:
     root: Path
+    remote: object | None = None      # an HttpCache the action cache reads and writes through
 
     def __post_init__(self) -> None:
         self.store = ContentStore(self.root)
-        self.actions = ActionCache(self.root, self.store)
+        self.actions = ActionCache(self.root, self.store, self.remote)
 
     @classmethod
-    def for_project(cls, state_dir: Path) -> "LocalCache":
+    def for_project(cls, state_dir: Path, remote=None) -> "LocalCache":
         override = os.environ.get("EDGEBUILD_CACHE_DIR")
-        return cls(Path(override) if override else state_dir / "cache")
+        return cls(Path(override) if override else state_dir / "cache", remote)
 
     def gc_lock(self, shared: bool):
         return file_lock(self.root / "gc.lock", shared=shared)

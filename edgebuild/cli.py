@@ -21,6 +21,7 @@ COMMANDS = {
     "cache": "cache statistics and garbage collection",
     "toolchain": "list, install or locate isolated toolchain environments",
     "report": "write an HTML report of every target's last build",
+    "agent": "run a build agent: a Dask worker advertising this host's devices",
 }
 
 
@@ -45,8 +46,12 @@ def make_parser() -> argparse.ArgumentParser:
         if name in ("all", "build", "bundle"):
             cmd.add_argument("-n", "--dry-run", action="store_true", help="print what would run and why")
             cmd.add_argument("--executor", default="local", metavar="KIND",
-                             help="where steps run: local (worker processes, default) or inline (this "
-                                  "process, one at a time: for debugging steps)")
+                             help="where steps run: local (worker processes, default), inline (this "
+                                  "process, one at a time: for debugging steps) or dask://HOST:PORT (build "
+                                  "agents of a Dask scheduler; needs --remote-cache)")
+        if name in ("all", "build", "bundle", "check"):
+            cmd.add_argument("--remote-cache", metavar="URL", help="shared HTTP cache (Bazel protocol: "
+                             "/ac/ and /cas/); overrides [cache] remote, '' turns it off")
         if name == "build":
             cmd.add_argument("targets", nargs="*", metavar="TARGET")
         if name in ("bundle", "check"):
@@ -69,6 +74,13 @@ def make_parser() -> argparse.ArgumentParser:
                              help="gc: keep entries used within DAYS (default 30) or by the current project")
         if name == "report":
             cmd.add_argument("--out", metavar="FILE", help="where to write it (default: build/report.html)")
+        if name == "agent":
+            cmd.add_argument("--scheduler", required=True, metavar="ADDRESS", help="dask scheduler, HOST:PORT")
+            cmd.add_argument("--resources", default="", metavar="NAME=N,...",
+                             help="resources to advertise, e.g. gpu-sm87=1 (steps that need them run here)")
+            cmd.add_argument("--detect", action="store_true",
+                             help="also advertise the GPUs (gpu-smXY) and TensorRT version found on this host")
+            cmd.add_argument("--name", metavar="NAME", help="agent name shown in step logs (default: host-pid)")
         if name == "toolchain":
             cmd.add_argument("action", choices=["list", "install", "path"])
             cmd.add_argument("recipes", nargs="*", metavar="RECIPE")

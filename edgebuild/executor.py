@@ -29,6 +29,9 @@ class Task:
     log_file: Path
     python: str = sys.executable    # interpreter of the step's toolchain environment
     resources: dict = field(default_factory=dict)
+    input_records: dict[str, dict] = field(default_factory=dict)  # role -> cache record (digest, tree listing)
+    toolchain: dict | None = None   # the step's toolchain spec, for executors that run it on another host
+    key_versions: dict = field(default_factory=dict)  # library/tool versions in the action key (this host's)
 
 
 @dataclass
@@ -113,10 +116,15 @@ class InlineExecutor(Executor):
         return TaskResult(result["status"], result.get("message"), result.get("metadata") or {}, out)
 
 
-def make_executor(spec: str, jobs: int) -> Executor:
+def make_executor(spec: str, jobs: int, remote_cache: str | None = None) -> Executor:
+    """remote_cache: the shared cache URL (--remote-cache or [cache] remote), which a distributed
+    executor needs; $EDGEBUILD_REMOTE_CACHE stands in when the caller passes none."""
     if spec == "local":
         return LocalExecutor(jobs)
     if spec == "inline":
         return InlineExecutor()
+    if spec.startswith("dask://"):
+        from edgebuild.dask_executor import DaskExecutor, parse_address
+        return DaskExecutor(parse_address(spec), remote_cache or os.environ.get("EDGEBUILD_REMOTE_CACHE"), jobs)
     from edgebuild.errors import ConfigError
-    raise ConfigError(f"unknown executor '{spec}': use local or inline")
+    raise ConfigError(f"unknown executor '{spec}': use local, inline or dask://HOST:PORT")

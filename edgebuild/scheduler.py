@@ -169,19 +169,23 @@ class Scheduler:
 
     def _run_step(self, node: Node, key: str, parts: dict, workdir: Path, python: str | None,
                   started: float) -> Outcome:
-        inputs, upstream = {}, {}
+        inputs, upstream, records = {}, {}, {}
         for role, ref in node.inputs.items():
             if ref.node is None:
                 inputs[role] = str(ref.path)
+                if ref.path.is_file():
+                    records[role] = {"type": "file", "digest": ref.digest}
             else:
                 up = self.outcomes[ref.node].entry
                 inputs[role] = str(self.cache.store.output_path(up["outputs"][ref.output]))
                 upstream[role] = up.get("metadata", {})
+                records[role] = up["outputs"][ref.output]
         target, step_id = next(iter(node.uses.items()))
         log = self.logs_dir / target / f"{step_id}.log"
         task = Task(node_id=node.id, label=node.label, step=node.step, params=node.params, inputs=inputs,
                     upstream=upstream, workdir=workdir, log_file=log,
-                    resources=node.step_cls().resources(node.params))
+                    resources=node.step_cls().resources(node.params), input_records=records,
+                    toolchain=node.toolchain, key_versions=parts["toolchain"])
         if python:
             task.python = python
         result = self.executor.run(task)

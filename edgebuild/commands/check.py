@@ -7,6 +7,7 @@ import json
 import sys
 
 from edgebuild.cache import LocalCache
+from edgebuild.commands.build import open_remote
 from edgebuild.errors import ConfigError
 from edgebuild.executor import LocalExecutor
 from edgebuild.graph import Graph, TargetPlan, build_graph
@@ -62,7 +63,7 @@ def _model_io(model) -> dict:
 def run(args) -> int:
     project = load_project(args.project)
     resolved = resolve_all(project, args.targets)
-    cache = LocalCache.for_project(project.state_dir)
+    cache = LocalCache.for_project(project.state_dir, open_remote(args, project))
     stats = StatCache(project.state_dir / "statcache.json")
     with cache.gc_lock(shared=True):
         full = build_graph(resolved, stats.digest, project.root)
