@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from support import copy_demo
 
 
 def timed(cmd: list[str], runs: int, env: dict) -> list[float]:
@@ -36,11 +36,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     exe = shutil.which("edgebuild") or str(Path(sys.executable).parent / "edgebuild")
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp) / "demo"
-        project.mkdir()
-        for item in ("targets.toml", "models", "data"):
-            src = REPO / item
-            (shutil.copytree if src.is_dir() else shutil.copyfile)(src, project / item)
+        project = copy_demo(Path(tmp) / "demo")
         print("building the demo once (not timed) ...", flush=True)
         subprocess.run([exe, "all", "-q", "-C", str(project)], check=True, env=env)
         rows = [("edgebuild --help", [exe, "--help"]),

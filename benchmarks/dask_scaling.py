@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from support import free_port, start_nginx
 
 # a trivial step, registered through the `edgebuild.steps` entry-point group like a third-party plugin
 PLUGIN = '''
@@ -38,22 +38,6 @@ class Append(Step):
         ctx.output("out.txt").write_bytes(ctx.input("model").read_bytes()[:64] + ctx.params["tag"].encode())
         return {}
 '''
-
-NGINX_CONF = """
-user root; worker_processes 1; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
-events {{}}
-http {{ access_log off; client_body_temp_path {dir}/body; proxy_temp_path {dir}/p; fastcgi_temp_path {dir}/f;
-       uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
-  server {{ listen 127.0.0.1:{port};
-    location / {{ root {dir}/store; dav_methods PUT DELETE; create_full_put_path on; client_max_body_size 0; }} }} }}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def wait_listening(port: int, proc: subprocess.Popen, what: str) -> None:
     deadline = time.monotonic() + 30
@@ -109,19 +93,13 @@ def main() -> None:
     parser.add_argument("--chain", type=int, default=10)
     parser.add_argument("--agents", default="1,2,4")
     args = parser.parse_args()
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     base = Path(tempfile.mkdtemp(prefix="edgebuild-dask-bench-"))
     procs: list[subprocess.Popen] = []
     try:
         write_plugin(base)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(base), os.environ.get("PYTHONPATH")])))
-        (base / "nginx" / "store").mkdir(parents=True)
-        port = free_port()
-        (base / "nginx" / "nginx.conf").write_text(NGINX_CONF.format(dir=base / "nginx", port=port))
-        procs.append(subprocess.Popen([nginx, "-c", str(base / "nginx" / "nginx.conf"), "-p", str(base / "nginx")],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_listening(port, procs[-1], "nginx")
-        env["EDGEBUILD_REMOTE_CACHE"] = f"http://127.0.0.1:{port}"
+        nginx, env["EDGEBUILD_REMOTE_CACHE"] = start_nginx(base / "nginx")
+        procs.append(nginx)
 
         print(f"graph: {args.steps} steps ({args.steps // args.chain} targets x chains of {args.chain}); "
               f"host: {os.cpu_count()} CPUs")

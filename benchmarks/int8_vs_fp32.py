@@ -9,23 +9,18 @@ the int8/fp32 ratios.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from support import copy_demo
 PAIRS = [("cpu-fp32", "cpu-int8")]
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp) / "demo"
-        project.mkdir()
-        for item in ("targets.toml", "models", "data"):
-            src = REPO / item
-            (shutil.copytree if src.is_dir() else shutil.copyfile)(src, project / item)
+        project = copy_demo(Path(tmp) / "demo")
         names = [n for pair in PAIRS for n in pair]
         out = subprocess.run([sys.executable, "-m", "edgebuild", "build", *names, "--json", "-j", "1", "-C",
                               str(project)], capture_output=True, text=True)
