@@ -8,7 +8,6 @@ rounded to fp16 precision (compresses somewhat, like fp16/fp32 weights)."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import resource
 import subprocess
 import sys
@@ -20,18 +19,11 @@ import numpy as np
 
 from edgebuild.bundle import BundleSpec, keygen, unpack_bundle, verify_bundle, write_bundle
 from edgebuild.bundle.keys import load_private_key
+from edgebuild.hashing import sha256_file
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def timed(label: str, action):
@@ -69,7 +61,7 @@ def main() -> None:
         size = path.stat().st_size
         print(f"bundle size {size / (1 << 20):.1f} MiB ({size / artifact.stat().st_size:.3f} of the artifact)")
         again = timed("write_bundle again, other folder", lambda: write_bundle(spec, work / "b", key))
-        same = file_sha256(path) == file_sha256(again)
+        same = sha256_file(path) == sha256_file(again)
         print(f"identical bytes on rewrite: {same}")
         timed("write_bundle same version (no-op)", lambda: write_bundle(spec, work / "a", key))
         timed("verify_bundle (signature + checksums)", lambda: verify_bundle(path, public))

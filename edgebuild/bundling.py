@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgebuild import __version__
 from edgebuild.errors import ConfigError
-from edgebuild.fsutil import atomic_write_json
+from edgebuild.fsutil import atomic_write_json, relative_to_root
 from edgebuild.hashing import canonical_json, sha256_bytes
 from edgebuild.project import SEMVER, Project
 
@@ -43,13 +43,13 @@ def bundle_targets(project: Project, graph, sched, results: dict, version: str |
         path = project.bundles_dir / f"{project.name}-{name}-{version}.tar.gz"
         known = state.get(name)
         if known and known["fingerprint"] == fingerprint and _same_file(path, known.get("stat")):
-            result.bundle = _rel(path, project.root)
+            result.bundle = relative_to_root(path, project.root)
             continue
         if signer is None:
             signer = _signer(project, quiet)
         written = _write(spec, project, signer)
         state[name] = {"fingerprint": fingerprint, "stat": _stat(written)}
-        result.bundle = _rel(written, project.root)
+        result.bundle = relative_to_root(written, project.root)
         changed = True
     if changed or (signer is None and state and not (project.bundles_dir / "index.json").exists()):
         from edgebuild.bundle import update_index
@@ -105,7 +105,7 @@ def make_spec(project: Project, plan, sched, result, version: str) -> tuple[dict
                if k not in UNREPRODUCIBLE_METRICS and not k.endswith("_seconds")}
     source = resolved.model.source
     provenance = {
-        "source": {"path": _rel(source, project.root), "sha256": sched.stats.digest(source)},
+        "source": {"path": relative_to_root(source, project.root), "sha256": sched.stats.digest(source)},
         "steps": [{"id": node.uses[resolved.name], "step": node.step, "version": node.step_cls.version,
                    "action_key": outcome.key, "toolchain": (outcome.parts or {}).get("toolchain")}
                   for node, outcome in nodes],
@@ -150,9 +150,3 @@ def _stat(path: Path):
 def _same_file(path: Path, recorded) -> bool:
     return recorded is not None and _stat(path) == recorded
 
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)

@@ -51,6 +51,14 @@ def atomic_copy(src: Path, dst: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def relative_to_root(path: Path, root: Path) -> str:
+    """`path` as shown to users and written into summaries: relative to the project when inside it."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def _unlink_quietly(path: str | Path) -> None:
     try:
         os.unlink(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgebuild.errors import ConfigError
+from edgebuild.fsutil import relative_to_root
 from edgebuild.hashing import canonical_json, sha256_bytes
 from edgebuild.recipes import MODEL_REFS, RecipeStep
 from edgebuild.steps import Step, get_step
@@ -152,7 +153,7 @@ def build_graph(targets: list[ResolvedTarget], digest: Callable[[Path], str], ro
                         raise ConfigError(f"target '{resolved.name}' (recipe '{resolved.recipe.name}', step "
                                           f"'{step.id}') needs `{what}` data: add `{what} = \"FILE.npz\"` to "
                                           f"[models.{resolved.model.name}]")
-                    inputs[role] = InputRef(label=_relative(path, root), path=path, digest=digest(path))
+                    inputs[role] = InputRef(label=relative_to_root(path, root), path=path, digest=digest(path))
                 else:
                     upstream, _, output = ref.partition(".")
                     inputs[role] = InputRef(label=ref, node=local[upstream], output=output)
@@ -173,13 +174,6 @@ def build_graph(targets: list[ResolvedTarget], digest: Callable[[Path], str], ro
         plans[resolved.name] = TargetPlan(resolved=resolved, nodes=list(dict.fromkeys(local.values())),
                                           artifacts=artifacts)
     return Graph(nodes=nodes, targets=plans)
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
 
 
 # --- export -----------------------------------------------------------------------------------

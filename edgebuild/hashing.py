@@ -35,6 +35,11 @@ def canonical_json(value) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def folder_digest(files: dict[str, str]) -> str:
+    """A folder's digest from its files' relative paths and digests (the order does not matter)."""
+    return sha256_bytes(canonical_json(sorted([rel, digest] for rel, digest in files.items())))
+
+
 def tree_files(root: Path) -> list[Path]:
     """Regular files under `root`, sorted by relative path (symlinks are not followed)."""
     found = []
@@ -63,8 +68,7 @@ class StatCache:
     def digest(self, path: Path) -> str:
         """sha256 of a file, or of a folder's canonical listing of (relative path, file digest)."""
         if path.is_dir():
-            listing = [[p.relative_to(path).as_posix(), self.digest(p)] for p in tree_files(path)]
-            return sha256_bytes(canonical_json(listing))
+            return folder_digest({p.relative_to(path).as_posix(): self.digest(p) for p in tree_files(path)})
         st = path.stat()
         key = str(path)
         fingerprint = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]

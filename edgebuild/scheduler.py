@@ -17,9 +17,9 @@ from pathlib import Path
 from edgebuild.actionkey import ToolchainMissing, action_key, key_parts, toolchain_versions
 from edgebuild.cache import LocalCache
 from edgebuild.executor import Executor, Task
-from edgebuild.fsutil import atomic_copy, file_lock
+from edgebuild.fsutil import atomic_copy, file_lock, relative_to_root
 from edgebuild.graph import Graph, Node
-from edgebuild.hashing import StatCache, canonical_json, sha256_bytes
+from edgebuild.hashing import StatCache, folder_digest
 from edgebuild.progress import Reporter
 from edgebuild.state import TargetState
 
@@ -228,7 +228,7 @@ class Scheduler:
                 result.log = str(outcome.log) if outcome.log else None
                 result.reason = f"step '{node.uses[name]}' ({node.step}) failed: {outcome.message}"
                 if failed:
-                    result.reason += f" (log: {_rel(outcome.log, self.root)})"
+                    result.reason += f" (log: {relative_to_root(outcome.log, self.root)})"
             elif deferred:
                 result.status = "deferred"
                 result.reason = f"step '{deferred[0].uses[name]}' deferred: {deferred[1].message}"
@@ -260,7 +260,7 @@ class Scheduler:
                 atomic_copy(self.cache.store.output_path(record), dst)
                 if record["type"] == "file":
                     self.stats.remember(dst, record["digest"])
-            written.append(_rel(dst, self.root))
+            written.append(relative_to_root(dst, self.root))
         for stale in set(state.artifacts) - set(written):   # left over from an earlier configuration
             path = self.root / stale
             if path.is_dir():
@@ -275,8 +275,7 @@ def _listing_digest(record: dict) -> str:
     """The digest StatCache.digest gives the materialised file or folder."""
     if record["type"] == "file":
         return record["digest"]
-    listing = [[rel, f["digest"]] for rel, f in sorted(record["files"].items())]
-    return sha256_bytes(canonical_json(listing))
+    return folder_digest({rel: f["digest"] for rel, f in record["files"].items()})
 
 
 def _merge_metadata(into: dict, metadata: dict) -> None:
@@ -293,11 +292,3 @@ def _merge_metadata(into: dict, metadata: dict) -> None:
         else:
             into[key] = value
 
-
-def _rel(path: Path | None, root: Path) -> str:
-    if path is None:
-        return ""
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)

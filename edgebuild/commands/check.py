@@ -6,17 +6,13 @@ from __future__ import annotations
 import json
 import sys
 
-from edgebuild.cache import LocalCache
-from edgebuild.commands.build import open_remote
 from edgebuild.errors import ConfigError
 from edgebuild.executor import LocalExecutor
-from edgebuild.graph import Graph, TargetPlan, build_graph
-from edgebuild.hashing import StatCache
+from edgebuild.graph import Graph, TargetPlan
 from edgebuild.progress import make_reporter
-from edgebuild.project import load_project
 from edgebuild.scheduler import Scheduler
+from edgebuild.session import build_session
 from edgebuild.steps.base import Step
-from edgebuild.targets import resolve_all
 
 def coverage_subgraph(graph: Graph) -> Graph:
     """The nodes that produce a coverage report, and everything they depend on."""
@@ -61,20 +57,14 @@ def _model_io(model) -> dict:
 
 
 def run(args) -> int:
-    project = load_project(args.project)
-    resolved = resolve_all(project, args.targets)
-    cache = LocalCache.for_project(project.state_dir, open_remote(args, project))
-    stats = StatCache(project.state_dir / "statcache.json")
-    with cache.gc_lock(shared=True):
-        full = build_graph(resolved, stats.digest, project.root)
-        problems = config_problems(full)
+    with build_session(args, args.targets) as session:
+        problems = config_problems(session.graph)
         if problems:
             raise ConfigError("; ".join(problems))
-        graph = coverage_subgraph(full)
-        sched = Scheduler(project.root, graph, cache, stats, LocalExecutor(args.jobs),
+        graph = coverage_subgraph(session.graph)
+        sched = Scheduler(session.project.root, graph, session.cache, session.stats, LocalExecutor(args.jobs),
                           make_reporter(args.quiet or not args.verbose, args.verbose))
         sched.run()
-        stats.save()
     reports, failed = {}, False
     for name, plan in graph.targets.items():
         entry = None

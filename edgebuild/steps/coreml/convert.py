@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgebuild.hashing import sha256_file
 from edgebuild.steps.base import Step, StepContext, StepFailed
 
 from . import options as option_parsing
@@ -87,7 +88,7 @@ class CoreMLConvert(Step):
         metadata.apply_provenance(mlmodel, {
             "version": metadata.edgebuild_version(),
             "step": f"{self.name}/{self.version}",
-            "source_sha256": metadata.file_sha256(source),
+            "source_sha256": sha256_file(source),
             "route": f"onnx2torch=={versions['onnx2torch']} -> torch.jit.trace (torch=={versions['torch']}) "
                      f"-> coremltools=={versions['coremltools']} mlprogram",
             "precision": options.precision,

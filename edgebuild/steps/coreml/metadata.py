@@ -1,20 +1,10 @@
 """Descriptive metadata and edgebuild provenance written into the package spec."""
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 
 from edgebuild.steps.base import StepFailed
 
 PREFIX = "edgebuild."
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def edgebuild_version() -> str:

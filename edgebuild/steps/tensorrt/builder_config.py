@@ -5,10 +5,10 @@ on the device when the target is deferred (the bundle's loader), so both build t
 Device and precision mistakes are caught here, before any engine build is attempted."""
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
+from edgebuild.hashing import sha256_file
 from edgebuild.steps.base import Step, StepContext, StepFailed
 from edgebuild.steps.tensorrt import model_io
 from edgebuild.steps.tensorrt import profiles as profile_rules
@@ -27,14 +27,6 @@ def device_from_params(params: dict) -> dict:
         if f"device_{field}" in params:
             device[field] = params[f"device_{field}"]
     return device
-
-
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def make_config(params: dict, io: dict, onnx_sha256: str) -> dict[str, Any]:
