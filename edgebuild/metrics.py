@@ -12,9 +12,10 @@ def compare(reference, candidate, labels=None) -> dict:
     ref = np.asarray(reference, dtype=np.float64)
     out = np.asarray(candidate, dtype=np.float64)
     diff = np.abs(ref - out)
-    flat_r, flat_o = ref.reshape(len(ref), -1), out.reshape(len(out), -1)
-    norms = np.linalg.norm(flat_r, axis=1) * np.linalg.norm(flat_o, axis=1)
-    cosines = np.where(norms > 0, (flat_r * flat_o).sum(axis=1) / np.maximum(norms, 1e-300), 1.0)
+    cosines, defined = _row_cosines(ref.reshape(len(ref), -1), out.reshape(len(out), -1))
+    # compare's rule: a sample where either side is all zero (or holds NaN) counts as agreeing;
+    # its error figures, not its cosine, speak for it
+    cosines = np.where(defined, cosines, 1.0)
     result = {
         "samples": int(len(ref)),
         "max_abs_error": float(diff.max()) if diff.size else 0.0,
@@ -41,6 +42,56 @@ def compare(reference, candidate, labels=None) -> dict:
             result["worst_class"] = worst
             result["worst_class_drop"] = per_class[worst]["drop"]
     return result
+
+
+def _row_cosines(flat_r, flat_o):
+    """Cosine similarity of each row pair of two 2-D float64 arrays, and a mask of the rows where it
+    is defined (neither row all zero nor holding NaN); undefined rows hold 0.0."""
+    import numpy as np
+
+    norms = np.linalg.norm(flat_r, axis=1) * np.linalg.norm(flat_o, axis=1)
+    defined = norms > 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        cosines = np.where(defined, (flat_r * flat_o).sum(axis=1) / np.maximum(norms, 1e-300), 0.0)
+    return cosines, defined
+
+
+def cosine(a, b) -> float:
+    """Cosine similarity of two arrays read as flat vectors: 1.0 when both are all zero, 0.0 when
+    only one is or either holds NaN."""
+    import numpy as np
+
+    flat_a = np.asarray(a, dtype=np.float64).reshape(1, -1)
+    flat_b = np.asarray(b, dtype=np.float64).reshape(1, -1)
+    values, defined = _row_cosines(flat_a, flat_b)
+    if defined[0]:
+        return float(values[0])
+    return 1.0 if not flat_a.any() and not flat_b.any() else 0.0
+
+
+def deviation(reference, candidate) -> dict[str, float]:
+    """Two arrays compared whole (flattened): max_abs, the largest absolute error; max_rel, that
+    error over the reference's largest magnitude (over 1 when the reference is all zero); cosine.
+    inf, inf and 0.0 when they hold different numbers of values."""
+    import numpy as np
+
+    ref = np.asarray(reference, dtype=np.float64).ravel()
+    got = np.asarray(candidate, dtype=np.float64).ravel()
+    if ref.shape != got.shape:
+        return {"max_abs": float("inf"), "max_rel": float("inf"), "cosine": 0.0}
+    max_abs = float(np.abs(ref - got).max(initial=0.0))
+    scale = float(np.abs(ref).max(initial=0.0)) or 1.0
+    return {"max_abs": max_abs, "max_rel": max_abs / scale, "cosine": cosine(ref, got)}
+
+
+def within(reference, candidate, atol: float, rtol: float) -> bool:
+    """numpy.allclose of candidate to reference (NaN matches NaN); False when their shapes differ."""
+    import numpy as np
+
+    if np.shape(reference) != np.shape(candidate):
+        return False
+    return bool(np.allclose(np.asarray(candidate, dtype=np.float64), np.asarray(reference, dtype=np.float64),
+                            atol=atol, rtol=rtol, equal_nan=True))
 
 
 def latency(run_once, warmup: int = 10, runs: int = 200, budget_s: float = 5.0) -> dict:

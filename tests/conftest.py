@@ -1,6 +1,7 @@
 """Shared fixtures: the demo project copied into a temp folder and built once per test session;
 tests that change it work on their own copy of that built project (cache included), so each
-heavy artifact is built once per run."""
+heavy artifact is built once per run. Also the bundle tests' tiny model, keys and signed bundle,
+once per session."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +82,57 @@ def demo_copy(built_demo, tmp_path) -> Path:
     dest = tmp_path / "demo"
     shutil.copytree(built_demo, dest, symlinks=True)
     return dest
+
+
+# The bundle tests' shared artifacts (test_bundle_*.py), built once per session from the plain
+# helpers in bundle_helpers.py; imports stay inside so other tests do not pay for them.
+
+@pytest.fixture(scope="session")
+def work(tmp_path_factory) -> Path:
+    """A tiny real ONNX model, its onnxruntime self-test, and a self-test that must fail."""
+    from bundle_helpers import make_selftest, make_tiny_onnx
+
+    work = tmp_path_factory.mktemp("bundle-work")
+    make_tiny_onnx(work / "tiny.onnx")
+    make_selftest(work / "tiny.onnx", work / "selftest.npz")
+    make_selftest(work / "tiny.onnx", work / "selftest-wrong.npz", corrupt=True)
+    return work
+
+
+def _keypair(folder: Path):
+    from edgebuild.bundle import keygen
+    from edgebuild.bundle.keys import load_private_key
+
+    private, public = keygen(folder)
+    return load_private_key(private), public
+
+
+@pytest.fixture(scope="session")
+def keypair(tmp_path_factory):
+    """(private key, public key path): the release key."""
+    return _keypair(tmp_path_factory.mktemp("keys") / "release")
+
+
+@pytest.fixture(scope="session")
+def other_keypair(tmp_path_factory):
+    """A second, unrelated key pair."""
+    return _keypair(tmp_path_factory.mktemp("keys") / "other")
+
+
+@pytest.fixture(scope="session")
+def bundle(work, keypair, tmp_path_factory) -> Path:
+    """The reference signed bundle demo-cpu-fp32-1.0.0.tar.gz."""
+    from bundle_helpers import make_spec
+
+    from edgebuild.bundle import write_bundle
+
+    return write_bundle(make_spec(work), tmp_path_factory.mktemp("bundles"), keypair[0])
+
+
+@pytest.fixture(scope="session")
+def unpacked(bundle, tmp_path_factory) -> Path:
+    """The reference bundle unpacked with plain tar: the loader a device already trusts."""
+    dest = tmp_path_factory.mktemp("unpacked")
+    with tarfile.open(bundle) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / bundle.name[: -len(".tar.gz")]

@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from test_bundle_fixtures import bundle, isolated_env, keypair, run_loader, unpacked, work  # noqa: F401
+from bundle_helpers import isolated_env, run_loader
 
 pytestmark = pytest.mark.slow
 

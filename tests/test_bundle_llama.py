@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgebuild.bundle import write_bundle
-from test_bundle_fixtures import keypair, make_spec, run_loader, work  # noqa: F401
+from bundle_helpers import make_spec, run_loader
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python) is not installed")
 gguf = pytest.importorskip("gguf", reason="the gguf extra (gguf) is not installed")

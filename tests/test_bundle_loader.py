@@ -12,7 +12,7 @@ import pytest
 
 from edgebuild.bundle import write_bundle
 from edgebuild.bundle.loaders import LOADER_TEMPLATES, render_loader
-from test_bundle_fixtures import bundle, keypair, make_spec, run_loader, unpacked, work  # noqa: F401
+from bundle_helpers import make_spec, run_loader
 
 
 def test_loader_rendering_is_deterministic(work):

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgebuild.bundle import BundleInvalid, unpack_bundle, verify_bundle, write_bundle
-from test_bundle_fixtures import (bundle, keypair, make_spec, other_keypair, read_members,  # noqa: F401
-                                  run_loader, unpacked, work, write_members)
+from bundle_helpers import make_spec, read_members, run_loader, write_members
 
 ROOT = "demo-cpu-fp32-1.0.0"
 BUNDLED_FILES = ["README.md", "loader.py", "manifest.json", "manifest.sig", "model.onnx", "selftest/selftest.npz"]

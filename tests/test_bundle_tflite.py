@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgebuild.bundle import write_bundle
-from test_bundle_fixtures import keypair, make_spec, run_loader, work  # noqa: F401
+from bundle_helpers import make_spec, run_loader
 
 litert = pytest.importorskip("ai_edge_litert", reason="the tflite extra (ai-edge-litert) is not installed")
 

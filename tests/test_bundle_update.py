@@ -6,7 +6,7 @@ import os
 import pytest
 
 from edgebuild.bundle import write_bundle
-from test_bundle_fixtures import keypair, make_spec, run_loader, unpacked, bundle, work  # noqa: F401
+from bundle_helpers import make_spec, run_loader
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from edgebuild.bundle import (BundleError, VersionExists, update_index, verify_bundle, write_bundle)
-from test_bundle_fixtures import bundle, keypair, make_spec, other_keypair, read_members, unpacked, work  # noqa: F401
+from bundle_helpers import make_spec, read_members
 
 
 def sha256(path: Path) -> str:

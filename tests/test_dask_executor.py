@@ -20,7 +20,7 @@ from conftest import ort_demo_toml, run_cli, write_demo
 
 distributed = pytest.importorskip("distributed", reason="the dask executor tests need 'distributed' "
                                                         "(pip install 'dask[distributed]')")
-from test_remote_cache import _free_port, start_nginx  # noqa: E402  (skips itself without nginx)
+from nginx_server import free_port, start_nginx  # noqa: E402  (skips the test without nginx)
 
 # `dask scheduler`, run from this interpreter so no PATH lookup can pick another installation
 DASK_SCHEDULER = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
@@ -94,7 +94,7 @@ class Cluster:
 
     def __init__(self, base: Path, env: dict) -> None:
         self.base, self.env = base, env
-        self.port = _free_port()
+        self.port = free_port()
         self.agents: dict[str, subprocess.Popen] = {}
         base.mkdir(parents=True, exist_ok=True)
         self.scheduler = subprocess.Popen(
@@ -270,7 +270,7 @@ def test_dask_executor_without_a_remote_cache_is_a_configuration_error(plugin_en
     assert result.stderr.strip().count("\n") == 0 and "--remote-cache" in result.stderr
     bad = run_cli(project, "build", "--executor", "dask://nowhere", env=plugin_env)
     assert bad.rc == 2 and "HOST:PORT" in bad.stderr
-    down = run_cli(project, "build", "-q", "--executor", f"dask://127.0.0.1:{_free_port()}",
+    down = run_cli(project, "build", "-q", "--executor", f"dask://127.0.0.1:{free_port()}",
                    env=dict(plugin_env, EDGEBUILD_REMOTE_CACHE="http://127.0.0.1:9"))
     assert down.rc == 2
     assert down.stderr.startswith("edgebuild: error: cannot reach the dask scheduler at tcp://127.0.0.1:")

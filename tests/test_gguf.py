@@ -20,7 +20,7 @@ from gguf import GGUFReader  # noqa: E402
 
 from edgebuild.steps.base import StepContext, StepFailed  # noqa: E402
 from edgebuild.steps.gguf import STEPS  # noqa: E402
-from test_gguf_fixtures import REPO, TINY_LLAMA, build_second_decoder, copy_folder, fetch_minilm  # noqa: E402
+from gguf_models import REPO, TINY_LLAMA, build_second_decoder, copy_folder, fetch_minilm  # noqa: E402
 
 RECIPE = tomllib.loads((REPO / "recipes" / "gguf.toml").read_text())
 DEFAULTS = RECIPE["parameters"]

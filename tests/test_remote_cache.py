@@ -10,84 +10,14 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from conftest import ort_demo_toml, run_cli, write_demo
+from nginx_server import NGINX, TOKEN, free_port, start_nginx
 from edgebuild.errors import ConfigError
 from edgebuild.remote_cache import BlobCorrupted, HttpCache, RemoteUnavailable
-
-NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
-TOKEN = "s3cret"
-
-# / is an open Bazel-style cache; /secure/ wants the X-Cache-Token header; /failing/ always answers
-# 503 and logs each request, so a test can count the client's attempts.
-NGINX_CONF = """
-user root; worker_processes 1; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
-events {{}}
-http {{ access_log off; client_body_temp_path {dir}/body; proxy_temp_path {dir}/p; fastcgi_temp_path {dir}/f;
-       uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
-  server {{ listen 127.0.0.1:{port};
-    location / {{ root {store}; dav_methods PUT DELETE; create_full_put_path on; client_max_body_size 0; }}
-    location /secure/ {{ root {store}; dav_methods PUT; create_full_put_path on; client_max_body_size 0;
-      if ($http_x_cache_token != "{token}") {{ return 401; }} }}
-    location /failing/ {{ access_log {dir}/failing.log; return 503; }}
-  }} }}
-"""
-
-
-@dataclass
-class Nginx:
-    dir: Path
-    store: Path
-    port: int
-    proc: subprocess.Popen
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)     # graceful: workers finish, then exit
-            self.proc.wait(timeout=20)
-
-    def blob(self, digest: str, prefix: str = "") -> Path:
-        return self.store / prefix.strip("/") / "cas" / digest
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_nginx(base: Path, store: Path | None = None) -> Nginx:
-    if NGINX is None:
-        pytest.skip("nginx is not installed (apt-get install -y nginx-light); the remote cache tests need it")
-    base.mkdir(parents=True, exist_ok=True)
-    store = store or base / "store"
-    store.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    conf = base / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=base, store=store, port=port, token=TOKEN))
-    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(base)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            error_log = base / "error.log"
-            raise RuntimeError(f"nginx exited: {proc.stderr.read().decode()} "
-                               f"{error_log.read_text() if error_log.exists() else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return Nginx(base, store, port, proc)
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("nginx did not start listening within 10 s")
 
 
 @pytest.fixture(scope="session")
@@ -221,7 +151,7 @@ def test_stopped_server_degrades_to_local_build_with_one_warning(tmp_path):
 
 def test_local_hit_never_touches_the_network(demo_copy):
     # nothing listens on this port: any request would fail and print a warning
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     result = run_cli(demo_copy, "build", "--json", "--remote-cache", dead)
     assert result.rc == 0, result.stderr
     assert result.json["steps"]["run"] == 0

@@ -55,6 +55,8 @@ class CoreMLConvert(Step):
         options = option_parsing.convert_options(ctx.params)
         source = ctx.input("model")
 
+        from edgebuild.metrics import deviation, within
+
         from . import metadata, mil_conversion, numerics, onnx_route, package_files, spec_reader
 
         prepared = onnx_route.prepare(source, options.input_shapes)
@@ -69,13 +71,13 @@ class CoreMLConvert(Step):
             )
         probe_errors = {}
         for name, ref, got in zip(prepared.output_names, reference, produced):
-            probe_errors[name] = numerics.errors(ref, got)
+            probe_errors[name] = deviation(ref, got)
             if ref.shape != got.shape:
                 raise StepFailed(
                     f"{source.name}: output '{name}' of the onnx2torch module has shape {list(got.shape)}, onnxruntime "
                     f"gives {list(ref.shape)}; the Core ML route would be silently wrong for this model"
                 )
-            if not numerics.within(ref, got, PROBE_ATOL, PROBE_RTOL * max(1.0, float(abs(ref).max(initial=0)))):
+            if not within(ref, got, PROBE_ATOL, PROBE_RTOL * max(1.0, float(abs(ref).max(initial=0)))):
                 raise StepFailed(
                     f"{source.name}: output '{name}' of the onnx2torch module differs from onnxruntime by "
                     f"{probe_errors[name]['max_abs']:.3g} (allowed {PROBE_ATOL:g}); the Core ML route would be "

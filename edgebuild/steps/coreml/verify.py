@@ -37,9 +37,9 @@ class _Tally:
     def add(self, index: int, reference, candidate) -> None:
         import numpy as np
 
-        from .numerics import errors
+        from edgebuild.metrics import deviation
 
-        err = errors(reference, candidate)
+        err = deviation(reference, candidate)
         if err["max_abs"] > self.max_abs:
             self.max_abs, self.worst_batch = err["max_abs"], index
         self.abs_sum += float(np.abs(np.asarray(reference, np.float64) - np.asarray(candidate, np.float64)).sum())
@@ -112,7 +112,9 @@ class CoreMLVerify(Step):
         import numpy as np
         import torch
 
-        from . import numerics, onnx_route
+        from edgebuild.metrics import deviation, within
+
+        from . import onnx_route
 
         try:
             with warnings.catch_warnings():
@@ -127,8 +129,8 @@ class CoreMLVerify(Step):
             produced = onnx_route.run_torch(prepared, intermediate, feeds)
             for name, ref, got in zip(prepared.output_names, expected, produced):
                 tallies[name].add(index, ref, got)
-                if not numerics.within(ref, got, atol, rtol):
-                    err = numerics.errors(ref, got)
+                if not within(ref, got, atol, rtol):
+                    err = deviation(ref, got)
                     raise StepFailed(
                         f"output '{name}': the traced PyTorch intermediate differs from onnxruntime by "
                         f"{err['max_abs']:.3g} on evaluation batch {index} (atol {atol:g}, rtol {rtol:g})"
@@ -148,7 +150,9 @@ class CoreMLVerify(Step):
 
     def _run_package(self, ctx, prepared, reference, batches, images, compute_units, tolerance) -> dict[str, Any]:
         """macOS only: the package itself on the first batches, gated by the self-test tolerances."""
-        from . import macos_runtime, numerics
+        from edgebuild.metrics import deviation, within
+
+        from . import macos_runtime
 
         worst: dict[str, dict[str, float]] = {}
         for index, batch in enumerate(batches):
@@ -159,10 +163,10 @@ class CoreMLVerify(Step):
             for name, want in _package_names(ctx, expected).items():
                 if name not in got:
                     raise StepFailed(f"the Core ML package has no output '{name}'")
-                err = numerics.errors(want, got[name])
+                err = deviation(want, got[name])
                 if name not in worst or err["max_abs"] > worst[name]["max_abs"]:
                     worst[name] = err
-                if err["cosine"] < tolerance["min_cosine"] or not numerics.within(want, got[name], tolerance["atol"], tolerance["rtol"]):
+                if err["cosine"] < tolerance["min_cosine"] or not within(want, got[name], tolerance["atol"], tolerance["rtol"]):
                     raise StepFailed(
                         f"output '{name}': the Core ML package differs from onnxruntime by {err['max_abs']:.3g} on batch "
                         f"{index} (cosine {err['cosine']:.5f}; allowed atol {tolerance['atol']:.3g}, "

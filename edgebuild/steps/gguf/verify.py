@@ -22,14 +22,6 @@ class Comparison:
     token_mismatches: list[str] = field(default_factory=list)
 
 
-def _cosine(a, b) -> float:
-    import numpy as np
-
-    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
-    denom = np.linalg.norm(a) * np.linalg.norm(b)
-    return float(a @ b / denom) if denom else 0.0
-
-
 def _llama_tokens(llm, prompt: str) -> list[int]:
     # add_bos=True means "add the special tokens this vocab is configured to add"
     return list(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False))
@@ -51,6 +43,8 @@ def compare_decoder(gguf_path: Path, source: Path, prompts: list[str], threads: 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from edgebuild.metrics import deviation
+
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, local_files_only=True).eval()
     token_lists = [tokenizer(p)["input_ids"] for p in prompts]
@@ -69,8 +63,9 @@ def compare_decoder(gguf_path: Path, source: Path, prompts: list[str], threads: 
         llm.reset()
         llm.eval(ids)
         got = np.array(llm.scores[: len(ids)], dtype=np.float32)
-        cosines.append(_cosine(ref[-1], got[-1]))
-        max_diffs.append(float(np.max(np.abs(ref[-1] - got[-1]))))
+        last = deviation(ref[-1], got[-1])
+        cosines.append(last["cosine"])
+        max_diffs.append(last["max_abs"])
         agree += int(np.sum(ref.argmax(-1) == got.argmax(-1)))
         total += len(ids)
         if first_logits is None:
@@ -93,6 +88,7 @@ def compare_encoder(gguf_path: Path, source: Path, prompts: list[str], threads: 
     import torch
     from transformers import AutoModel, AutoTokenizer
 
+    from edgebuild.metrics import cosine
     from edgebuild.steps.gguf.bert_arch import EncoderLayout
     from edgebuild.steps.gguf.hf_folder import ModelFolder
     import gguf
@@ -113,7 +109,7 @@ def compare_encoder(gguf_path: Path, source: Path, prompts: list[str], threads: 
             hidden = model(**batch).last_hidden_state[0].numpy()
         ref = hidden[0] if cls_pooling else hidden.mean(axis=0)
         got = np.asarray(llm.embed(prompt), dtype=np.float32).reshape(-1)
-        cosines.append(_cosine(ref, got))
+        cosines.append(cosine(ref, got))
         if first is None:
             first, first_ids = got, ids
     speed = _prompt_latency(lambda: llm.embed(prompts[0]), len(first_ids), threads)

@@ -1,5 +1,7 @@
-"""Shared fixtures for the bundle tests (imported by the other test_bundle_* modules): a tiny real
-ONNX model, its self-test made with onnxruntime, key pairs, and a signed onnxruntime bundle."""
+"""What the bundle tests build from and run (plain functions; the session fixtures built from them,
+`work`, `keypair`, `other_keypair`, `bundle` and `unpacked`, are in conftest.py): a tiny real ONNX
+model, its self-test made with onnxruntime, the bundle spec, tar members, and the generated loader
+run in an environment that cannot see this checkout."""
 from __future__ import annotations
 
 import io
@@ -11,10 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from edgebuild.bundle import BundleSpec, keygen, write_bundle
-from edgebuild.bundle.keys import load_private_key
+from edgebuild.bundle import BundleSpec
 
 
 def make_tiny_onnx(path: Path) -> None:
@@ -66,42 +66,6 @@ def make_spec(work: Path, version: str = "1.0.0", **changes) -> BundleSpec:
         runtime_options={"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]},
     )
     return replace(spec, **changes)
-
-
-@pytest.fixture(scope="session")
-def work(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("bundle-work")
-    make_tiny_onnx(work / "tiny.onnx")
-    make_selftest(work / "tiny.onnx", work / "selftest.npz")
-    make_selftest(work / "tiny.onnx", work / "selftest-wrong.npz", corrupt=True)
-    return work
-
-
-@pytest.fixture(scope="session")
-def keypair(tmp_path_factory):
-    private, public = keygen(tmp_path_factory.mktemp("keys") / "release")
-    return load_private_key(private), public
-
-
-@pytest.fixture(scope="session")
-def other_keypair(tmp_path_factory):
-    private, public = keygen(tmp_path_factory.mktemp("keys") / "other")
-    return load_private_key(private), public
-
-
-@pytest.fixture(scope="session")
-def bundle(work, keypair, tmp_path_factory) -> Path:
-    """The reference signed bundle demo-cpu-fp32-1.0.0.tar.gz."""
-    return write_bundle(make_spec(work), tmp_path_factory.mktemp("bundles"), keypair[0])
-
-
-@pytest.fixture(scope="session")
-def unpacked(bundle, tmp_path_factory) -> Path:
-    """The reference bundle unpacked with plain tar: the loader a device already trusts."""
-    dest = tmp_path_factory.mktemp("unpacked")
-    with tarfile.open(bundle) as tar:
-        tar.extractall(dest, filter="data")
-    return dest / bundle.name[: -len(".tar.gz")]
 
 
 def read_members(archive: Path) -> list[tuple[tarfile.TarInfo, bytes | None]]:
