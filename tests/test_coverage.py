@@ -224,7 +224,8 @@ def test_tflite_needs_constant_parameters_and_known_types(tmp_path):
     variable_axes = tmp_path / "reduce.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), variable_axes)
     node = check_model(variable_axes, "tflite", {}).nodes[0]
-    assert node.status == RESTRICTION and "must be a constant" in node.reason
+    # measured: onnx2tf fails on the node tests that pass axes as a graph input
+    assert node.status == RESTRICTION and "measured: 0/" in node.reason
     assert check_model(variable_axes, "onnxruntime", {}).ok          # fine where graphs are dynamic
 
     cast = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], "to_int4", to=TensorProto.INT4)], "cast",

@@ -1,17 +1,23 @@
-"""The TFLite route: ONNX -> onnx2tf -> TFLite. A node converts when onnx2tf has a converter for
-its op; the table also says which TFLite builtins the conversion typically emits (used by the
-Edge TPU prediction).
+"""The TFLite route: ONNX -> onnx2tf -> TFLite.
+
+Two tables: tflite-onnx2tf-ops.tsv lists the ops onnx2tf has a converter for and the TFLite
+builtins each typically becomes (used by the Edge TPU prediction); tflite-onnx2tf-measured.tsv
+holds rules measured by converting the ONNX node tests with edgebuild's own tflite.convert step
+(which dtypes, attributes and ranks of an op convert and give the right numbers). A measured rule
+decides where one matches; ops it does not cover fall back to the converter list.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
 from .graph_walk import NodeInfo, WalkedGraph
+from .node_features import features, matches, parse_condition
 from .partition import RESTRICTION, SUPPORTED, UNSUPPORTED
 from .report import Issue, RouteResult
 from .tables import load_table
 
 TABLE = "tflite-onnx2tf-ops.tsv"
+MEASURED = "tflite-onnx2tf-measured.tsv"
 UNKNOWN = "?"
 # Element types TFLite (and TensorFlow underneath onnx2tf) have no tensors or kernels for.
 NO_TFLITE_TYPE = {"bfloat16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz", "float8e8m0",
@@ -21,6 +27,37 @@ NO_TFLITE_TYPE = {"bfloat16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "f
 @lru_cache(maxsize=None)
 def onnx2tf_rows() -> dict[str, dict]:
     return {r["op"]: r for r in load_table(TABLE).rows}
+
+
+@lru_cache(maxsize=None)
+def measured_rules() -> dict[str, list[dict]]:
+    """op -> its measured rules in order, each with the parsed condition under 'condition'."""
+    return rules_from_rows(load_table(MEASURED).rows)
+
+
+def rules_from_rows(rows) -> dict[str, list[dict]]:
+    rules: dict[str, list[dict]] = {}
+    for row in rows:
+        rules.setdefault(row["op"], []).append(dict(row, condition=parse_condition(row["when"])))
+    return rules
+
+
+def measured_verdict(node: NodeInfo, rules: dict[str, list[dict]] | None = None) -> tuple[str, str] | None:
+    """The first measured rule of the node's op that matches it, as (status, reason); None when the
+    op was not measured. `rules` replaces the shipped table (the honesty benchmark's held-out folds)."""
+    op_rules = (measured_rules() if rules is None else rules).get(node.op_type)
+    if not op_rules:
+        return None
+    feats = features(node)
+    for rule in op_rules:
+        if matches(feats, rule["condition"]):
+            scope = "" if rule["when"] == "*" else f" with {rule['when']}"
+            evidence = f"measured: {rule['evidence']} onnx node tests{scope} converted and matched"
+            if rule["verdict"] == "converts":
+                return SUPPORTED, evidence
+            status = UNSUPPORTED if rule["when"] == "*" else RESTRICTION
+            return status, f"{rule['reason'] or 'fails'} ({evidence})"
+    return None
 
 
 def tflite_ops_for(node: NodeInfo) -> list[str] | None:
@@ -56,7 +93,7 @@ def tflite_ops_for(node: NodeInfo) -> list[str] | None:
     return ops
 
 
-def check_node(node: NodeInfo) -> tuple[str, str]:
+def check_node(node: NodeInfo, rules: dict[str, list[dict]] | None = None) -> tuple[str, str]:
     if node.domain:
         return UNSUPPORTED, f"domain '{node.domain}' has no onnx2tf converter"
     row = onnx2tf_rows().get(node.op_type)
@@ -65,6 +102,9 @@ def check_node(node: NodeInfo) -> tuple[str, str]:
     for t in [*node.inputs, *node.outputs]:
         if t is not None and t.dtype in NO_TFLITE_TYPE:
             return RESTRICTION, f"tensor '{t.name}' is {t.dtype}: TFLite has no such tensor type"
+    measured = measured_verdict(node, rules)
+    if measured is not None:
+        return measured
     for slot in (int(i) for i in row["const_inputs"].split(",") if i):
         t = node.inputs[slot] if slot < len(node.inputs) else None
         if t is not None and not t.constant:
@@ -72,11 +112,31 @@ def check_node(node: NodeInfo) -> tuple[str, str]:
     return SUPPORTED, row["note"]
 
 
-def check(graph: WalkedGraph, settings: dict) -> RouteResult:
+def graph_problems(graph: WalkedGraph) -> list[str]:
+    """What edgebuild's tflite.convert refuses whatever the ops: inputs it cannot make static, and
+    inputs or outputs its I/O description cannot bind to TFLite tensors."""
+    problems = []
+    for role, tensors in (("input", graph.inputs), ("output", graph.outputs)):
+        for t in tensors:
+            if t.dtype is None:
+                if t.type:            # a sequence, optional or map (an undeclared type is not judged)
+                    problems.append(f"{role} '{t.name}' is {t.type}: a TFLite model takes and returns "
+                                    "plain tensors only")
+            elif t.dtype == "string":
+                problems.append(f"{role} '{t.name}' is a string tensor: edgebuild's TFLite I/O handles "
+                                "numeric tensors only")
+            elif role == "input" and (not t.static or 0 in t.shape):
+                problems.append(f"input '{t.name}' has shape {list(t.shape or [])}: TFLite needs static, "
+                                "non-empty shapes; set input_shapes")
+            elif role == "input" and not t.shape:
+                problems.append(f"input '{t.name}' is a scalar: TFLite makes it [1], which edgebuild's "
+                                "TFLite I/O description does not bind yet")
+    return problems
+
+
+def check(graph: WalkedGraph, settings: dict, rules: dict[str, list[dict]] | None = None) -> RouteResult:
     table = load_table(TABLE)
-    result = RouteResult(table=f"{TABLE}: {table.source[0]}", predicted=True)
-    for t in graph.dynamic_inputs:
-        result.issues.append(Issue("warning", f"input '{t.name}' has dynamic shape {list(t.shape or [])}: "
-                                              "int8 calibration and most delegates need input_shapes"))
-    result.verdicts = [(n, *check_node(n)) for n in graph.nodes]
+    result = RouteResult(table=f"{TABLE} + {MEASURED}: {table.source[0]}", predicted=True)
+    result.issues += [Issue("error", problem) for problem in graph_problems(graph)]
+    result.verdicts = [(n, *check_node(n, rules)) for n in graph.nodes]
     return result

@@ -220,6 +220,7 @@ def _exception_summary(exc: Exception) -> str:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_GENERATED_NAME = re.compile(r"sng_([A-Za-z0-9]+)_\d+")
 _EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
 
 
@@ -235,7 +236,8 @@ def _failure_message(log: str, fallback: str, node_types: dict[str, str] | None 
     names = re.findall(r"onnx_op_name: (\S+)", text)
     if names:
         node = names[-1]
-        op_type = (node_types or {}).get(node, "?")
+        named = _GENERATED_NAME.fullmatch(node)   # onnx2tf names unnamed nodes sng_<Op>_<n>
+        op_type = (node_types or {}).get(node) or (named.group(1) if named else "?")
         return f"op {op_type} (node '{node}') could not be converted by onnx2tf: {reason[:300]}"
     tf_op = re.search(r"'tfl\.(\w+)' op ([^\n]+)", text)
     if tf_op:
