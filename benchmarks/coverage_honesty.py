@@ -487,17 +487,22 @@ def report_light(args) -> None:
 
     tests = light_model_tests(test_data_dir("light"), args.tflite_workdir / "light-tests")
     actual = run_tflite(tests, args.tflite_python, args.tflite_workdir / "light", limit_s=900)
-    agree = 0
+    agree = counted = 0
     print(f"\nwhole networks (onnx's light CNNs as shipped and with folded weights; not used to derive "
           f"the rules): {len(tests)}")
     for t in tests:
         report = check_model(t / "model.onnx", "tflite", {})
         works, why = actual[t.name]
+        said = "supported" if report.ok else "unsupported"
+        name = t.name[len("test_light_"):]
+        if why.startswith(("no result in", "TimeoutError")):      # too slow here to know: not counted
+            print(f"  {name}: checker {said}; the conversion did not finish within the limit (not counted)")
+            continue
+        counted += 1
         agree += report.ok == works
-        print(f"  {t.name[len('test_light_'):]}: checker {'supported' if report.ok else 'unsupported'}, "
-              f"conversion {'works' if works else 'fails: ' + why[:100]}"
+        print(f"  {name}: checker {said}, conversion {'works' if works else 'fails: ' + why[:100]}"
               + ("" if report.ok else f" [{report.summary_line()[:100]}]"))
-    print(f"  agreement: {agree}/{len(tests)}")
+    print(f"  agreement: {agree}/{counted}")
 
 
 def _fold(name: str) -> int:
