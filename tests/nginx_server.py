@@ -1,6 +1,7 @@
 """A real nginx on loopback as a Bazel-style HTTP cache (WebDAV PUT), for the tests that need a
-shared remote cache: test_remote_cache.py and test_dask_executor.py. nginx comes from Debian's
-nginx-light (.ci/run installs it); without it, start_nginx skips the calling test."""
+shared remote cache (test_remote_cache.py, test_dask_executor.py) and the benchmarks that do
+(through benchmarks/support.py). nginx comes from Debian's nginx-light (.ci/run installs it);
+without it, start_nginx skips the calling test."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
 TOKEN = "s3cret"
@@ -62,6 +62,8 @@ def free_port() -> int:
 def start_nginx(base: Path, store: Path | None = None) -> Nginx:
     """nginx on a free loopback port, serving `store` (default base/store); skips the test without nginx."""
     if NGINX is None:
+        import pytest
+
         pytest.skip("nginx is not installed (apt-get install -y nginx-light); the remote cache tests need it")
     base.mkdir(parents=True, exist_ok=True)
     store = store or base / "store"
