@@ -514,6 +514,7 @@ def _fold(name: str) -> int:
 
 def _verdict_with(test: Path, rules: dict) -> tuple[bool, str]:
     from edgebuild.coverage import tflite
+    from edgebuild.coverage.checker import assemble_report
     from edgebuild.coverage.graph_walk import walk_model
     from edgebuild.coverage.partition import SUPPORTED
 
@@ -521,10 +522,9 @@ def _verdict_with(test: Path, rules: dict) -> tuple[bool, str]:
         graph = walk_model(test / "model.onnx")
     except Exception as exc:  # counted as "unsupported", as check_model's caller would see an error
         return False, str(exc)
-    result = tflite.check(graph, {}, rules)
-    bad = [i.message for i in result.issues if i.level == "error"]
-    bad += [f"{n.op_type}: {reason}" for n, status, reason in result.verdicts if status != SUPPORTED]
-    return not bad, "; ".join(bad[:2])
+    report = assemble_report(graph, "tflite", tflite.check(graph, {}, rules), {})
+    bad = [i.message for i in report.errors] + [f"{n.op}: {n.reason}" for n in report.nodes if n.status != SUPPORTED]
+    return report.ok, "; ".join(bad[:2])
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .graph_walk import walk_model
-from .report import CoverageReport, NodeResult
+from .graph_walk import WalkedGraph, walk_model
+from .report import CoverageReport, NodeResult, RouteResult
 
 ROUTES = ("onnxruntime", "tensorrt", "edgetpu", "tflite", "coreml")
 
@@ -34,7 +34,12 @@ def check_model(model_path: Path, route: str, settings: dict[str, Any] | None = 
         raise UnknownRouteError(f"unknown coverage route '{route}' (choose one of {', '.join(ROUTES)})")
     rules = importlib.import_module(f"{__package__}.{route}")
     graph = walk_model(Path(model_path), settings.get("input_shapes"), settings.get("source", "input_shapes"))
-    result = rules.check(graph, settings)
+    return assemble_report(graph, route, rules.check(graph, settings), settings)
+
+
+def assemble_report(graph: WalkedGraph, route: str, result: RouteResult, settings: dict[str, Any]) -> CoverageReport:
+    """The report of a route's result on a walked graph (also used with rule tables other than the
+    shipped ones: the honesty benchmark's held-out folds)."""
     # A call of a model-local function is inlined by every route; its body nodes carry the verdicts.
     result.verdicts = [(node, "supported", "model-local function, inlined (body checked)")
                        if graph.calls_local_function(node) else (node, status, reason)
@@ -43,7 +48,7 @@ def check_model(model_path: Path, route: str, settings: dict[str, Any] | None = 
                         counted=node.index not in result.uncounted and node.op_type != "Constant")
              for node, status, reason in result.verdicts]
     domains = Counter(n.domain for n in graph.nodes if n.domain)
-    report = CoverageReport(route=route, model=str(model_path), table=result.table, nodes=nodes,
+    report = CoverageReport(route=route, model=str(graph.path), table=result.table, nodes=nodes,
                             issues=list(result.issues), partition=result.partition,
                             notes=list(graph.warnings) + list(result.notes), target=settings.get("target"),
                             domains=dict(domains))
