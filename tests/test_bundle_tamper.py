@@ -1,8 +1,12 @@
 """The tamper matrix: every altered bundle is rejected, with the precise reason, both by
 edgebuild's verify_bundle/unpack_bundle and by the generated loader.py (`verify` and `install`),
-and unpacking never writes outside its target folder."""
+and unpacking never writes outside its target folder. Archive bombs (gzip, PAX, GNU long names,
+deep paths, trailing data) are rejected at their header, before their payload is inflated or
+written."""
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import tarfile
 from pathlib import Path
@@ -63,6 +67,85 @@ def _edit_manifest(members, ctx):
         yield info, data
 
 
+def _grow(name):
+    def mutate(members, ctx):
+        for info, data in members:
+            if info.name == f"{ROOT}/{name}":
+                data = data + b"\0" * 4096
+            yield info, data
+    return mutate
+
+
+def _payload_first(members, ctx):
+    members = list(members)
+    model = [m for m in members if m[0].name == f"{ROOT}/model.onnx"]
+    return [members[0], *model, *[m for m in members[1:] if m not in model]]
+
+
+class Raw:
+    """A mutation that writes the archive bytes itself: (members, ctx) -> gzip bytes."""
+
+    def __init__(self, make):
+        self.make = make
+
+
+def _tar_prefix(members) -> bytes:
+    """The uncompressed tar stream of `members`, without the end-of-archive marker."""
+    buf = io.BytesIO()
+    tar = tarfile.TarFile(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)
+    for info, data in members:
+        tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()  # not closed: close() would append the end marker
+
+
+def _gz(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=1, mtime=0)
+
+
+# 1 GiB of zeros costs 1 MB of archive: gzip members concatenate, and readers inflate them all
+ZEROS_1MIB = _gz(b"\0" * (1 << 20))
+END = b"\0" * 10240
+
+
+def _header(name: str, size: int, kind=tarfile.REGTYPE) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.mode = kind, size, 0o644
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def _bomb_after(members, header: bytes, mib: int) -> bytes:
+    return _gz(_tar_prefix(members) + header) + ZEROS_1MIB * mib + _gz(END)
+
+
+def _deep_path(depth):
+    def make(members, ctx):
+        info = tarfile.TarInfo(ROOT + "/" + "a/" * depth + "x.bin")
+        info.size = 1
+        return _gz(_tar_prefix(list(members) + [(info, b"x")]) + END)
+    return make
+
+
+CASES_RAW = {
+    "gzip bomb: 1 GiB unlisted entry": (
+        Raw(lambda m, ctx: _bomb_after(m, _header(f"{ROOT}/zeros.bin", 1 << 30), 1024)),
+        "file not listed in manifest: zeros.bin"),
+    "gzip bomb after the end marker": (
+        Raw(lambda m, ctx: _gz(_tar_prefix(m) + END) + ZEROS_1MIB * 1024), "trailing data after the end"),
+    "PAX header bomb: 256 MiB": (
+        Raw(lambda m, ctx: _bomb_after(m, _header("././@PaxHeader", 256 << 20, tarfile.XHDTYPE), 256)),
+        "PAX header of 268435456 bytes"),
+    "GNU long-name bomb: 64 MiB": (
+        Raw(lambda m, ctx: _bomb_after(m, _header("././@LongLink", 64 << 20, tarfile.GNUTYPE_LONGNAME), 64)),
+        "GNU long-name header of 67108864 bytes"),
+    "path 120k folders deep": (Raw(_deep_path(120_000)), "PAX header of"),
+    "path 100 folders deep": (Raw(_deep_path(100)), "deeper than 32 folders"),
+    "path 2000 folders deep": (Raw(_deep_path(2000)), "longer than 1024 characters"),
+    "trailing garbage after the gzip stream": (
+        Raw(lambda m, ctx: _gz(_tar_prefix(m) + END) + b"trailing garbage" * 64), "trailing data"),
+    "trailing tar entry after the end marker": (
+        Raw(lambda m, ctx: _gz(_tar_prefix(m) + b"\0" * 1024 + _tar_prefix([m[-1]]) + END)), "trailing data"),
+}
+
 SIGNATURE = "signature of manifest.json does not verify"
 CASES = {
     **{f"flipped byte in {name}": (_flip(name), SIGNATURE if name.startswith("manifest.")
@@ -90,6 +173,12 @@ CASES = {
     "duplicate entry": (lambda m, ctx: list(m) + [m[-1]], "duplicate entry"),
     "file where a folder is": (_add("{root}/selftest"), "duplicate entry"),
     "entry below a file": (_add("{root}/model.onnx/inner.txt"), "entry inside a file"),
+    "unlisted folder": (_add("{root}/empty", tarfile.DIRTYPE), "folder not listed in manifest: empty"),
+    "planted __pycache__": (_add("{root}/__pycache__/loader.cpython-311.pyc"),
+                            "file not listed in manifest: __pycache__/loader.cpython-311.pyc"),
+    "model grown past its declared size": (_grow("model.onnx"), "size mismatch for model.onnx"),
+    "payload before the signed head": (_payload_first, "manifest.json is missing from the head"),
+    **CASES_RAW,
 }
 
 
@@ -114,6 +203,8 @@ def make_tampered(case: str, bundle: Path, work: Path, other_key, sandbox: Path,
         out.write_bytes(raw[:-4])  # only the gzip size trailer is missing
     elif mutation == "garbage":
         out.write_bytes(b"not a bundle\n" * 100)
+    elif isinstance(mutation, Raw):
+        out.write_bytes(mutation.make(read_members(bundle), {"sandbox": sandbox}))
     else:
         members = read_members(bundle)
         write_members(out, list(mutation(members, {"sandbox": sandbox})))
@@ -169,7 +260,7 @@ def test_intact_bundle_passes_both(bundle, unpacked, keypair):
     assert "signature verified" in checked.stdout
 
 
-@pytest.mark.parametrize("change", ["flip model", "add file", "remove selftest", "symlink"])
+@pytest.mark.parametrize("change", ["flip model", "add file", "remove selftest", "symlink", "planted pyc"])
 def test_loader_rejects_tampered_unpacked_folder(change, unpacked, keypair, tmp_path):
     import shutil
 
@@ -186,12 +277,35 @@ def test_loader_rejects_tampered_unpacked_folder(change, unpacked, keypair, tmp_
     elif change == "remove selftest":
         (folder / "selftest" / "selftest.npz").unlink()
         reason = "file listed in manifest is missing: selftest/selftest.npz"
-    else:
+    elif change == "symlink":
         (folder / "model.onnx").unlink()
         (folder / "model.onnx").symlink_to(unpacked / "model.onnx")
         reason = "link in bundle folder: model.onnx"
+    else:
+        # bytecode Python would run on `import loader` instead of the verified loader.py
+        (folder / "__pycache__").mkdir()
+        (folder / "__pycache__" / "loader.cpython-311.pyc").write_bytes(b"planted")
+        reason = "file not listed in manifest: __pycache__/loader.cpython-311.pyc"
     # the copy's own loader checks its own folder (the default target of `verify` and `selftest`)
     for args in (["verify"], ["selftest", "--key", str(keypair[1])]):
         result = run_loader(folder / "loader.py", *args)
         assert result.returncode == 1, result.stdout + result.stderr
         assert reason in result.stderr
+
+
+def test_importing_the_loader_leaves_no_bytecode(unpacked, keypair, tmp_path):
+    """`import loader` from a bundle folder must leave it exactly as verified: no __pycache__."""
+    import shutil
+    import subprocess
+    import sys
+
+    from bundle_helpers import isolated_env
+
+    folder = tmp_path / "copy"
+    shutil.copytree(unpacked, folder)
+    code = f"import loader; print(loader.load(public_key={str(keypair[1])!r}).manifest['version'])"
+    done = subprocess.run([sys.executable, "-c", code], cwd=folder, env=isolated_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "1.0.0", done.stderr
+    assert not (folder / "__pycache__").exists()
+    assert run_loader(folder / "loader.py", "verify", "--key", str(keypair[1])).returncode == 0

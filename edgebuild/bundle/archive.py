@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 from edgebuild.bundle.errors import BundleError
-from edgebuild.bundle.portable import SIGNED_NAMES
+from edgebuild.bundle.portable import SIGNED_NAMES, ArchiveRejected, read_archive_head
 
 FILE_MODE = 0o644
 EXEC_MODE = 0o755
@@ -74,19 +74,10 @@ def _info(name: str, kind: bytes, mode: int, size: int, mtime: int) -> tarfile.T
 
 
 def read_signed_head(path: Path) -> tuple[bytes, bytes] | None:
-    """manifest.json and manifest.sig of an archive this module wrote (they come first, so this
-    reads only the start of the file); None if the file does not start that way."""
-    found: dict[str, bytes] = {}
+    """manifest.json and manifest.sig of a bundle archive (they come first, so this reads only the
+    start of the file); None if the file does not start that way."""
     try:
-        with gzip.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
-            for position, member in enumerate(tar):
-                name = member.name.partition("/")[2]
-                if name in SIGNED_NAMES and member.isreg():
-                    found[name] = tar.extractfile(member).read()
-                if len(found) == len(SIGNED_NAMES) or position >= len(SIGNED_NAMES):
-                    break
-    except (tarfile.TarError, EOFError, OSError):
+        _root, manifest, signature = read_archive_head(path)
+    except (ArchiveRejected, OSError):
         return None
-    if len(found) != len(SIGNED_NAMES):
-        return None
-    return found[SIGNED_NAMES[0]], found[SIGNED_NAMES[1]]
+    return manifest, signature
