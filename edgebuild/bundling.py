@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from edgebuild import __version__
-from edgebuild.errors import ConfigError
+from edgebuild.errors import BuildFailed, ConfigError
 from edgebuild.fsutil import atomic_write_json, relative_to_root
 from edgebuild.hashing import canonical_json, sha256_bytes
 from edgebuild.project import SEMVER, Project
@@ -91,14 +91,14 @@ def make_spec(project: Project, plan, sched, result, version: str) -> tuple[dict
         record = entry["outputs"].get(artifact.output) if entry else None
         if record is None:
             continue
-        artifacts[artifact.filename] = project.build_dir / resolved.name / artifact.filename
+        artifacts[artifact.filename] = _intact(project.build_dir / resolved.name / artifact.filename, record, sched)
         digests[artifact.filename] = record["digest"]
         io = io or entry.get("metadata", {}).get("io")
     selftest = None
     for node, outcome in nodes:
         record = outcome.entry["outputs"].get("selftest.npz") if outcome.entry else None
         if record is not None:
-            selftest = sched.cache.store.path(record["digest"])
+            selftest = _intact(sched.cache.store.path(record["digest"]), record, sched)
             digests["selftest.npz"] = record["digest"]
         io = io or (outcome.entry or {}).get("metadata", {}).get("io")
     metrics = {k: v for k, v in result.metadata.get("metrics", {}).items()
@@ -120,6 +120,16 @@ def make_spec(project: Project, plan, sched, result, version: str) -> tuple[dict
         coverage=result.metadata.get("coverage"), metrics=metrics, provenance=provenance,
         runtime_options={k: resolved.params[k] for k in RUNTIME_OPTIONS if k in resolved.params})
     return spec, digests
+
+
+def _intact(path: Path, record: dict, sched) -> Path:
+    """`path` if its bytes are still those its cache record names (a stat while unchanged): a file
+    changed since the build checked it never goes into a signed bundle."""
+    from edgebuild.cache import listing_digest
+    if not path.exists() or sched.stats.digest(path) != listing_digest(record):
+        raise BuildFailed(f"{relative_to_root(path, sched.root)} no longer matches the build's digest "
+                          f"{record['digest'][:12]}; nothing was bundled: run the build again")
+    return path
 
 
 def _spec_json(spec: dict) -> dict:

@@ -52,6 +52,10 @@ def make_parser() -> argparse.ArgumentParser:
         if name in ("all", "build", "bundle", "check"):
             cmd.add_argument("--remote-cache", metavar="URL", help="shared HTTP cache (Bazel protocol: "
                              "/ac/ and /cas/); overrides [cache] remote, '' turns it off")
+        if name in ("all", "build", "bundle", "check", "toolchain"):
+            cmd.add_argument("--trust-project-toolchains", action="store_true",
+                             help="let this project's own recipes pip-install and run their [toolchain] "
+                                  "(runs the project's code; also EDGEBUILD_TRUST_PROJECT_TOOLCHAINS=1)")
         if name == "build":
             cmd.add_argument("targets", nargs="*", metavar="TARGET")
         if name in ("bundle", "check"):

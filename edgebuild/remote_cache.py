@@ -7,7 +7,10 @@ The protocol is two key spaces under one base URL:
 A GET answers 200 with the value or 404 when absent; a PUT answers 200, 201 or 204.
 
 Only the standard library is used. Every download is checked against its sha256 before it is
-renamed into place, so a corrupted or truncated blob never counts. Network errors, timeouts and
+renamed into place, so a corrupted or truncated blob never counts. The server is not trusted with
+sizes either: an action entry may be at most MAX_ENTRY_BYTES, a blob at most the size its entry
+declares and never more than `max_bytes` ($EDGEBUILD_REMOTE_CACHE_MAX_MB, default 16 GiB); a
+longer answer is cut off unread, and an error page is never read past DRAIN_LIMIT. Network errors, timeouts and
 5xx answers are retried with exponential backoff; when the retries run out, or the server refuses
 us (401/403), `RemoteUnavailable` is raised and the caller decides how to build without it.
 
@@ -39,6 +42,10 @@ if TYPE_CHECKING:
     import http.client
 
 HEADER_ENV = "EDGEBUILD_REMOTE_CACHE_HEADER"
+MAX_MB_ENV = "EDGEBUILD_REMOTE_CACHE_MAX_MB"
+DEFAULT_MAX_MB = 16 * 1024
+MAX_ENTRY_BYTES = 16 * 1024 * 1024
+DRAIN_LIMIT = 64 * 1024        # bytes read from an answer we do not use before the connection is dropped
 CHUNK = 1024 * 1024
 _KEY = re.compile(r"^[0-9A-Za-z_-]{1,128}$")     # keys become URL path segments: nothing else allowed
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
@@ -65,6 +72,14 @@ class BlobCorrupted(RemoteCacheError):
         self.url, self.digest, self.actual = url, digest, actual
 
 
+class ResponseTooLarge(RemoteCacheError):
+    """The server sent (or announced) more bytes than allowed (nothing was written)."""
+
+    def __init__(self, url: str, what: str, limit: int) -> None:
+        super().__init__(f"remote cache {url}: {what} is larger than the {limit} bytes allowed")
+        self.url, self.limit = url, limit
+
+
 class _Retry(Exception):
     """Internal: a failure worth another attempt."""
 
@@ -79,11 +94,13 @@ class HttpCache:
     timeout:  seconds for connecting and for each socket read or write (not the whole transfer).
     retries:  further attempts after a network error, timeout or 5xx/408/429 answer; the waits
               between them are backoff, 2*backoff, 4*backoff... seconds.
-    Raises ConfigError for a malformed URL or header; nothing touches the network until a call.
+    max_bytes: the largest blob (and the most bytes one action entry may name) accepted; by default
+              $EDGEBUILD_REMOTE_CACHE_MAX_MB megabytes, else 16 GiB.
+    Raises ConfigError for a malformed URL, header or limit; nothing touches the network until a call.
     """
 
     def __init__(self, url: str, header: str | None = None, timeout: float = 10.0, retries: int = 2,
-                 backoff: float = 0.25) -> None:
+                 backoff: float = 0.25, max_bytes: int | None = None) -> None:
         problem = url_problem(url)
         if problem:
             raise ConfigError(problem)
@@ -105,6 +122,7 @@ class HttpCache:
                 raise ConfigError(f"{HEADER_ENV} must look like 'Name: value' (e.g. 'Authorization: Bearer TOKEN')")
             self._headers[name.strip()] = value.strip()
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.max_bytes = max_bytes if max_bytes is not None else _max_bytes_from_env()
         self._local = threading.local()
         self._count_lock = threading.Lock()
         self.counters = {"ac_hits": 0, "ac_misses": 0, "ac_puts": 0, "blobs_down": 0, "bytes_down": 0,
@@ -115,7 +133,11 @@ class HttpCache:
     def get_action(self, key: str) -> bytes | None:
         """The action-cache entry stored under `key`, or None when the server has none."""
         def read(resp: http.client.HTTPResponse) -> bytes:
-            return resp.read()
+            self._check_length(resp, "an action entry", MAX_ENTRY_BYTES)
+            data = resp.read(MAX_ENTRY_BYTES + 1)
+            if len(data) > MAX_ENTRY_BYTES:
+                raise ResponseTooLarge(self.url, f"action entry {key[:12]}", MAX_ENTRY_BYTES)
+            return data
         data = self._request("GET", self._path("ac", key), on_ok=read)
         self._count("ac_hits" if data is not None else "ac_misses")
         return data
@@ -131,23 +153,28 @@ class HttpCache:
         """Whether the server holds a blob under `digest` (a HEAD request; its content is not checked)."""
         return self._request("HEAD", self._path("cas", digest), on_ok=lambda resp: True) is not None
 
-    def get_blob(self, digest: str, dest: Path, mode: int = 0o644) -> bool:
+    def get_blob(self, digest: str, dest: Path, mode: int = 0o644, max_bytes: int | None = None) -> bool:
         """Download the blob `digest` to `dest` (created atomically, with `mode`); False when the
         server has none. The bytes stream to a temp file beside `dest` and are renamed into place
         only when their sha256 equals `digest`; otherwise BlobCorrupted is raised and `dest` is
-        left untouched. A transfer cut short is retried like any network error."""
+        left untouched. More than `max_bytes` (default self.max_bytes) raises ResponseTooLarge as
+        soon as it shows. A transfer cut short is retried like any network error."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        limit = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
 
         def save(resp: http.client.HTTPResponse) -> str:
+            self._check_length(resp, f"blob {digest[:12]}", limit)
             fd, tmp = tempfile.mkstemp(prefix=f".{dest.name[:16]}.", suffix=".part", dir=dest.parent)
             try:
                 hasher, size = hashlib.sha256(), 0
                 with os.fdopen(fd, "wb") as fh:
-                    while chunk := resp.read(CHUNK):
+                    while chunk := resp.read(min(CHUNK, limit - size + 1)):
+                        size += len(chunk)
+                        if size > limit:
+                            raise ResponseTooLarge(self.url, f"blob {digest[:12]}", limit)
                         hasher.update(chunk)
                         fh.write(chunk)
-                        size += len(chunk)
                 actual = hasher.hexdigest()
                 if actual != digest:
                     raise BlobCorrupted(self.url, digest, actual)
@@ -169,6 +196,18 @@ class HttpCache:
         self._count("blobs_up", "bytes_up", size)
 
     # --- HTTP ----------------------------------------------------------------------------------
+
+    def _check_length(self, resp: http.client.HTTPResponse, what: str, limit: int) -> None:
+        """Refuse an announced Content-Length over `limit` before reading any of the body."""
+        length = resp.getheader("Content-Length")
+        if length is not None and length.strip().isdigit() and int(length) > limit:
+            raise ResponseTooLarge(self.url, what, limit)
+
+    def _drain(self, resp: http.client.HTTPResponse) -> None:
+        """Read the rest of an answer so its connection can be reused; a long one is not read
+        (whatever the server sends): the connection is dropped instead."""
+        if len(resp.read(DRAIN_LIMIT + 1)) > DRAIN_LIMIT:
+            self._drop_connection()
 
     def _path(self, space: str, key: str) -> str:
         if not _KEY.match(key):
@@ -216,9 +255,9 @@ class HttpCache:
         try:
             if 200 <= resp.status < 300:
                 result = on_ok(resp) if on_ok is not None else None
-                resp.read()      # drain, so the connection can be reused
+                self._drain(resp)    # so the connection can be reused
                 return result
-            resp.read()
+            self._drain(resp)
             if resp.status == 404:
                 return None
             reason = f"HTTP {resp.status} {resp.reason} on {method} {path}"
@@ -263,17 +302,37 @@ class HttpCache:
 
 
 def url_problem(url: str) -> str | None:
-    """What is wrong with a remote cache URL, or None."""
+    """What is wrong with a remote cache URL, or None (the URL is shown without its password)."""
     parsed = urllib.parse.urlsplit(url)
+    shown = _without_password(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        return f"remote cache URL must look like http://HOST[:PORT][/PATH], got '{url}'"
+        return f"remote cache URL must look like http://HOST[:PORT][/PATH], got '{shown}'"
     try:
         _ = parsed.port          # parsing it raises ValueError for a bad port
     except ValueError:
-        return f"remote cache URL has a bad port: '{url}'"
+        return f"remote cache URL has a bad port: '{shown}'"
     if parsed.query or parsed.fragment:
-        return f"remote cache URL must not have a query or fragment: '{url}'"
+        return f"remote cache URL must not have a query or fragment: '{shown}'"
     return None
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return f"{scheme}{sep}{netloc}{slash}{path}"
+
+
+def _max_bytes_from_env() -> int:
+    value = os.environ.get(MAX_MB_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_MB * 1024 * 1024
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{MAX_MB_ENV} must be a whole number of megabytes (at least 1), got '{value[:40]}'")
+    return int(value) * 1024 * 1024
 
 
 def remote_for(cli_url: str | None, project) -> HttpCache | None:

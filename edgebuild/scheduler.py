@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edgebuild.actionkey import ToolchainMissing, action_key, key_parts, toolchain_versions
 from edgebuild.cache import LocalCache
+from edgebuild.errors import BuildFailed
 from edgebuild.executor import Executor, Task
 from edgebuild.fsutil import atomic_copy, file_lock, relative_to_root
 from edgebuild.graph import Graph, Node
@@ -57,6 +58,18 @@ class Scheduler:
         self.outcomes: dict[str, Outcome] = {}
         self.logs_dir = project_root / ".edgebuild" / "logs"
         self._locks_dir = cache.root / "locks"
+        self._local_only: set[str] | None = None     # see remote_trust.py
+
+    def _remote_ok(self, node: Node) -> bool:
+        """Whether this node may take a remote entry: always when entries are authenticated, else
+        only when a verification step here re-checks its result."""
+        actions = self.cache.actions
+        if actions.remote is None or actions.remote_authenticated:
+            return True
+        if self._local_only is None:
+            from edgebuild.remote_trust import local_only_nodes
+            self._local_only = local_only_nodes(self.graph)
+        return node.id not in self._local_only
 
     # --- planning helpers shared with dry-run ---------------------------------------------------
 
@@ -141,7 +154,7 @@ class Scheduler:
             return None    # the worker thread creates the environment, then computes the key
         parts = key_parts(node, digests, versions)
         key = action_key(parts)
-        entry = self.cache.actions.get(key)
+        entry = self.cache.actions.get(key, remote=self._remote_ok(node))
         if entry is None:
             return None
         self.cache.actions.touch(key)
@@ -157,7 +170,7 @@ class Scheduler:
         parts = key_parts(node, self.input_digests(node), toolchain_versions(node))
         key = action_key(parts)
         with file_lock(self._locks_dir / key[:2] / f"{key}.lock"):
-            entry = self.cache.actions.get(key)
+            entry = self.cache.actions.get(key, remote=self._remote_ok(node))
             if entry is not None:    # another build finished it while we waited
                 return Outcome("cached" if entry["status"] == "ok" else "deferred", key=key, parts=parts,
                                entry=entry, message=entry.get("message"))
@@ -258,8 +271,11 @@ class Scheduler:
             want = _listing_digest(record)
             if not (dst.exists() and self.stats.digest(dst) == want):
                 atomic_copy(self.cache.store.output_path(record), dst)
-                if record["type"] == "file":
-                    self.stats.remember(dst, record["digest"])
+                if self.stats.digest(dst) != want:      # the blob changed since its entry was checked
+                    shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
+                    self.cache.store.evict(record["digest"])
+                    raise BuildFailed(f"content-store blob {record['digest'][:12]} changed during the build; "
+                                      "evicted: run the build again")
             written.append(relative_to_root(dst, self.root))
         for stale in set(state.artifacts) - set(written):   # left over from an earlier configuration
             path = self.root / stale

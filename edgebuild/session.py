@@ -36,8 +36,12 @@ def open_remote(args, project: Project):
 def build_session(args, targets: list[str] | None) -> Iterator[Session]:
     project = load_project(args.project)
     resolved = resolve_all(project, targets or None)
-    cache = LocalCache.for_project(project.state_dir, open_remote(args, project))
+    from edgebuild.toolchain import require_trusted
+    require_trusted([r.recipe for r in resolved if any(s.toolchain != "default" for s in r.steps)],
+                    getattr(args, "trust_project_toolchains", False))
     stats = StatCache(project.state_dir / "statcache.json")
+    # with the stat cache attached, every blob a build uses is hashed whenever it changed
+    cache = LocalCache.for_project(project.state_dir, open_remote(args, project), stats)
     INSTALLED.use_file(project.state_dir / "versions.json")
     with cache.gc_lock(shared=True):
         cache.clean_stale_tmp()

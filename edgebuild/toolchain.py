@@ -21,6 +21,11 @@ built in a temporary folder next to its final place and renamed into it (scripts
 rewritten to name their final path), and only a fully installed environment is ever visible.
 
 Only the standard library is used: edgebuild's own environment needs nothing extra for this.
+
+Installing requirements runs their code (setup scripts, then the packages themselves in every step).
+Built-in recipes are trusted; a project's own recipe that brings a toolchain not identical to a
+built-in one is refused unless the user trusts the project (`require_trusted`): with
+`--trust-project-toolchains` or EDGEBUILD_TRUST_PROJECT_TOOLCHAINS=1 in their environment.
 """
 from __future__ import annotations
 
@@ -39,6 +44,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 DEFAULT_NAME = "default"
+TRUST_ENV = "EDGEBUILD_TRUST_PROJECT_TOOLCHAINS"
+TRUST_FLAG = "--trust-project-toolchains"
 SPEC_KEYS = {"name", "python", "requirements", "no_deps"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # `pkg==1.2.3`, optionally with extras or an environment marker; exact pins keep the key honest.
@@ -226,6 +233,55 @@ def worker_pythonpath() -> str:
         except FileExistsError:
             pass
     return str(shim)
+
+
+def user_trusts_projects(flag: bool = False) -> bool:
+    """The user's standing decision: the command-line flag, or EDGEBUILD_TRUST_PROJECT_TOOLCHAINS=1."""
+    return flag or os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def require_trusted(recipes, flag: bool = False) -> None:
+    """Refuse a project-defined toolchain (one that no built-in recipe defines) unless the user
+    trusts the project. `recipes`: Recipe objects whose toolchain would be installed or used.
+    Raises ConfigError (exit 2) naming the recipe file."""
+    if user_trusts_projects(flag):
+        return
+    from edgebuild.errors import ConfigError
+    from edgebuild.recipes import builtin_recipe_dir
+    builtin_dir = builtin_recipe_dir().resolve()
+    builtin: set[str] | None = None
+    for recipe in recipes:
+        if not recipe.toolchain or Path(recipe.file).resolve().parent == builtin_dir:
+            continue
+        if builtin is None:
+            builtin = _builtin_toolchains(builtin_dir)
+        if _identity(recipe.toolchain) in builtin:
+            continue            # the same environment a built-in recipe installs
+        raise ConfigError(f"this project's own toolchain would be pip-installed and run at build time "
+                          f"(its code runs with your rights); pass {TRUST_FLAG} or set {TRUST_ENV}=1 "
+                          "only if you trust this project", recipe.file, "toolchain.requirements")
+
+
+def _identity(spec) -> str:
+    try:
+        valid = validate_spec(spec)
+    except ToolchainError:
+        return ""
+    return DEFAULT_NAME if valid["name"] == DEFAULT_NAME else f"{valid['name']}-{spec_hash(valid)}"
+
+
+def _builtin_toolchains(folder: Path) -> set[str]:
+    import tomllib
+    found = {DEFAULT_NAME}
+    for file in folder.glob("*.toml"):
+        try:
+            spec = tomllib.loads(file.read_text(encoding="utf-8")).get("toolchain")
+        except (OSError, ValueError):
+            continue
+        if spec:
+            found.add(_identity(spec))
+    found.discard("")
+    return found
 
 
 # -------------------------------------------------------------------------------------- helpers

@@ -48,8 +48,24 @@ def test_environment_key_as_pem_text_or_path(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEBUILD_SIGNING_KEY", str(private))
     assert raw_public(resolve_signing_key(tmp_path, None)[0]) == raw_public(key)
     monkeypatch.setenv("EDGEBUILD_SIGNING_KEY", str(tmp_path / "nope.key"))
-    with pytest.raises(BundleError, match="nope.key"):
+    with pytest.raises(BundleError, match="EDGEBUILD_SIGNING_KEY is neither a PEM key nor an existing key file"):
         resolve_signing_key(tmp_path, None)
+
+
+@pytest.mark.parametrize("cut", ["body", "body-long-line", "pem-without-begin"])
+def test_key_material_in_the_variable_is_never_echoed(tmp_path, monkeypatch, cut):
+    """EDGEBUILD_SIGNING_KEY holding a PEM key's base64 body (no BEGIN line) once came back in the
+    error message; no form of it may appear now."""
+    private, _ = keygen(tmp_path / "env")
+    pem = private.read_text()
+    body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+    value = {"body": body, "body-long-line": body * 8, "pem-without-begin": pem.split("\n", 1)[1]}[cut]
+    monkeypatch.setenv("EDGEBUILD_SIGNING_KEY", value)
+    with pytest.raises(BundleError) as caught:
+        resolve_signing_key(tmp_path, None)
+    message = str(caught.value)
+    assert message.startswith("EDGEBUILD_SIGNING_KEY is neither a PEM key nor an existing key file")
+    assert not any(body[i:i + 8] in message for i in range(0, len(body) - 8))
 
 
 def test_development_key_is_created_once_and_reused(tmp_path):

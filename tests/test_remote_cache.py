@@ -27,9 +27,13 @@ def nginx(tmp_path_factory):
     server.stop()
 
 
-def clean_env() -> dict:
-    """Each checkout keeps its own local cache, as on a fresh machine."""
-    return {"EDGEBUILD_CACHE_DIR": "", "EDGEBUILD_REMOTE_CACHE_HEADER": ""}
+CACHE_KEY = "team-ci-writers-" + "7" * 40       # EDGEBUILD_REMOTE_CACHE_KEY of the trusted writers
+
+
+def clean_env(key: str | None = CACHE_KEY) -> dict:
+    """Each checkout keeps its own local cache, as on a fresh machine; by default it holds the
+    writers' key, so entries are authenticated and every one of them may be taken."""
+    return {"EDGEBUILD_CACHE_DIR": "", "EDGEBUILD_REMOTE_CACHE_HEADER": "", "EDGEBUILD_REMOTE_CACHE_KEY": key or ""}
 
 
 def artifact_bytes(project: Path, doc: dict) -> dict[str, str]:
@@ -75,6 +79,29 @@ def test_clean_checkout_builds_everything_from_remote(nginx, published, tmp_path
     # every remote blob is stored under the sha256 of its bytes
     blobs = list((nginx.store / "team" / "cas").iterdir())
     assert blobs and all(hashlib.sha256(b.read_bytes()).hexdigest() == b.name for b in blobs)
+    assert CACHE_KEY not in result.stderr + result.stdout
+
+
+def test_without_the_key_verification_runs_here(nginx, published, tmp_path):
+    """A reader without EDGEBUILD_REMOTE_CACHE_KEY cannot tell a poisoned entry from a good one: it
+    takes the conversions from the remote but runs each verification (and the reference model it
+    compares against) itself before anything is bundled."""
+    publisher, first = published
+    # a server of its own: this build writes its (unauthenticated) entries through
+    server = start_nginx(tmp_path / "server")
+    shutil.copytree(nginx.store / "team", server.store / "team")
+    try:
+        checkout = write_demo(tmp_path / "checkout")
+        result = run_cli(checkout, "all", "--json", "-j", "2", "--remote-cache", f"{server.url}/team",
+                         env=clean_env(key=None))
+    finally:
+        server.stop()
+    assert result.rc == 0, result.stderr
+    ran = sorted(line.split()[1] for line in result.stderr.splitlines()
+                 if line.startswith("[run]") and line.rstrip().endswith(")"))
+    assert ran == ["cpu-fp16/verify-fp16", "cpu-fp32/check", "cpu-fp32/verify-fp32", "cpu-int8/verify-int8"]
+    assert result.json["steps"]["cached"] == 7
+    assert artifact_bytes(checkout, result.json) == artifact_bytes(publisher, first)
 
 
 def test_check_reads_coverage_through_the_remote(nginx, published, tmp_path):

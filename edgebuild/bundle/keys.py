@@ -71,8 +71,9 @@ def resolve_signing_key(project_dir: Path, configured: str | None) -> tuple[Ed25
         if env.startswith("-----BEGIN"):
             return _parse_private_pem(env.encode(), f"{ENV_VAR} (PEM text)"), f"{ENV_VAR} environment variable"
         path = Path(env).expanduser()
-        if not path.is_file():
-            raise BundleError(f"signing key {path} not found ({ENV_VAR} holds neither PEM text nor a key file)")
+        if "\n" in env or "\0" in env or not _is_file(path):
+            # the value is never shown: it may be key material without its PEM lines
+            raise BundleError(f"{ENV_VAR} is neither a PEM key nor an existing key file (its value is not shown)")
         return load_private_key(path), f"key file {path} ({ENV_VAR})"
     dev_dir = project_dir / DEV_KEY_DIR
     with file_lock(project_dir / ".edgebuild" / "keys.lock"):   # two concurrent first builds make one key
@@ -80,6 +81,13 @@ def resolve_signing_key(project_dir: Path, configured: str | None) -> tuple[Ed25
             keygen(dev_dir)
     path = dev_dir / PRIVATE_NAME
     return load_private_key(path), f"development key {path} (not for release: set [bundle].signing_key or {ENV_VAR})"
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):      # e.g. a name too long: errors that would repeat the value
+        return False
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

@@ -22,7 +22,11 @@ def _recipes_with_toolchains(args) -> dict:
     for name in names:
         if name not in files:
             raise ConfigError(f"unknown recipe '{name}'{did_you_mean(name, files)}; recipes: {', '.join(sorted(files))}")
-    return {n: load_recipe(n, root).toolchain for n in names if load_recipe(n, root).toolchain}
+    recipes = {n: load_recipe(n, root) for n in names}
+    if args.action == "install":
+        from edgebuild.toolchain import require_trusted
+        require_trusted(recipes.values(), args.trust_project_toolchains)
+    return {n: r.toolchain for n, r in recipes.items() if r.toolchain}
 
 
 def run(args) -> int:

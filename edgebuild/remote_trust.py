@@ -1,0 +1,34 @@
+"""Which steps may take an unauthenticated remote cache entry.
+
+Without $EDGEBUILD_REMOTE_CACHE_KEY nobody vouches for the remote server's action entries: one may
+name any blob, e.g. another artifact's. Such entries are still a large saving for conversions, so
+they are taken for those, on one condition: a verification step re-checks the result here before
+anything is bundled. Verification steps (those that write the bundle's `selftest.npz`, after running
+the artifact against its source on the evaluation data) therefore never take a remote hit, and
+neither does any step that feeds them anything other than the artifact under test (e.g. the
+reference model `onnx.check` makes): a poisoned reference could make a poisoned artifact pass.
+"""
+from __future__ import annotations
+
+VERIFICATION_OUTPUT = "selftest.npz"
+
+
+def local_only_nodes(graph) -> set[str]:
+    """Ids of the nodes whose results must come from this host when remote entries are not
+    authenticated: every verification node and everything upstream of its non-artifact inputs."""
+    artifact_nodes = {a.node for plan in graph.targets.values() for a in plan.artifacts}
+    local: set[str] = set()
+    pending: list[str] = []
+    for nid, node in graph.nodes.items():
+        if VERIFICATION_OUTPUT not in getattr(node.step_cls, "outputs", ()):
+            continue
+        local.add(nid)
+        pending.extend(ref.node for ref in node.inputs.values() if ref.node and ref.node not in artifact_nodes)
+    while pending:
+        nid = pending.pop()
+        if nid in local:
+            continue
+        local.add(nid)
+        node = graph.nodes[nid]
+        pending.extend(node.deps)
+    return local
