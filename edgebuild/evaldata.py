@@ -8,19 +8,91 @@ from typing import Iterator
 from edgebuild.steps.base import StepFailed
 
 
-def load_npz(path: Path, input_names: list[str], what: str) -> dict:
+def load_npz(path: Path, input_names: list[str], what: str, specs: list[dict] | None = None) -> dict:
+    """The arrays of a calibration/evaluation .npz, checked: every model input present, the same
+    sample count, only finite values, and where `specs` (describe_io's inputs) are given the rank,
+    fixed dims and dtype each input expects (float data is cast to the input's float type). Every
+    problem is one line naming the file, the array and what was expected."""
+    import zipfile
+
     import numpy as np
 
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    where = f"{what} data {Path(path).name}"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {}
+            for key in data.files:
+                try:
+                    arrays[key] = data[key]
+                except ValueError:
+                    raise StepFailed(f"{where}: array '{key}' holds Python objects (pickled), which are not "
+                                     f"loaded; save plain numeric arrays") from None
+    except StepFailed:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise StepFailed(f"{where} is not a readable .npz file ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
+    if not isinstance(arrays, dict):
+        raise StepFailed(f"{where} is a single .npy array, not an .npz with one array per model input")
     missing = [n for n in input_names if n not in arrays]
     if missing:
-        raise StepFailed(f"{what} data {path.name} has no array for model input(s) {', '.join(missing)} "
+        raise StepFailed(f"{where} has no array for model input(s) {', '.join(missing)} "
                          f"(arrays: {', '.join(sorted(arrays))})")
+    for name in input_names:
+        if arrays[name].ndim == 0:
+            raise StepFailed(f"{where}: array '{name}' is a scalar; it needs a batch axis first (samples, ...)")
     counts = {len(arrays[n]) for n in input_names}
     if len(counts) != 1:
-        raise StepFailed(f"{what} data {path.name}: inputs have different sample counts {sorted(counts)}")
+        raise StepFailed(f"{where}: inputs have different sample counts "
+                         + ", ".join(f"'{n}' {len(arrays[n])}" for n in input_names))
+    if 0 in counts:
+        raise StepFailed(f"{where}: array '{input_names[0]}' holds no samples")
+    for spec in specs or []:
+        if spec["name"] in arrays:
+            arrays[spec["name"]] = _checked_input(arrays[spec["name"]], spec, where)
+    for name in input_names:
+        array = arrays[name]
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array.reshape(len(array), -1))).any(axis=1).sum())
+            raise StepFailed(f"{where}: array '{name}' holds NaN or inf values ({bad} of {len(array)} samples); "
+                             f"inputs must be finite")
+    if "labels" in arrays and what == "evaluation":
+        labels = arrays["labels"]
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = arrays["labels"] = labels.reshape(-1)
+        if labels.ndim != 1 or labels.dtype.kind not in "iub":
+            raise StepFailed(f"{where}: array 'labels' has shape {tuple(labels.shape)} and dtype {labels.dtype}; "
+                             f"expected one integer class id per sample, shape ({len(arrays[input_names[0]])},)")
+        if len(labels) != len(arrays[input_names[0]]):
+            raise StepFailed(f"{where}: array 'labels' has {len(labels)} entries for {len(arrays[input_names[0]])} "
+                             f"samples of '{input_names[0]}'")
     return arrays
+
+
+def _checked_input(array, spec: dict, where: str):
+    """One input array against the model input it feeds: batch-first, same rank, fixed dims equal,
+    a compatible dtype (cast to the input's own)."""
+    import numpy as np
+
+    shape = spec.get("shape") or []
+    expected = "(" + ", ".join(["N"] + [str(d) if isinstance(d, int) else (d or "?") for d in shape[1:]]) + ")"
+    if shape and (array.ndim != len(shape) or any(isinstance(d, int) and d != got
+                                                   for d, got in zip(shape[1:], array.shape[1:]))):
+        raise StepFailed(f"{where}: array '{spec['name']}' has shape {tuple(array.shape)}; model input "
+                         f"'{spec['name']}' expects {expected} (samples first)")
+    if shape and isinstance(shape[0], int) and shape[0] > 1 and len(array) < shape[0]:
+        raise StepFailed(f"{where}: array '{spec['name']}' has {len(array)} samples; the model's fixed batch "
+                         f"needs at least {shape[0]}")
+    dtype = spec.get("dtype")
+    if not dtype:
+        return array
+    want = np.dtype(dtype)
+    ok = (want.kind == "f" and array.dtype.kind in "fiub") or (want.kind in "iu" and array.dtype.kind in "iub") \
+        or (want.kind == "b" and array.dtype.kind in "biu")
+    if not ok:
+        raise StepFailed(f"{where}: array '{spec['name']}' has dtype {array.dtype}; model input '{spec['name']}' "
+                         f"expects {want.name} {expected}")
+    return array.astype(want, copy=False)
 
 
 def batches(arrays: dict, input_names: list[str], batch: int | None, limit: int | None = None) -> Iterator[dict]:
@@ -48,3 +120,90 @@ def stratified_sample(labels, count: int, seed: int = 0):
         idx = np.flatnonzero(labels == cls)
         chosen.extend(rng.choice(idx, min(take, len(idx)), replace=False))
     return np.sort(np.array(chosen))
+
+
+# --- inputs when the model has no data ---------------------------------------------------------
+
+def _range_for(name: str, input_range: dict | None) -> list[float] | None:
+    if not input_range:
+        return None
+    return input_range.get(name) or input_range.get("*")
+
+
+def generate_inputs(specs: list[dict], count: int = 32, seed: int = 0, input_shapes: dict | None = None,
+                    input_range: dict | None = None, mean=None, std=None) -> dict:
+    """Reproducible model inputs made from the inputs' dtypes alone: {name: array of `count` samples}.
+
+    specs: [{"name", "shape", "dtype"}] (describe_io's inputs); a dynamic dim takes its size from
+    input_shapes, else the same guess `init` makes (never 1 but for the batch). Floats are uniform in
+    the user's input_range [low, high] when declared, else normal with the user's mean/std (scalars),
+    else standard normal; integers uniform in [low, high) of input_range, else 0 or 1; bools random.
+    A fixed batch axis > 1 is kept (samples are then whole batches of it)."""
+    import numpy as np
+
+    from edgebuild.input_shapes import choose
+
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for spec in specs:
+        name, dtype = spec["name"], np.dtype(spec.get("dtype") or "float32")
+        shape = list((input_shapes or {}).get(name) or choose(name, dtype.name, spec["shape"], None).shape)
+        per_sample = shape[1:] if shape else []
+        size = [count * (shape[0] if shape else 1)] + per_sample if shape else [count]
+        bounds = _range_for(name, input_range)
+        if dtype.kind == "f":
+            if bounds:
+                values = rng.uniform(bounds[0], bounds[1], size)
+            else:
+                values = rng.standard_normal(size) * (1.0 if std is None else float(std)) + \
+                    (0.0 if mean is None else float(mean))
+        elif dtype.kind in "iu":
+            low, high = (int(bounds[0]), int(bounds[1])) if bounds else (0, 2)
+            values = rng.integers(low, max(high, low + 1), size)
+        elif dtype.kind == "b":
+            values = rng.integers(0, 2, size).astype(bool)
+        else:
+            raise StepFailed(f"input '{name}' has dtype {dtype.name}: no inputs can be generated for it; "
+                             f"give the model evaluation or calibration data")
+        arrays[name] = np.asarray(values).astype(dtype)
+    return arrays
+
+
+def describe_generated(specs: list[dict], count: int, input_range: dict | None, mean=None, std=None) -> str:
+    kinds = []
+    for spec in specs:
+        bounds = _range_for(spec["name"], input_range)
+        if bounds:
+            kinds.append(f"{spec['name']} uniform in [{bounds[0]:g}, {bounds[1]:g}]")
+        elif "float" in (spec.get("dtype") or "float32") and (mean is not None or std is not None):
+            kinds.append(f"{spec['name']} normal(mean {mean or 0:g}, std {1 if std is None else std:g})")
+        else:
+            kinds.append(f"{spec['name']} {'standard normal' if 'float' in (spec.get('dtype') or 'float') else 'random'}"
+                         f" {spec.get('dtype') or 'float32'}")
+    return f"generated inputs ({count} samples: {', '.join(kinds)}; no labels)"
+
+
+def verification_data(inputs: dict, specs: list[dict], params: dict, count: int = 32) -> tuple[dict, object, str]:
+    """What a verify step compares source and artifact on: the evaluation data, else the calibration
+    data, else generated inputs (see generate_inputs). Returns (arrays, labels or None, a line saying
+    which, for metrics["data"]). inputs: the step's role -> path; params may carry input_shapes,
+    input_range, mean, std."""
+    names = [s["name"] for s in specs]
+    for role in ("evaluation", "calibration"):
+        if inputs.get(role):
+            path = Path(inputs[role])
+            arrays = load_npz(path, names, role, specs=specs)
+            labels = arrays.get("labels") if role == "evaluation" else None
+            what = f"{role} data {path.name} ({len(arrays[names[0]])} samples" + \
+                ("" if labels is not None else ", no labels") + ")"
+            return arrays, labels, what
+    arrays = generate_inputs(specs, count, input_shapes=params.get("input_shapes"),
+                             input_range=params.get("input_range"), mean=_scalar(params.get("mean")),
+                             std=_scalar(params.get("std")))
+    return arrays, None, describe_generated(specs, count, params.get("input_range"), _scalar(params.get("mean")),
+                                            _scalar(params.get("std")))
+
+
+def _scalar(value):
+    """mean/std parameters may be per channel: only a scalar describes a generated distribution."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -11,21 +11,25 @@ def compare(reference, candidate, labels=None) -> dict:
 
     ref = np.asarray(reference, dtype=np.float64)
     out = np.asarray(candidate, dtype=np.float64)
-    diff = np.abs(ref - out)
+    finite = _finite_rows(ref) & _finite_rows(out)
+    diff = np.abs(ref - out)[finite]
     cosines, defined = _row_cosines(ref.reshape(len(ref), -1), out.reshape(len(out), -1))
-    # compare's rule: a sample where either side is all zero (or holds NaN) counts as agreeing;
-    # its error figures, not its cosine, speak for it
+    # compare's rule: a sample where either side is all zero counts as agreeing (its error figures,
+    # not its cosine, speak for it); a sample holding NaN or inf never agrees
     cosines = np.where(defined, cosines, 1.0)
+    cosines = np.where(finite, cosines, 0.0)
     result = {
         "samples": int(len(ref)),
         "max_abs_error": float(diff.max()) if diff.size else 0.0,
         "mean_abs_error": float(diff.mean()) if diff.size else 0.0,
-        "max_rel_error": float((diff / np.maximum(np.abs(ref), 1e-6)).max()) if diff.size else 0.0,
+        "max_rel_error": float((diff / np.maximum(np.abs(ref[finite]), 1e-6)).max()) if diff.size else 0.0,
         "cosine_min": float(cosines.min()) if len(cosines) else 1.0,
         "cosine_mean": float(cosines.mean()) if len(cosines) else 1.0,
+        "non_finite_samples": int((~finite).sum()),
     }
     if ref.ndim == 2 and ref.shape[1] > 1:
-        ref_top, out_top = ref.argmax(1), out.argmax(1)
+        # a non-finite artifact row names no class (-1), so it neither agrees nor counts as correct
+        ref_top, out_top = ref.argmax(1), np.where(finite, out.argmax(1), -1)
         result["top1_agreement"] = float((ref_top == out_top).mean())
         if labels is not None:
             labels = np.asarray(labels).reshape(-1)[: len(ref)]
@@ -42,6 +46,13 @@ def compare(reference, candidate, labels=None) -> dict:
             result["worst_class"] = worst
             result["worst_class_drop"] = per_class[worst]["drop"]
     return result
+
+
+def _finite_rows(array):
+    """Per sample (first axis): True where every value is finite."""
+    import numpy as np
+
+    return np.isfinite(array.reshape(len(array), -1)).all(axis=1) if array.ndim else np.isfinite(array).reshape(1)
 
 
 def _row_cosines(flat_r, flat_o):
@@ -95,32 +106,186 @@ def within(reference, candidate, atol: float, rtol: float) -> bool:
 
 
 def latency(run_once, warmup: int = 10, runs: int = 200, budget_s: float = 5.0) -> dict:
-    """Wall time per call after warm-up: p50/p95/p99 in milliseconds, stopping early at the budget."""
+    """Wall time per call after warm-up: p50/p95/p99 in milliseconds, stopping early at the budget
+    (after at least 30 runs); p99 is None (not measured) below 100 runs."""
+    return interleaved_latency({"only": run_once}, warmup=warmup, runs=runs, budget_s=budget_s, min_runs=30)["only"]
+
+
+P99_MIN_RUNS = 100   # below this a 99th percentile is just the slowest run or two
+
+
+def interleaved_latency(runners: dict, warmup: int = 10, runs: int = 100, budget_s: float = 30.0,
+                        min_runs: int = 10) -> dict[str, dict]:
+    """Time several callables round-robin (each round runs every one once, the first one rotating),
+    so load from the rest of the machine and clock changes fall on all of them alike and their
+    ratios can be trusted. Stops after `runs` rounds, or at the time budget once `min_runs` rounds
+    are done; each figure set says how many runs it has and whether the cap stopped it."""
     import numpy as np
 
+    names = list(runners)
     for _ in range(warmup):
-        run_once()
-    times = []
+        for name in names:
+            runners[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
     deadline = time.perf_counter() + budget_s
-    while len(times) < runs and (len(times) < 30 or time.perf_counter() < deadline):
-        start = time.perf_counter()
-        run_once()
-        times.append((time.perf_counter() - start) * 1000.0)
-    ms = np.array(times)
-    return {"runs": len(times), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean())}
+    done = 0
+    while done < runs and (done < min_runs or time.perf_counter() < deadline):
+        shift = done % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            runners[name]()
+            times[name].append((time.perf_counter() - start) * 1000.0)
+        done += 1
+    result = {}
+    for name in names:
+        ms = np.array(times[name])
+        figures = {"runs": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+                   "p99_ms": float(np.percentile(ms, 99)) if len(ms) >= P99_MIN_RUNS else None,
+                   "mean_ms": float(ms.mean())}
+        if len(ms) < runs:
+            figures["stopped"] = f"time cap {budget_s:g} s reached after {len(ms)} of {runs} runs"
+        if len(ms) < P99_MIN_RUNS:
+            figures["p99_note"] = f"not measured: {len(ms)} runs < {P99_MIN_RUNS}"
+        result[name] = figures
+    return result
+
+
+# --- every output of a model -------------------------------------------------------------------
+
+# Defaults for "auto" gates by precision: an optimized fp32 graph only reorders float arithmetic,
+# fp16 keeps about three significant digits, int8 about two. Every output is held to them (class
+# scores included); label gates (accuracy) apply only where the data has labels.
+OUTPUT_GATE_DEFAULTS = {
+    "fp32": {"min_output_cosine": 0.9999, "max_output_rel_error": 0.01},
+    "fp16": {"min_output_cosine": 0.999, "max_output_rel_error": 0.05},
+    "int8": {"min_output_cosine": 0.98, "max_output_rel_error": 0.25},
+    "int8-dynamic": {"min_output_cosine": 0.98, "max_output_rel_error": 0.25},
+}
+# a quantized artifact exists to be faster than fp32: by default it may not be slower
+LATENCY_RATIO_DEFAULTS = {"int8": 1.0, "int8-dynamic": 1.0}
+
+
+def resolve_gates(gates: dict, precision: str) -> dict:
+    """The gates with every "auto" replaced by this precision's default (None: not checked)."""
+    defaults = dict(OUTPUT_GATE_DEFAULTS.get(precision, {}), max_latency_ratio=LATENCY_RATIO_DEFAULTS.get(precision))
+    return {name: defaults.get(name) if value == "auto" else value for name, value in gates.items()}
+
+
+class OutputAgreement:
+    """One model output compared batch by batch between source and artifact: per-sample cosine,
+    relative L2 error over the whole set, largest absolute error, and the samples that are not
+    finite or whose shapes differ (variable-length detector outputs)."""
+
+    def __init__(self) -> None:
+        self.cosines: list = []
+        self.err_sq = self.ref_sq = self.max_abs = 0.0
+        self.non_finite = self.shape_mismatch = 0
+
+    def add(self, reference, candidate, batch: int) -> None:
+        import numpy as np
+
+        ref, out = np.asarray(reference), np.asarray(candidate)
+        rows = batch if ref.ndim and ref.shape[0] == batch and batch > 0 else 1
+        if ref.shape != out.shape or ref.dtype.kind not in "biuf" or out.dtype.kind not in "biuf":
+            if ref.shape != out.shape or not np.array_equal(ref, out):
+                self.shape_mismatch += rows
+                self.cosines.extend([0.0] * rows)
+            else:
+                self.cosines.extend([1.0] * rows)
+            return
+        ref = ref.astype(np.float64).reshape(rows, -1)
+        out = out.astype(np.float64).reshape(rows, -1)
+        finite = np.isfinite(ref).all(axis=1) & np.isfinite(out).all(axis=1)
+        self.non_finite += int((~finite).sum())
+        cosines, defined = _row_cosines(np.where(finite[:, None], ref, 0.0), np.where(finite[:, None], out, 0.0))
+        # a sample where either side is all zero: its relative error, not its cosine, speaks for it
+        self.cosines.extend(np.where(finite, np.where(defined, cosines, 1.0), 0.0).tolist())
+        diff = out[finite] - ref[finite]
+        self.err_sq += float((diff ** 2).sum())
+        self.ref_sq += float((ref[finite] ** 2).sum())
+        if diff.size:
+            self.max_abs = max(self.max_abs, float(np.abs(diff).max()))
+
+    def figures(self) -> dict:
+        import numpy as np
+
+        cosines = np.array(self.cosines) if self.cosines else np.ones(1)
+        if self.ref_sq > 0:
+            rel = float(np.sqrt(self.err_sq / self.ref_sq))
+        else:
+            rel = 0.0 if self.err_sq == 0 else 1.0
+        figures = {"samples": len(self.cosines), "cosine_min": float(cosines.min()),
+                   "cosine_mean": float(cosines.mean()), "rel_error": rel, "max_abs_error": self.max_abs,
+                   "non_finite_samples": self.non_finite}
+        if self.shape_mismatch:
+            figures["shape_mismatch_samples"] = self.shape_mismatch
+        return figures
+
+
+def compare_outputs(pairs, names: list[str]) -> dict[str, dict]:
+    """Figures per output name from (reference outputs, artifact outputs, batch size) per batch."""
+    agreements = {name: OutputAgreement() for name in names}
+    for ref_outputs, art_outputs, batch in pairs:
+        for name, ref, out in zip(names, ref_outputs, art_outputs):
+            agreements[name].add(ref, out, batch)
+    return {name: a.figures() for name, a in agreements.items()}
+
+
+OUTPUT_RULES = [("min_cosine", "cosine_min", ">="), ("min_output_cosine", "cosine_mean", ">="),
+                ("max_output_rel_error", "rel_error", "<=")]
+
+
+def _gate_limit(gates: dict, gate: str):
+    """A numeric gate limit, or None when the gate is absent, false, "auto" left unresolved or negative."""
+    limit = gates.get(gate)
+    if limit is None or isinstance(limit, (bool, str)) or limit < 0:
+        return None
+    return limit
+
+
+def _output_misses(outputs: dict, gates: dict) -> list[str]:
+    """Per-output gate misses, each naming the worst output (and how many more miss the gate);
+    any sample that is not finite fails on its own."""
+    misses = []
+    for name, figures in outputs.items():
+        if figures.get("non_finite_samples"):
+            misses.append(f"output '{name}' is not finite (NaN or inf) on {figures['non_finite_samples']} of "
+                          f"{figures['samples']} samples")
+        if figures.get("shape_mismatch_samples"):
+            misses.append(f"output '{name}' has a different shape or value on {figures['shape_mismatch_samples']} "
+                          f"of {figures['samples']} samples")
+    for gate, figure, op in OUTPUT_RULES:
+        limit = _gate_limit(gates, gate)
+        if limit is None:
+            continue
+        failing = [(figures[figure], name) for name, figures in outputs.items()
+                   if not (figures[figure] >= limit if op == ">=" else figures[figure] <= limit)]
+        if failing:
+            value, worst = (min if op == ">=" else max)(failing)
+            more = f" ({len(failing)} of {len(outputs)} outputs miss it)" if len(failing) > 1 else ""
+            misses.append(f"{figure} {value:.4f} on output '{worst}' breaks gate {gate} = {limit}{more}")
+    return misses
 
 
 def check_gates(figures: dict, gates: dict) -> list[str]:
     """Gate misses as readable lines; gates: max_accuracy_drop, max_class_drop, min_cosine,
-    min_top1_agreement, max_abs_error (absent, false or a negative value disables a gate)."""
+    min_top1_agreement, max_abs_error, and where figures["outputs"] holds every output's figures
+    min_output_cosine and max_output_rel_error (min_cosine then applies to every output). Absent,
+    false, "auto" or a negative value disables a gate. Samples that are not finite always miss."""
     misses = []
+    outputs = figures.get("outputs")
     rules = [("max_accuracy_drop", "accuracy_drop", "<="), ("max_class_drop", "worst_class_drop", "<="),
-             ("min_cosine", "cosine_min", ">="), ("min_top1_agreement", "top1_agreement", ">="),
-             ("max_abs_error", "max_abs_error", "<=")]
+             ("min_top1_agreement", "top1_agreement", ">="), ("max_abs_error", "max_abs_error", "<=")]
+    if outputs:
+        misses += _output_misses(outputs, gates)
+    else:
+        rules.insert(2, ("min_cosine", "cosine_min", ">="))
+        if figures.get("non_finite_samples"):
+            misses.append(f"the output is not finite (NaN or inf) on {figures['non_finite_samples']} of "
+                          f"{figures.get('samples', '?')} samples")
     for gate, figure, op in rules:
-        limit = gates.get(gate)
-        if limit is None or isinstance(limit, bool) or limit < 0 or figure not in figures:
+        limit = _gate_limit(gates, gate)
+        if limit is None or figure not in figures:
             continue
         value = figures[figure]
         ok = value <= limit if op == "<=" else value >= limit

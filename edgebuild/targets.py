@@ -55,6 +55,8 @@ class ResolvedTarget:
 
 
 def _same_kind(default: Any, value: Any) -> bool:
+    if default == "auto":   # decided by the recipe's steps (e.g. by precision) unless set: any scalar
+        return isinstance(value, (bool, int, float, str))
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)
     if isinstance(default, (int, float)):

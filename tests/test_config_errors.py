@@ -87,6 +87,7 @@ def test_broken_project_recipe_is_reported_by_name(tmp_path):
     (project / "recipes").mkdir()
     (project / "recipes" / "onnxruntime.toml").write_text(
         '[recipe]\nname = "onnxruntime"\n[parameters]\nprecision = "fp32"\nlatency_runs = 1\n'
+            'max_latency_ratio = "auto"\nint8_search = true\n'
         '[[steps]]\nid = "a"\nstep = "onnx.check"\ninputs = { model = "b.model.onnx" }\n'
         '[[steps]]\nid = "b"\nstep = "onnx.simplify"\ninputs = { model = "a.model.onnx" }\n')
     result = run_cli(project, "build", "-n")
