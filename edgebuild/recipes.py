@@ -98,6 +98,7 @@ def parse_recipe(file: Path) -> Recipe:
         if not isinstance(allowed, list):
             raise fail("must be a list of allowed values", f"choices.{key}")
     devices = data.get("devices", {})
+    _check_device_platforms(devices, fail)
     default_device = header.get("default_device", "")
     if default_device and devices and default_device not in devices:
         raise fail(f"default device '{default_device}' is not among [devices.*]", "recipe.default_device")
@@ -132,6 +133,21 @@ def parse_recipe(file: Path) -> Recipe:
     return Recipe(name=name, file=file, description=header.get("description", ""),
                   runtime=header.get("runtime", name), default_device=default_device, parameters=parameters,
                   choices=choices, devices=devices, steps=steps, toolchain=toolchain, data=data.get("data", {}))
+
+
+def _check_device_platforms(devices: dict, fail) -> None:
+    """Each device profile is a table whose platform keys (os, python, openssl, runtime_package,
+    runtime_version: edgebuild/device_platform.py) are well formed."""
+    from edgebuild.device_platform import platform_problem
+
+    if not isinstance(devices, dict):
+        raise fail("must be a table of device profiles ([devices.NAME])", "devices")
+    for name, profile in devices.items():
+        if not isinstance(profile, dict):
+            raise fail("a device profile must be a table", f"devices.{name}")
+        problem = platform_problem(profile)
+        if problem:
+            raise fail(problem[1], f"devices.{name}.{problem[0]}")
 
 
 def _check_step_kinds(steps: list[RecipeStep], fail) -> None:

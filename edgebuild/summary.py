@@ -8,6 +8,8 @@ def summary(graph, outcomes: dict, results: dict) -> dict:
     counts = {"total": len(graph.nodes), "run": 0, "cached": 0, "failed": 0, "deferred": 0, "blocked": 0}
     for outcome in outcomes.values():
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        if outcome.status == "failed" and outcome.log is not None:   # it ran, then failed: it counts as run too
+            counts["run"] += 1
     targets = {}
     for name, r in results.items():
         targets[name] = {"status": r.status, "recipe": r.recipe, "artifacts": r.artifacts, "bundle": r.bundle,
@@ -43,6 +45,46 @@ def print_human(doc: dict, stream) -> None:
         print(line, file=stream)
         if t["reason"]:
             print(f"         {t['reason']}", file=stream)
+        speed = speed_note(t.get("metrics") or {})
+        if speed:
+            print(f"         {speed}", file=stream)
+    if getattr(stream, "isatty", lambda: False)():
+        print_table(doc, stream)
     s = doc["steps"]
     print(f"{s['total']} steps: {s['run']} run, {s['cached']} cached, {s['failed']} failed, "
           f"{s['deferred']} deferred", file=stream)
+
+
+def speed_note(metrics: dict) -> str | None:
+    """The line saying how a quantized (or fp16) artifact compares with the fp32 one in latency and
+    size, and when the fp32 model shipped in its place."""
+    int8 = metrics.get("int8") or {}
+    latency = metrics.get("latency") or {}
+    ratio = latency.get("ratio_to_fp32")
+    if int8.get("shipped") == "fp32":
+        return f"shipped the fp32 model instead of int8: {int8.get('shipped_reason', 'int8 was slower')}"
+    if ratio is None:
+        return None
+    size = metrics.get("size_ratio_to_fp32")
+    text = f"latency x{ratio:.2f} of fp32 (p50, interleaved), size x{size:.2f}" if size else \
+        f"latency x{ratio:.2f} of fp32 (p50, interleaved)"
+    if ratio > 1.0 and int8:
+        text += ": SLOWER than fp32 (max_latency_ratio is off for this target)"
+    return text
+
+
+def print_table(doc: dict, stream) -> None:
+    """One row per target: status, size, p50 and its ratio to fp32, the worst output's agreement."""
+    rows = [("target", "status", "size", "p50 ms", "x fp32", "worst output (cosine)")]
+    for name, t in doc["targets"].items():
+        m = t.get("metrics") or {}
+        lat = m.get("latency") or {}
+        outputs = m.get("outputs") or {}
+        worst = min(outputs.items(), key=lambda kv: kv[1].get("cosine_mean", 1.0)) if outputs else None
+        rows.append((name, t["status"], f"{m['size_bytes'] / 1024:.1f} KiB" if m.get("size_bytes") else "-",
+                     f"{lat['p50_ms']:.4f}" if lat.get("p50_ms") is not None else "-",
+                     f"{lat['ratio_to_fp32']:.2f}" if lat.get("ratio_to_fp32") is not None else "-",
+                     f"{worst[0]} ({worst[1].get('cosine_mean', 0):.5f})" if worst else "-"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip(), file=stream)

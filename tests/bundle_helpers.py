@@ -51,6 +51,40 @@ def make_selftest(model: Path, path: Path, corrupt: bool = False) -> None:
     np.savez(path, **{"input.x": x, "expected.y": y, "atol": np.array(1e-5), "rtol": np.array(1e-4)})
 
 
+INT8_ADD_CONSTANT = np.array([0.5, -1.0, 1.5, -2.0], np.float32)  # exactly representable at scale 0.05
+
+
+def make_int8_add_model(path: Path) -> None:
+    """y = x + INT8_ADD_CONSTANT with int8 tensors: x scale 0.05, y scale 0.1 zero point -3."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    def tensor(name, buffer, scale, zero_point):
+        quant = schema.QuantizationParametersT()
+        quant.scale, quant.zeroPoint = [scale], [zero_point]
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer, t.quantization = name, [1, 4], schema.TensorType.INT8, buffer, quant
+        return t
+
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.ADD
+    code.version = 2
+    constant = schema.BufferT()
+    constant.data = list(np.round(INT8_ADD_CONSTANT / 0.05).astype(np.int8).view(np.uint8))
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1], [2]
+    op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.AddOptions, schema.AddOptionsT()
+    graph = schema.SubGraphT()
+    graph.tensors = [tensor("x", 1, 0.05, 0), tensor("c", 2, 0.05, 0), tensor("y", 3, 0.1, -3)]
+    graph.operators, graph.inputs, graph.outputs = [op], [0], [2]
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.subgraphs = 3, [code], [graph]
+    model.buffers = [schema.BufferT(), schema.BufferT(), constant, schema.BufferT()]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(builder.Output())
+
+
 def make_spec(work: Path, version: str = "1.0.0", **changes) -> BundleSpec:
     spec = BundleSpec(
         project="demo", version=version, target="cpu-fp32", device="cpu", recipe="onnxruntime",

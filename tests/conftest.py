@@ -138,3 +138,14 @@ def unpacked(bundle, tmp_path_factory) -> Path:
     with tarfile.open(bundle) as tar:
         tar.extractall(dest, filter="data")
     return dest / bundle.name[: -len(".tar.gz")]
+
+
+@pytest.fixture(scope="session")
+def device_bundles(work, keypair, tmp_path_factory) -> dict:
+    """{runtime: DeviceBundle}: one signed bundle per loader runtime for a real device profile,
+    with a copy whose manifest was edited after signing and one with an artifact byte flipped."""
+    from device_bundles import RUNTIME_DEVICES, make_device_bundle
+
+    out = tmp_path_factory.mktemp("device-bundles")
+    return {runtime: make_device_bundle(runtime, work, keypair[0], out / runtime.replace(".", "_"))
+            for runtime in RUNTIME_DEVICES}

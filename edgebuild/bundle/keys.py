@@ -130,4 +130,8 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
         raise BundleError(f"{path} is not a PEM public key") from None
     if not isinstance(key, Ed25519PublicKey):
         raise BundleError(f"public key {path} is not an Ed25519 key")
+    from edgebuild.bundle.ed25519_verify import ed25519_public_key_problem
+    problem = ed25519_public_key_problem(data)  # OpenSSL accepts small-order keys; devices do not
+    if problem:
+        raise BundleError(f"cannot use public key {path}: {problem}")
     return key

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from edgebuild.bundle import portable
+from edgebuild.bundle import ed25519_verify, portable
 from edgebuild.bundle.errors import BundleError
 from edgebuild.bundle.spec import BundleSpec
 
@@ -49,11 +49,14 @@ def render_loader(spec: BundleSpec) -> str:
         manifest_target=spec.target,
         manifest_version=spec.version,
         portable_source=Path(portable.__file__).read_text(encoding="utf-8"),
+        ed25519_source=Path(ed25519_verify.__file__).read_text(encoding="utf-8"),
     )
 
 
 def render_readme(spec: BundleSpec, files: list[str]) -> str:
-    return _environment().get_template("README.md.j2").render(spec=spec, files=sorted(files))
+    from edgebuild.bundle.manifest import loader_requirements
+    return _environment().get_template("README.md.j2").render(spec=spec, files=sorted(files),
+                                                              requirements=loader_requirements(spec))
 
 
 def render_swift(spec: BundleSpec) -> str:

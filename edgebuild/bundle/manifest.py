@@ -37,7 +37,14 @@ def build_manifest(spec: BundleSpec, files: dict[str, tuple[str, int]], signer: 
         "metrics": spec.metrics,
         "provenance": spec.provenance,
         "signing": {"algorithm": "ed25519", "key_id": signer},
+        "requirements": loader_requirements(spec),
     }
+
+
+def loader_requirements(spec: BundleSpec) -> dict:
+    """The device's requirements for the loader; at least the Python every loader is written for."""
+    from edgebuild.device_platform import LOADER_MIN_PYTHON
+    return dict(spec.requirements) or {"python": f">={LOADER_MIN_PYTHON}"}
 
 
 def summarise_coverage(coverage: dict | None) -> dict | None:

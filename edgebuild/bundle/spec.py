@@ -25,6 +25,9 @@ class BundleSpec:
     provenance: dict = field(default_factory=dict)        # source hash, step/toolchain/edgebuild versions
     runtime_options: dict = field(default_factory=dict)   # e.g. {"providers": [...]}, {"delegate": "edgetpu"}
     extra_files: dict[str, Path] = field(default_factory=dict)  # name inside the bundle -> file
+    # what the loader needs on the device (edgebuild/device_platform.py bundle_requirements):
+    # python, runtime_package, runtime_version, os, device_python, openssl
+    requirements: dict = field(default_factory=dict)
 
     @property
     def folder_name(self) -> str:
