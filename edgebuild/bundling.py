@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from edgebuild import __version__
+from edgebuild.device_platform import bundle_requirements
 from edgebuild.errors import BuildFailed, ConfigError
 from edgebuild.fsutil import atomic_write_json, relative_to_root
 from edgebuild.hashing import canonical_json, sha256_bytes
@@ -107,7 +108,10 @@ def make_spec(project: Project, plan, sched, result, version: str) -> tuple[dict
     provenance = {
         "source": {"path": relative_to_root(source, project.root), "sha256": sched.stats.digest(source)},
         "steps": [{"id": node.uses[resolved.name], "step": node.step, "version": node.step_cls.version,
-                   "action_key": outcome.key, "toolchain": (outcome.parts or {}).get("toolchain")}
+                   "action_key": outcome.key, "toolchain": (outcome.parts or {}).get("toolchain"),
+                   # which converter route / quantizer made the artifact, where the step says (tflite.convert)
+                   **({"conversion": conv} if (conv := (outcome.entry or {}).get("metadata", {}).get("conversion"))
+                      else {})}
                   for node, outcome in nodes],
         "edgebuild_version": __version__,
     }
@@ -118,7 +122,8 @@ def make_spec(project: Project, plan, sched, result, version: str) -> tuple[dict
         status="deferred" if result.status == "deferred" else "built",
         remaining=result.reason if result.status == "deferred" else None,
         coverage=result.metadata.get("coverage"), metrics=metrics, provenance=provenance,
-        runtime_options={k: resolved.params[k] for k in RUNTIME_OPTIONS if k in resolved.params})
+        runtime_options={k: resolved.params[k] for k in RUNTIME_OPTIONS if k in resolved.params},
+        requirements=bundle_requirements(resolved.device_profile))
     return spec, digests
 
 

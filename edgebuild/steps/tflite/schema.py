@@ -210,12 +210,22 @@ def parse_model(buf: bytes) -> TfliteModel:
         if name == "CUSTOM":
             name = f"CUSTOM:{code.string(1)}"
         op_codes.append((name, code.scalar(2, "<i", 1)))
-    buffers = [b.bytes_vector(0) for b in root.tables(4)]
+    buffers = [_buffer_data(buf, b) for b in root.tables(4)]
     subgraphs = [_read_subgraph(sg, op_codes, buffers) for sg in root.tables(2)]
     signatures = [Signature(sig.string(2), {m.string(0): m.scalar(1, "<I") for m in sig.tables(0)},
                             {m.string(0): m.scalar(1, "<I") for m in sig.tables(1)}, sig.scalar(4, "<I"))
                   for sig in root.tables(7)]
     return TfliteModel(root.scalar(0, "<I"), subgraphs, root.string(3), signatures)
+
+
+def _buffer_data(buf: bytes, b: _Table) -> bytes:
+    """A buffer's bytes: inline (field 0), or, in files written by ai-edge-quantizer and other
+    large-model writers, appended after the flatbuffer at `offset` (field 1) with `size` (field 2)."""
+    data = b.bytes_vector(0)
+    offset, size = b.scalar(1, "<Q"), b.scalar(2, "<Q")
+    if not data and offset > 1 and size:
+        data = buf[offset:offset + size]
+    return data
 
 
 def _read_subgraph(sg: _Table, op_codes, buffers) -> Subgraph:
