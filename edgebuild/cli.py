@@ -22,6 +22,7 @@ COMMANDS = {
     "toolchain": "list, install or locate isolated toolchain environments",
     "report": "write an HTML report of every target's last build",
     "agent": "run a build agent: a Dask worker advertising this host's devices",
+    "split-plan": "where to cut a target with a split table between device and server (ranked table)",
 }
 
 
@@ -63,6 +64,15 @@ def make_parser() -> argparse.ArgumentParser:
         if name in ("all", "bundle"):
             cmd.add_argument("--version", dest="bundle_version", metavar="SEMVER",
                              help="bundle version (default: [project].version)")
+        if name == "split-plan":
+            cmd.add_argument("target", metavar="TARGET")
+            cmd.add_argument("--all", action="store_true", help="show every candidate cut, not the best 15")
+            cmd.add_argument("--out", metavar="DIR", help="also write both halves of the chosen cut, plan.json, "
+                             "and check that server(device(x)) equals the model")
+            cmd.add_argument("--link", metavar="NAME", help="with --out: the link whose chosen cut to write "
+                             "(default: the first)")
+            cmd.add_argument("--samples", type=int, default=32, metavar="N",
+                             help="with --out: samples of the evaluation data to check (default 32)")
         if name == "graph":
             cmd.add_argument("--format", choices=["dot", "mermaid", "json"], default="dot")
         if name == "verify":
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         make_parser().print_help()
         return 2
     from edgebuild.errors import EdgebuildError
-    module = importlib.import_module(f"edgebuild.commands.{args.command}")
+    module = importlib.import_module(f"edgebuild.commands.{args.command.replace('-', '_')}")
     try:
         return module.run(args)
     except EdgebuildError as exc:

@@ -22,7 +22,7 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 TOP_LEVEL = {"project", "models", "targets", "bundle", "cache"}
 PROJECT_KEYS = {"name", "version", "description", "author", "license"}
 MODEL_KEYS = {"source", "calibration", "evaluation", "input_shapes", "description", "license", "author"}
-TARGET_KEYS = {"model", "recipe", "device", "description"}   # plus the recipe's parameters
+TARGET_KEYS = {"model", "recipe", "device", "description", "split"}   # plus the recipe's parameters
 BUNDLE_KEYS = {"signing_key", "out_dir"}
 CACHE_KEYS = {"remote", "dir"}
 
@@ -54,6 +54,7 @@ class Target:
     device: str | None
     settings: dict[str, Any]     # every other key: recipe parameters and policies
     description: str | None = None
+    split: Any = None            # SplitConfig of a [targets.NAME.split] table (edgebuild/split/config.py)
 
 
 @dataclass
@@ -221,4 +222,9 @@ def _load_target(r: _Reader, name: str, spec: Any, models: dict[str, Model]) -> 
     device = r.string(spec["device"], f"{key}.device") if "device" in spec else None
     settings = {k: v for k, v in spec.items() if k not in TARGET_KEYS}
     description = r.string(spec["description"], f"{key}.description") if "description" in spec else None
-    return Target(name=name, model=model, recipe=recipe, device=device, settings=settings, description=description)
+    split = None
+    if "split" in spec:     # split inference: validated here so every command sees mistakes
+        from edgebuild.split.config import parse_split
+        split = parse_split(spec["split"], f"{key}.split", r.file.parent, r.fail)
+    return Target(name=name, model=model, recipe=recipe, device=device, settings=settings, description=description,
+                  split=split)

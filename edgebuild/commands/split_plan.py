@@ -1,0 +1,70 @@
+"""`edgebuild split-plan TARGET [--json] [--all] [--out DIR [--link NAME]]`: where to cut a target
+with a `split` table between device and server, without building anything. With --out, both
+halves of the chosen cut are written and server(device(x)) is checked against the full model."""
+from __future__ import annotations
+
+import json
+import sys
+
+from edgebuild.errors import BuildFailed, ConfigError
+from edgebuild.project import did_you_mean, load_project
+from edgebuild.targets import resolve_all
+
+
+def run(args) -> int:
+    from edgebuild.split.target_plan import plan_target
+
+    project = load_project(args.project)
+    resolved = resolve_all(project, [args.target])[0]
+    result = plan_target(project, resolved)
+    plan = result.plan
+    doc = {"ok": True, "target": args.target, "model": resolved.model.name, **plan.to_json()}
+    if args.out:
+        doc["extracted"] = _extract(project, args, result)
+        doc["ok"] = doc["extracted"]["passed"]
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    else:
+        print(plan.table(None if args.all else 15))
+        if args.out:
+            ex = doc["extracted"]
+            print(f"wrote {', '.join(ex['files'].values())} (cut for {ex['link']}: {ex['kind']})")
+            for out, m in ex["composition"].items():
+                print(f"server(device(x)) vs model, output {out}: {m['samples']} samples ({result.data}), "
+                      f"cosine min {m['cosine_min']:.6f}, max abs error {m['max_abs_error']:.3g}"
+                      + (f", top-1 agreement {m['top1_agreement']:.3f}" if "top1_agreement" in m else "")
+                      + f" -> {'ok' if ex['passed'] else 'FAILED'} (gate cosine >= {ex['gate_min_cosine']:g})")
+    if args.out and not doc["ok"]:
+        raise BuildFailed(f"split halves of {args.target} do not reproduce the model (see above)")
+    return 0
+
+
+def _extract(project, args, result) -> dict:
+    from pathlib import Path
+
+    from edgebuild.split.extract import check_composition, extract_halves, save_halves
+
+    plan, config = result.plan, project.targets[args.target].split
+    links = {l.name: l for l in plan.links}
+    link = args.link or plan.links[0].name
+    if link not in links:
+        raise ConfigError(f"--link: no link '{link}'{did_you_mean(link, links)}; links: {', '.join(links)}")
+    cut = plan.chosen[link]
+    halves = extract_halves(plan.graph, cut)
+    out = Path(args.out)
+    files = {role: str(p) for role, p in save_halves(halves, out).items()}
+    samples = {n: v[: max(args.samples, 1) * plan.graph.tensors[n].shape[0]] for n, v in result.samples.items()
+               if n in plan.graph.tensors}
+    composition = check_composition(plan.graph, halves, samples, plan.intermediate)
+    passed = all(m["cosine_min"] >= config.cosine_gate for m in composition.values())
+    doc = {"link": link, "kind": cut.kind, "sent": cut.tensors, "files": files, "composition": composition,
+           "gate_min_cosine": config.cosine_gate, "passed": passed, "data": result.data}
+    full = out / "full.onnx"     # the model as planned (fixed shapes, named nodes): profile it on the device
+    full.write_bytes(plan.graph.model.SerializeToString())
+    files["full"] = str(full)
+    plan_file = out / "plan.json"
+    plan_file.write_text(json.dumps({"link": link, "cut": cut.tensors, "device_outputs": halves.device_outputs,
+                                     "intermediate": plan.intermediate, **plan.to_json()}, indent=1))
+    files["plan"] = str(plan_file)
+    print(f"split-plan: wrote halves for link {link} to {out}", file=sys.stderr)
+    return doc
