@@ -38,7 +38,7 @@ def plan_target(project, resolved) -> TargetPlan:
     try:
         samples, _, data = verification_data(inputs, describe_io(prepared)["inputs"],
                                              {"input_shapes": model.input_shapes,
-                                              "input_range": model.input_range}, count=8)
+                                              "input_range": getattr(model, "input_range", {})}, count=8)
     except StepFailed as exc:
         raise ConfigError(str(exc), project.file, f"models.{model.name}") from None
     first = {n: samples[n][: graph.tensors[n].shape[0]] for n in graph.inputs}
