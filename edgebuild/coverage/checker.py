@@ -45,7 +45,8 @@ def assemble_report(graph: WalkedGraph, route: str, result: RouteResult, setting
                        if graph.calls_local_function(node) else (node, status, reason)
                        for node, status, reason in result.verdicts]
     nodes = [NodeResult(node.where, node.qualified_op, status, reason, node.macs, result.predicted,
-                        counted=node.index not in result.uncounted and node.op_type != "Constant")
+                        counted=node.index not in result.uncounted and node.op_type != "Constant",
+                        certain=node.index not in result.advisory)
              for node, status, reason in result.verdicts]
     domains = Counter(n.domain for n in graph.nodes if n.domain)
     report = CoverageReport(route=route, model=str(graph.path), table=result.table, nodes=nodes,

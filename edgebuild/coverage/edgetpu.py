@@ -1,8 +1,9 @@
 """The Edge TPU route: predict, from the ONNX graph, which ops the Edge TPU compiler will map.
 
-Certain: ops onnx2tf cannot convert at all (unsupported). Predicted: the TFLite ops onnx2tf emits
-for each ONNX node (tflite.tflite_ops_for), their int8 types after full-integer quantization,
-NHWC shapes, and from those the compiler's single cut (edgetpu_rules). The real mapping is known
+Certain: ops onnx2tf cannot convert at all (unsupported). Predicted (advice, never a stop on its
+own): restrictions learned from node tests, the TFLite ops onnx2tf emits for each ONNX node
+(tflite.tflite_ops_for), their int8 types after full-integer quantization, NHWC shapes, and from
+those the compiler's single cut (edgetpu_rules), which a target's share policy may still gate. The real mapping is known
 only once `edgetpu_compiler` has run on the int8 .tflite; check that file with
 `partition_tflite_ops` too.
 """
@@ -12,7 +13,7 @@ from .edgetpu_rules import partition_tflite_ops  # noqa: F401  (re-exported: the
 from .graph_walk import NodeInfo, TensorInfo, WalkedGraph
 from .partition import FALLBACK, SUPPORTED, Partition
 from .report import Issue, RouteResult
-from .tflite import check_node as convertible, tflite_ops_for
+from .tflite import judge_node, tflite_ops_for
 
 __all__ = ["partition_tflite_ops", "check", "predict_tflite_ops"]
 
@@ -126,9 +127,11 @@ def check(graph: WalkedGraph, settings: dict) -> RouteResult:
     for p in partition.placements:
         placement_by_node.setdefault(owner[p.index], []).append(p)
     for node in graph.nodes:
-        status, reason = convertible(node)
+        status, reason, certain = judge_node(node)
         if status != SUPPORTED:                 # the TFLite conversion itself would fail
             result.verdicts.append((node, status, reason))
+            if not certain:                     # predicted from node tests: advice, not a stop
+                result.advisory.add(node.index)
             continue
         places = placement_by_node.get(node.index, [])
         off = [p for p in places if not p.on_accelerator]

@@ -26,15 +26,18 @@ def validate_policy(policy: dict[str, Any], source: str = "policy") -> dict[str,
 def evaluate_policy(report: CoverageReport, policy: dict[str, Any]) -> list[str]:
     """Violations of the policy, one line each; empty when the target may be built.
 
-    Unsupported ops and broken restrictions always violate (the conversion would fail). CPU
-    fallback violates only with fallback = "error". min_accelerated_share compares with the share
-    of multiply-accumulates kept on the target (of ops when the model has no MAC-heavy op).
+    Only certainties stop a build: ops with no converter at all, graph errors (string or sequence
+    I/O, dynamic shapes without input_shapes) and the target's own policy. A predicted problem
+    (`certain` False: learned from node tests or documented restrictions) is advice: the converter
+    simply tries, and its real result replaces the prediction. CPU fallback violates only with
+    fallback = "error". min_accelerated_share compares with the share of multiply-accumulates kept
+    on the target (of ops when the model has no MAC-heavy op).
     """
     policy = validate_policy(policy)
     label = report.target or report.route
     problems: list[str] = []
     for status in (UNSUPPORTED, RESTRICTION):
-        bad = [n for n in report.nodes if n.status == status]
+        bad = [n for n in report.blocking if n.status == status]
         if bad:
             first = bad[0]
             problems.append(f"{label}: {len(bad)} node(s) {status}, first {first.op} '{first.node}': {first.reason}")

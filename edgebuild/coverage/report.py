@@ -20,13 +20,21 @@ class NodeResult:
     macs: int = 0
     predicted: bool = False          # derived from a predicted conversion, not from the artifact itself
     counted: bool = True             # False for constants the converter folds away: not ops at run time
+    certain: bool = True             # False: a predicted problem (advice), which never blocks a build
 
     @property
     def on_accelerator(self) -> bool:
         return self.status == SUPPORTED
 
+    @property
+    def problem(self) -> bool:
+        return self.status in (UNSUPPORTED, RESTRICTION)
+
     def to_json(self) -> dict[str, Any]:
-        return {"node": self.node, "op": self.op, "status": self.status, "reason": self.reason, "macs": self.macs}
+        out = {"node": self.node, "op": self.op, "status": self.status, "reason": self.reason, "macs": self.macs}
+        if self.problem and not self.certain:
+            out["predicted"] = True
+        return out
 
 
 @dataclass
@@ -76,6 +84,17 @@ class CoverageReport:
         return not self.count(UNSUPPORTED) and not self.count(RESTRICTION) and not self.errors
 
     @property
+    def blocking(self) -> list[NodeResult]:
+        """Nodes that certainly cannot be converted (no converter at all): these stop a build."""
+        return [n for n in self.nodes if n.problem and n.certain]
+
+    @property
+    def advice(self) -> list[NodeResult]:
+        """Nodes predicted to fail (from measured node tests or documented restrictions): shown,
+        never a stop; the conversion itself is the authority."""
+        return [n for n in self.nodes if n.problem and not n.certain]
+
+    @property
     def errors(self) -> list[Issue]:
         return [i for i in self.issues if i.level == "error"]
 
@@ -89,8 +108,11 @@ class CoverageReport:
         rows = []
         for (op, status), members in sorted(groups.items(), key=lambda kv: (order[kv[0][1]], kv[0][0])):
             reasons = list(dict.fromkeys(m.reason for m in members if m.reason))
-            rows.append({"op": op, "count": len(members), "status": status,
-                         "nodes": [m.node for m in members], "reasons": reasons})
+            row = {"op": op, "count": len(members), "status": status,
+                   "nodes": [m.node for m in members], "reasons": reasons}
+            if any(m.problem and not m.certain for m in members):
+                row["predicted"] = True
+            rows.append(row)
         return rows
 
     def summary_line(self) -> str:
@@ -107,9 +129,12 @@ class CoverageReport:
         return line
 
     def _first_problem(self) -> str | None:
-        for n in self.nodes:
-            if n.status in (UNSUPPORTED, RESTRICTION):
-                return f"{n.op} '{n.node}' {n.status}: {n.reason}"
+        for n in self.blocking:
+            return f"{n.op} '{n.node}' {n.status}: {n.reason}"
+        if self.errors:
+            return self.errors[0].message
+        for n in self.advice:
+            return f"{n.op} '{n.node}' {n.status} (predicted, not a stop): {n.reason}"
         if self.errors:
             return self.errors[0].message
         if self.partition is not None and self.partition.first_fallback_index is not None:
@@ -120,6 +145,7 @@ class CoverageReport:
     def to_json(self) -> dict[str, Any]:
         return {"route": self.route, "target": self.target, "model": self.model, "table": self.table,
                 "ok": self.ok, "summary": self.summary_line(),
+                "blocking": len(self.blocking), "advice": len(self.advice),
                 "predicted": any(n.predicted for n in self.nodes),   # mapping predicted, not read from an artifact
                 "counts": {s: self.count(s) for s in STATUSES}, "total_nodes": len(self.nodes),
                 "ops_share": round(self.ops_share, 6),
@@ -147,7 +173,10 @@ class CoverageReport:
             if row["status"] != SUPPORTED:
                 names = ", ".join(row["nodes"][:MAX_NAMES]) + (" ..." if len(row["nodes"]) > MAX_NAMES else "")
                 detail = names + ("\n" + "; ".join(row["reasons"][:3]) if row["reasons"] else "")
-            table.add_row(row["op"], str(row["count"]), f"[{style[row['status']]}]{row['status']}[/]", detail)
+            status = f"[{style[row['status']]}]{row['status']}[/]"
+            if row.get("predicted"):
+                status = f"[yellow]{row['status']} (predicted)[/]"
+            table.add_row(row["op"], str(row["count"]), status, detail)
         console.print(table)
         for issue in self.issues:
             console.print(f"[{'red' if issue.level == 'error' else 'yellow'}]{issue.level}:[/] {issue.message}",
@@ -168,3 +197,4 @@ class RouteResult:
     table: str = ""
     predicted: bool = False
     uncounted: set = field(default_factory=set)      # node indices folded away (not in the ops share)
+    advisory: set = field(default_factory=set)       # node indices whose problem verdict is a prediction

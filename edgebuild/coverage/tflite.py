@@ -5,6 +5,10 @@ builtins each typically becomes (used by the Edge TPU prediction); tflite-onnx2t
 holds rules measured by converting the ONNX node tests with edgebuild's own tflite.convert step
 (which dtypes, attributes and ranks of an op convert and give the right numbers). A measured rule
 decides where one matches; ops it does not cover fall back to the converter list.
+
+Only "no converter for this op at all" is certain; every other verdict against a node is a
+prediction, reported as advice (RouteResult.advisory) that never stops a build: the conversion
+itself decides, and `check --convert` reports its real result.
 """
 from __future__ import annotations
 
@@ -94,11 +98,24 @@ def tflite_ops_for(node: NodeInfo) -> list[str] | None:
 
 
 def check_node(node: NodeInfo, rules: dict[str, list[dict]] | None = None) -> tuple[str, str]:
+    status, reason, _certain = judge_node(node, rules)
+    return status, reason
+
+
+def judge_node(node: NodeInfo, rules: dict[str, list[dict]] | None = None) -> tuple[str, str, bool]:
+    """(status, reason, certain). Certain: no converter for the op at all. Everything else a rule
+    says against a node is a prediction (node tests vary one op in isolation; whole models fold,
+    fuse and reshape around it), so it is advice and the converter gets to try."""
     if node.domain:
-        return UNSUPPORTED, f"domain '{node.domain}' has no onnx2tf converter"
+        return UNSUPPORTED, f"domain '{node.domain}' has no onnx2tf converter", True
     row = onnx2tf_rows().get(node.op_type)
     if row is None:
-        return UNSUPPORTED, f"onnx2tf has no converter for {node.op_type}"
+        return UNSUPPORTED, f"onnx2tf has no converter for {node.op_type}", True
+    status, reason = _predicted_verdict(node, row, rules)
+    return status, reason, status == SUPPORTED
+
+
+def _predicted_verdict(node: NodeInfo, row: dict, rules) -> tuple[str, str]:
     for t in [*node.inputs, *node.outputs]:
         if t is not None and t.dtype in NO_TFLITE_TYPE:
             return RESTRICTION, f"tensor '{t.name}' is {t.dtype}: TFLite has no such tensor type"
@@ -138,5 +155,9 @@ def check(graph: WalkedGraph, settings: dict, rules: dict[str, list[dict]] | Non
     table = load_table(TABLE)
     result = RouteResult(table=f"{TABLE} + {MEASURED}: {table.source[0]}", predicted=True)
     result.issues += [Issue("error", problem) for problem in graph_problems(graph)]
-    result.verdicts = [(n, *check_node(n, rules)) for n in graph.nodes]
+    for n in graph.nodes:
+        status, reason, certain = judge_node(n, rules)
+        result.verdicts.append((n, status, reason))
+        if not certain:
+            result.advisory.add(n.index)
     return result
