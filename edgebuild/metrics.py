@@ -127,6 +127,8 @@ def interleaved_latency(runners: dict, warmup: int = 10, runs: int = 100, budget
         for name in names:
             runners[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
+    from edgebuild.hostinfo import snapshot
+    host = snapshot()      # CPU, cores and load while measuring: the report judges the figures by it
     deadline = time.perf_counter() + budget_s
     done = 0
     while done < runs and (done < min_runs or time.perf_counter() < deadline):
@@ -146,6 +148,7 @@ def interleaved_latency(runners: dict, warmup: int = 10, runs: int = 100, budget
             figures["stopped"] = f"time cap {budget_s:g} s reached after {len(ms)} of {runs} runs"
         if len(ms) < P99_MIN_RUNS:
             figures["p99_note"] = f"not measured: {len(ms)} runs < {P99_MIN_RUNS}"
+        figures["host"] = host
         result[name] = figures
     return result
 
