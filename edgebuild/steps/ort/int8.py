@@ -4,6 +4,7 @@ model fails the target, or with on_slower = "fp32" the fp32 model ships instead 
 manifest and report say so."""
 from __future__ import annotations
 
+import os
 import shutil
 
 from edgebuild.errors import ConfigError
@@ -175,7 +176,7 @@ class OrtQuantize(Step):
             elif winner.error:
                 raise StepFailed(winner.error)
             search_figures.update(candidates=[c.record() for c in tried], chosen=tried.index(winner),
-                                  threads=bench.threads)
+                                  threads=bench.threads, fp32_size_bytes=os.path.getsize(baseline))
         int8_info.update(options=winner.options.as_dict(), chosen=winner.options.label(), reason=reason)
 
         out = ctx.output("model.onnx")
