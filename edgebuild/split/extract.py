@@ -1,6 +1,7 @@
 """Both halves of a cut as ONNX files, and the check that server(device(x)) equals the model."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,32 @@ from edgebuild.split.planner import Candidate
 class Halves:
     device: object | None          # onnx.ModelProto; None when the server runs everything
     server: object | None          # None when the device runs everything
-    sent: list[str]                # tensors the device sends
+    sent: list[str]                # tensors the device sends, as the halves name them
     device_outputs: list[str]      # graph outputs the device computes itself (kept, not sent)
+    original: dict[str, str]       # sent name -> the tensor's name in the source model
+
+
+def wire_name(index: int, tensor: str) -> str:
+    """A name for a cut tensor that is safe as an .npz key and a file name (exporters write names
+    like '/features/features.0/Conv_output_0')."""
+    return f"cut{index}_" + (re.sub(r"[^A-Za-z0-9_]+", "_", tensor).strip("_")[:60] or "tensor")
+
+
+def _rename(graph, mapping: dict[str, str]) -> None:
+    """Rename tensors everywhere in a graph, subgraphs included."""
+    import onnx
+
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        value.name = mapping.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [mapping.get(t, t) for t in node.input]
+        node.output[:] = [mapping.get(t, t) for t in node.output]
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                _rename(attr.g, mapping)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    _rename(g, mapping)
 
 
 def extract_halves(graph: ModelGraph, cut: Candidate) -> Halves:
@@ -42,11 +67,14 @@ def extract_halves(graph: ModelGraph, cut: Candidate) -> Halves:
     if server_outputs:
         server = extractor.extract_model(list(cut.tensors), server_outputs)
         server.graph.name = f"{graph.model.graph.name or 'model'}_server"
+    mapping = {t: wire_name(i, t) for i, t in enumerate(cut.tensors) if t not in graph.outputs}
     for half in (device, server):
         if half is not None:
             del half.graph.value_info[:]     # the halves are re-inferred by whoever loads them
+            _rename(half.graph, mapping)
             onnx.checker.check_model(half)
-    return Halves(device, server, list(cut.tensors), device_outputs)
+    sent = [mapping.get(t, t) for t in cut.tensors]
+    return Halves(device, server, sent, device_outputs, dict(zip(sent, cut.tensors)))
 
 
 def save_halves(halves: Halves, out_dir: Path) -> dict[str, Path]:

@@ -91,13 +91,21 @@ def _optimal_device_set(graph: ModelGraph, costs: NodeCosts, link: Link, interme
     return {key[1] for key in side if key[0] == "n"}
 
 
+def best_offload(graph: ModelGraph, costs: NodeCosts, link: Link, intermediate: str,
+                 keep: set[str] = frozenset()) -> Candidate | None:
+    """The cheapest partition that sends something (a split or server-only); None when
+    keep_on_device leaves none."""
+    device = _optimal_device_set(graph, costs, link, intermediate, keep, force_split=True)
+    return None if device is None else evaluate(graph, costs, device, intermediate, f"min-cut ({link.name})")
+
+
 def optimal_cut(graph: ModelGraph, costs: NodeCosts, link: Link, intermediate: str,
                 keep: set[str] = frozenset()) -> Candidate:
     """The cheapest partition for `link` over every valid partition (see the module doc)."""
     options = [evaluate(graph, costs, set(graph.names), intermediate, "device-only")]
-    best_split = _optimal_device_set(graph, costs, link, intermediate, keep, force_split=True)
-    if best_split is not None:
-        options.append(evaluate(graph, costs, best_split, intermediate, f"min-cut ({link.name})"))
+    offload = best_offload(graph, costs, link, intermediate, keep)
+    if offload is not None:
+        options.append(offload)
     return min(options, key=lambda c: (c.total_ms(link), c.bytes))
 
 
