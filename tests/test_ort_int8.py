@@ -54,6 +54,8 @@ TARGETS = (
     + _target("nan", "nan_eval", precision="fp32")
     + _target("rank", "bad_rank", precision="fp32")
     + _target("sqrt", "sqrt", precision="fp32")
+    + _target("dynamic", "cnn11", precision="int8-dynamic", max_latency_ratio=False)
+    + _target("dynamic-old-spelling", "cnn11", int8_mode="dynamic", max_latency_ratio=False)
 )
 
 
@@ -228,3 +230,16 @@ def test_unknown_exclude_op_type_is_a_config_error(tmp_path):
     assert result.rc == 2
     assert "exclude_op_types: 'conv' is not an ONNX op type (did you mean 'Conv'?)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_int8_dynamic_and_its_old_spelling(built):
+    import onnx
+
+    project, doc = built
+    for name in ("dynamic", "dynamic-old-spelling"):
+        target = doc["targets"][name]
+        assert target["status"] == "built", target["reason"]
+        assert target["metrics"]["int8"]["precision"] == "int8-dynamic"
+        ops = {n.op_type for n in onnx.load(str(project / target["artifacts"][0])).graph.node}
+        assert "DynamicQuantizeLinear" in ops and "QuantizeLinear" not in ops
+    assert doc["targets"]["dynamic"]["artifacts"] == ["build/dynamic/cnn11_int8-dynamic.onnx"]
