@@ -115,7 +115,7 @@ def _trust_text(lat: dict) -> str:
 def _comparison(model: dict, targets: dict) -> str:
     rows = []
     head = ("target", "runtime · device", "status", "size", "size × source", "latency p50",
-            "latency × ref", "quality vs fp32")
+            "latency × ref", "quality vs source")
     for row in model["rows"]:
         t = targets[row["target"]]
         runtime = " ".join(x for x in (t["recipe"], str(t["precision"] or "")) if x) + (
@@ -170,7 +170,7 @@ def _chart(model: dict, targets: dict) -> str:
         return (f'<p class="muted">No chart: fewer than two targets of {esc(model["model"])} have both a size and '
                 f'a latency.</p>')
     legend = ('<p class="muted">Lower left is smaller and faster. Square: the latency reference; hollow: '
-              'unstable latency (see its card); label: quality against the fp32 source.</p>')
+              'unstable latency (see its card); label: quality against the source model.</p>')
     extra = f'<p class="muted">Not on the chart:</p><ul class="off-chart">{"".join(off)}</ul>' if off else ""
     return f'<div class="chart-wrap">{svg}{legend}{extra}</div>'
 
@@ -226,8 +226,12 @@ def _trust(data: dict) -> str:
     load = data["load_at_measurement"]
     load_text = (f"{load['min']:.1f}–{load['max']:.1f} (1-minute load average when each latency was measured)"
                  if load else "not recorded")
+    cores = min((h.get("cores") or 0 for h in hosts), default=0)
+    busy = bool(load and cores and load["max"] > cores)
     rules = data["trust_rules"]
-    rows = [("Measured on", esc(host_text)), ("Host load", esc(load_text)),
+    load_html = esc(load_text) + (f'<br><span class="flag">⚠ load above the {cores} cores: these latencies ran on '
+                                  f'a busy host and are slower and noisier than on an idle one</span>' if busy else "")
+    rows = [("Measured on", esc(host_text)), ("Host load", load_html),
             ("Latency", esc(f"wall time per call after warm-up, on the build host; each figure gives its runs and "
                             f"threads. Flagged unstable when p95 is over {rules['unstable_if_p95_over_p50']:g}x p50 "
                             f"or the threads exceed the free cores; p95 needs {rules['p95_min_runs']} runs, "

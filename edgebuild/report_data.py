@@ -307,6 +307,7 @@ def build_report(project_name: str, version: str, results: dict[str, dict], targ
     return {"project": project_name, "version": version, "generated": generated,
             "report_host": host, "measured_on": hosts,
             "load_at_measurement": {"min": min(loads), "max": max(loads)} if loads else None,
+            "busy_host": bool(loads and hosts and max(loads) > min(h.get("cores") or 1e9 for h in hosts)),
             "targets_without_host": sorted(t["name"] for t in targets.values()
                                            if t["latency"] and not t["latency"]["host_known"]),
             "trust_rules": {"unstable_if_p95_over_p50": SPREAD_LIMIT, "p95_min_runs": P95_MIN_RUNS,

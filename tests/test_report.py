@@ -167,8 +167,12 @@ def test_implausible_latency_spread_is_flagged_not_presented(full_report):
         assert row["is_reference"] or "unstable" in (row["latency_note"] or "")
     card = page.read_text().split('id="target-laptop-q4"', 1)[1].split("</article>", 1)[0]
     assert "unstable" in card and "p99" not in card.split("runs", 1)[0]
-    cpu = data["targets"]["cpu-fp32"]["latency"]      # 200 steady runs: a trusted figure with its p99
+    cpu = data["targets"]["cpu-fp32"]["latency"]      # 100 steady runs: a trusted figure with its p99
     assert cpu["unstable"] is None and cpu["p99_ms"] is not None
+    embedder = data["targets"]["embedder-q8"]["latency"]   # 2 llama.cpp threads, no free core
+    assert embedder["threads"] == 2 and "free" in embedder["unstable"]
+    # recorded while the 2-core host had a load near 10: the header says so
+    assert data["busy_host"] is True and "load above the 2 cores" in page.read_text()
 
 
 def test_malformed_results_still_render(full_demo, tmp_path):
