@@ -163,3 +163,14 @@ def test_coral_selftest_under_python37_with_tflite_runtime(coral_python37, devic
     assert "runtime: tflite_runtime 2.11.0 on the CPU" in result.stdout
     assert "WARNING: Edge TPU NOT USED" in result.stderr and "libedgetpu.so.1" in result.stderr
     assert "ok   y:" in result.stdout and "self-test passed" in result.stdout
+
+
+def test_coral_install_under_python37(coral_python37, device_bundles, keypair, empty_bin, tmp_path):
+    """The update path (stage, verify, self-test in a child process, switch) on the device Python."""
+    bundle = device_bundles["tflite"]
+    root = tmp_path / "models"
+    result = run_plain(coral_python37, bundle.folder / "loader.py", "install", str(bundle.archive), "--root",
+                       str(root), "--key", str(keypair[1]), path_dir=empty_bin, isolated_site=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "self-test passed" in result.stdout
+    assert (root / "active" / "manifest.json").read_bytes() == (bundle.folder / "manifest.json").read_bytes()
