@@ -205,8 +205,18 @@ def _card(t: dict) -> str:
         rows.append((label, "fig-coverage", text))
     for extra in t["extras"]:
         rows.append((extra["label"], "fig-extra", esc(extra["text"])))
+    dep = t.get("deployment") or {}
     if t["bundle"]:
-        rows.append(("bundle", "fig-bundle", f"<code>{esc(t['bundle'])}</code>"))
+        size = f' <small>{fmt_bytes(dep["bundle_bytes"])}</small>' if dep.get("bundle_bytes") else ""
+        rows.append(("bundle", "fig-bundle", f"<code>{esc(t['bundle'])}</code>{size}"))
+    if dep.get("in_manifest"):
+        bits = [f"version {dep['version']}" if dep.get("version") else "",
+                f"needs {dep['min_memory_mb']:.0f} MB memory" if dep.get("min_memory_mb") else "",
+                f"accelerator {dep['accelerator']}" if dep.get("accelerator") else ""]
+        rows.append(("deployment", "fig-deployment", esc(", ".join(b for b in bits if b) or "listed")))
+    for delta in dep.get("deltas") or []:
+        ratio = f" ({100 * delta['ratio']:.0f} % of the bundle)" if delta.get("ratio") is not None else ""
+        rows.append((f"delta from {delta['from']}", "fig-delta", esc(fmt_bytes(delta["bytes"]) + ratio)))
     what = " · ".join(esc(str(x)) for x in (t["recipe"], t["precision"], t["device"], t["model"] and
                                              f"model {t['model']}") if x)
     body = "".join(f'<dt>{esc(label)}</dt><dd class="{cls}">{value}</dd>' for label, cls, value in rows)
@@ -239,6 +249,14 @@ def _trust(data: dict) -> str:
     if data["targets_without_host"]:
         rows.append(("No host record", esc(", ".join(data["targets_without_host"]) +
                                            ": built before hosts were recorded; rebuild to get them")))
+    shipped = []
+    for key, label in (("bundle_index", "bundle index"), ("deployment_manifest", "deployment manifest")):
+        doc = data.get(key)
+        if doc:
+            shipped.append(f"{label} bundles/{doc['file']} ({'signed' if doc['signed'] else 'NOT signed'}"
+                           + (f", expires {doc['expires']}" if doc.get("expires") else "") + ")")
+    rows.append(("Shipping", esc("; ".join(shipped) if shipped else
+                                 "no bundle index or deployment manifest yet (`edgebuild bundle` / a release writes them)")))
     rows.append(("Quality", "accuracy change is against the fp32 source model on the model's evaluation data; "
                             "agreement and cosine compare each artifact's outputs with the source's on the same inputs"))
     return '<dl class="trust">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"

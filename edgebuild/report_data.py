@@ -4,6 +4,7 @@ fp32 reference. Results come from .edgebuild/state/results/*.json, written by se
 metrics grow over time: every key is read defensively, and what is absent is said, not invented."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from edgebuild import hostinfo
@@ -206,6 +207,57 @@ def _bytes(n) -> str:
     return f"{n:.1f} GiB"
 
 
+# --- what ships: bundles, deltas, the deployment manifest ---------------------------------------
+
+MAX_MANIFEST_BYTES = 8 << 20
+
+
+def read_json_file(path: Path) -> dict | None:
+    """A bundles/*.json file as data, or None when absent, too big or not a JSON object."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_MANIFEST_BYTES:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def deployment_figures(name: str, result: dict, bundles_dir: Path | None, deployment: dict | None,
+                       index: dict | None) -> dict | None:
+    """The bundle's size, and from the deployment manifest (when written) its version, the memory a
+    device needs and the deltas available."""
+    entry = _get(deployment, "targets", name) if deployment else None
+    entry = entry if isinstance(entry, dict) else {}
+    size = _num(entry.get("size"))
+    if size is None and isinstance(_get(index, "bundles"), list):
+        bundle_file = Path(str(result.get("bundle") or "")).name
+        for item in index["bundles"]:
+            if isinstance(item, dict) and item.get("target") == name and item.get("file") == bundle_file:
+                size = _num(item.get("size"))
+    if size is None and result.get("bundle") and bundles_dir is not None:
+        try:
+            size = (bundles_dir / Path(str(result["bundle"])).name).stat().st_size
+        except OSError:
+            size = None
+    deltas = []
+    for d in entry.get("deltas") or [] if isinstance(entry.get("deltas"), list) else []:
+        if isinstance(d, dict) and _num(d.get("size")) is not None:
+            deltas.append({"from": _text(d.get("from")), "bytes": int(d["size"]),
+                           "ratio": round(d["size"] / size, 4) if size else None})
+    if not deltas and isinstance(result.get("deltas"), list):     # a release records them in the results too
+        for d in result["deltas"]:
+            if isinstance(d, dict) and _num(d.get("delta_bytes")) and d.get("delta"):
+                deltas.append({"from": _text(d.get("from")), "bytes": int(d["delta_bytes"]),
+                               "ratio": _num(d.get("ratio"))})
+    if size is None and not entry:
+        return None
+    return {"bundle_bytes": int(size) if size is not None else None, "version": _text(entry.get("version")),
+            "min_memory_mb": _num(entry.get("min_memory_mb")), "accelerator": _text(entry.get("accelerator")),
+            "release_counter": _num(entry.get("release_counter")), "deltas": deltas,
+            "in_manifest": bool(entry)}
+
+
 # --- per model: every target against the fp32 reference ----------------------------------------
 
 def _reference(targets: list[dict]) -> dict | None:
@@ -282,11 +334,15 @@ def compare_model(model: str, targets: list[dict], source_size: int | None, metr
 
 def build_report(project_name: str, version: str, results: dict[str, dict], target_models: dict[str, str],
                  target_settings: dict[str, dict], model_sources: dict[str, Path], generated: str,
-                 model_info: dict[str, dict] | None = None) -> dict:
+                 model_info: dict[str, dict] | None = None, bundles_dir: Path | None = None) -> dict:
     """The whole report as JSON-able data; render_html() draws exactly this."""
     host = hostinfo.snapshot()
     targets = {name: target_figures(name, results[name], target_models.get(name),
                                     target_settings.get(name) or {}, host) for name in sorted(results)}
+    deployment = read_json_file(bundles_dir / "deployment.json") if bundles_dir else None
+    index = read_json_file(bundles_dir / "index.json") if bundles_dir else None
+    for name, t in targets.items():
+        t["deployment"] = deployment_figures(name, results[name], bundles_dir, deployment, index)
     hosts = []
     for t in targets.values():
         h = (t["latency"] or {}).get("host")
@@ -314,4 +370,13 @@ def build_report(project_name: str, version: str, results: dict[str, dict], targ
                             "p99_min_runs": P99_MIN_RUNS},
             "counts": {s: sum(t["status"] == s for t in targets.values())
                        for s in ("built", "cached", "deferred", "failed", "skipped")},
-            "models": models, "targets": targets, "unassigned": unassigned}
+            "models": models, "targets": targets, "unassigned": unassigned,
+            "deployment_manifest": ({"file": "deployment.json", "expires": _text(deployment.get("expires")),
+                                     "generated": _text(deployment.get("generated")),
+                                     "signed": (bundles_dir / "deployment.json.sig").is_file(),
+                                     "targets": len(deployment.get("targets") or {}) if isinstance(
+                                         deployment.get("targets"), dict) else 0} if deployment else None),
+            "bundle_index": ({"file": "index.json", "expires": _text(index.get("expires")),
+                              "signed": (bundles_dir / "index.json.sig").is_file(),
+                              "bundles": len(index["bundles"]) if isinstance(index.get("bundles"), list) else 0}
+                             if index else None)}

@@ -230,3 +230,29 @@ def test_renders_charts_and_prints_to_a4(full_report, tmp_path):
     assert data.startswith(b"%PDF")
     boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)", data)
     assert boxes and all(abs(float(w) - 595.9) < 2 and abs(float(h) - 842.9) < 2 for w, h in boxes), boxes[:3]
+
+
+def test_bundle_sizes_deltas_and_deployment_manifest_are_shown(full_demo, tmp_path):
+    """The bundle index and, once a release wrote it, bundles/deployment.json (per target: size,
+    version, memory, deltas) reach the cards; both files are read as untrusted data."""
+    project = tmp_path / "shipped"
+    shutil.copytree(full_demo, project)
+    bundles = project / "bundles"
+    bundles.mkdir()
+    (bundles / "deployment.json").write_text(json.dumps({
+        "schema_version": 1, "project": "demo", "expires": "2027-02-25T00:00:00Z", "targets": {
+            "cpu-int8": {"bundle": "demo-cpu-int8-1.0.0.tar.gz", "size": 80000, "version": "1.0.0",
+                         "min_memory_mb": 110, "accelerator": "cpu",
+                         "deltas": [{"from": "0.9.0", "size": 12000}, {"from": "0.8.0", "size": "big"}]},
+            "coral": "not a dict"}}))
+    (bundles / "index.json").write_text("[1, 2]")          # not an object: ignored, not a crash
+    result = run_cli(project, "report", "--out", str(tmp_path / "r.html"), "--json")
+    assert result.rc == 0, result.stderr
+    data = result.json
+    assert data["deployment_manifest"]["signed"] is False and data["bundle_index"] is None
+    dep = data["targets"]["cpu-int8"]["deployment"]
+    assert dep["bundle_bytes"] == 80000 and dep["min_memory_mb"] == 110
+    assert dep["deltas"] == [{"from": "0.9.0", "bytes": 12000, "ratio": 0.15}]
+    card = (tmp_path / "r.html").read_text().split('id="target-cpu-int8"', 1)[1].split("</article>", 1)[0]
+    assert "delta from 0.9.0" in card and "15 % of the bundle" in card and "needs 110 MB memory" in card
+    assert "deployment manifest bundles/deployment.json (NOT signed" in (tmp_path / "r.html").read_text()

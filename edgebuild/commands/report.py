@@ -27,7 +27,8 @@ def run(args) -> int:
         target_settings={n: dict(t.settings) for n, t in project.targets.items()},
         model_sources={n: m.source for n, m in project.models.items()},
         model_info={n: dict(m.info) for n, m in project.models.items()},
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        bundles_dir=project.bundles_dir or project.root / "bundles")
     data["not_built"] = missing
     out = Path(args.out) if args.out else project.root / "build" / "report.html"
     atomic_write_bytes(out, render_html(data).encode())
