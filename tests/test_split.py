@@ -272,3 +272,65 @@ def test_split_plan_needs_a_split_table(tmp_path):
     project = write_demo(tmp_path / "p", _split_toml("").replace("[targets.phone.split]\n", ""))
     result = run_cli(project, "split-plan", "phone")
     assert result.rc == 2 and "no split table" in result.stderr
+
+
+def _unpack(bundle: Path, dest: Path) -> Path:
+    import tarfile
+    with tarfile.open(bundle) as tar:
+        tar.extractall(dest, filter="data")
+    return next(dest.iterdir())
+
+
+def test_split_project_builds_signed_bundles_of_both_halves_that_serve_the_full_answer(tmp_path):
+    """split-plan --out writes a project of the two halves; `edgebuild all` builds, verifies and
+    bundles them (the device half with the target's own recipe settings: fp16 here); the bundled
+    artifacts then serve the model's answers across two processes and a socket."""
+    project = write_demo(tmp_path / "p", _split_toml(
+        'links = { fast = { uplink_mbps = 100000, rtt_ms = 0 } }\nspeed_factor = 100.0\nintermediate = "fp16"\n'
+        'keep_on_device = ["/features/features.3/Conv"]\n').replace(
+        'recipe = "onnxruntime"\n', 'recipe = "onnxruntime"\nprecision = "fp16"\nlatency_runs = 10\n'))
+    out = tmp_path / "halves"
+    plan = run_cli(project, "split-plan", "phone", "--json", "--out", str(out))
+    assert plan.rc == 0, plan.stderr
+    assert plan.json["extracted"]["kind"] == "split" and plan.json["extracted"]["passed"]
+    built = run_cli(out, "all", "--json", "-j", "2")
+    assert built.rc == 0, built.stderr
+    targets = built.json["targets"]
+    assert targets["phone-device"]["status"] == "built" and targets["phone-server"]["status"] == "built"
+    bundles = {}
+    for role in ("device", "server"):
+        folder = _unpack(out / targets[f"phone-{role}"]["bundle"], tmp_path / role)
+        selftest = subprocess.run([sys.executable, "loader.py", "selftest"], cwd=folder, capture_output=True,
+                                  text=True, timeout=120)
+        assert selftest.returncode == 0, selftest.stdout + selftest.stderr
+        manifest = json.loads((folder / "manifest.json").read_text())
+        bundles[role] = (folder, manifest)
+    device_folder, device_manifest = bundles["device"]
+    server_folder, server_manifest = bundles["server"]
+    assert device_manifest["artifacts"][0].endswith("fp16.onnx")
+    sent = [o["name"] for o in device_manifest["io"]["outputs"]]
+    assert sent == [i["name"] for i in server_manifest["io"]["inputs"]]
+    server = subprocess.Popen([sys.executable, "-m", "edgebuild.split.serve",
+                               str(server_folder / server_manifest["artifacts"][0]), "--port", "0", "--once"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("listening "), server.stderr.read()
+        from edgebuild.split.serve import DeviceClient
+        import onnxruntime as ort
+        client = DeviceClient(str(device_folder / device_manifest["artifacts"][0]), line.split()[1], "fp16", sent)
+        full = ort.InferenceSession(str(project / "models/digits.onnx"), providers=["CPUExecutionProvider"])
+        with np.load(project / "data/digits_eval.npz") as npz:
+            x = npz["input"][:40]
+        agree = 0
+        for i in range(len(x)):
+            expected = full.run(None, {"input": x[i: i + 1]})[0]
+            got = client.run({"input": x[i: i + 1]})["logits"]
+            agree += int(got.argmax() == expected.argmax())
+            np.testing.assert_allclose(got, expected, atol=0.05 * np.abs(expected).max())
+        assert agree >= 39
+        client.close()
+        server.wait(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()

@@ -20,7 +20,7 @@ def run(args) -> int:
     plan = result.plan
     doc = {"ok": True, "target": args.target, "model": resolved.model.name, **plan.to_json()}
     if args.out:
-        doc["extracted"] = _extract(project, args, result)
+        doc["extracted"] = _extract(project, resolved, args, result)
         doc["ok"] = doc["extracted"]["passed"]
     if args.json:
         print(json.dumps(doc, indent=1))
@@ -28,7 +28,8 @@ def run(args) -> int:
         print(plan.table(None if args.all else 15))
         if args.out:
             ex = doc["extracted"]
-            print(f"wrote {', '.join(ex['files'].values())} (cut for {ex['link']}: {ex['kind']})")
+            print(f"wrote {', '.join(ex['files'].values())} (cut for {ex['link']}: {ex['kind']}); build, verify "
+                  f"and bundle both halves with: edgebuild all -C {args.out}")
             for out, m in ex["composition"].items():
                 print(f"server(device(x)) vs model, output {out}: {m['samples']} samples ({result.data}), "
                       f"cosine min {m['cosine_min']:.6f}, max abs error {m['max_abs_error']:.3g}"
@@ -39,9 +40,12 @@ def run(args) -> int:
     return 0
 
 
-def _extract(project, args, result) -> dict:
+def _extract(project, resolved, args, result) -> dict:
     from pathlib import Path
 
+    import numpy as np
+
+    from edgebuild.split.emit import write_project
     from edgebuild.split.extract import check_composition, extract_halves, save_halves
 
     plan, config = result.plan, project.targets[args.target].split
@@ -62,8 +66,20 @@ def _extract(project, args, result) -> dict:
     full = out / "full.onnx"     # the model as planned (fixed shapes, named nodes): profile it on the device
     full.write_bytes(plan.graph.model.SerializeToString())
     files["full"] = str(full)
+    data = {}
+    for role in ("calibration", "evaluation"):
+        path = getattr(resolved.model, role)
+        if path is not None:
+            with np.load(path, allow_pickle=False) as npz:
+                data[role] = {k: npz[k] for k in npz.files if k in plan.graph.tensors or k == "labels"}
+    if not data:
+        data["evaluation"] = {n: v for n, v in result.samples.items() if n in plan.graph.tensors}
+    cut_text = "device-only" if cut.kind == "device-only" else ("server-only" if cut.kind == "server-only"
+                                                                 else ", ".join(cut.tensors))
+    files["project"] = str(write_project(out, project, resolved, plan.graph, halves, data, cut_text))
     plan_file = out / "plan.json"
-    plan_file.write_text(json.dumps({"link": link, "cut": cut.tensors, "device_outputs": halves.device_outputs,
+    plan_file.write_text(json.dumps({"link": link, "cut": cut.tensors, "sent_as": halves.sent,
+                                     "device_outputs": halves.device_outputs,
                                      "intermediate": plan.intermediate, **plan.to_json()}, indent=1))
     files["plan"] = str(plan_file)
     print(f"split-plan: wrote halves for link {link} to {out}", file=sys.stderr)

@@ -161,8 +161,6 @@ def prepare_model(source: Path, input_shapes: dict[str, list[int]]):
 
 def analyse(model) -> ModelGraph:
     """Nodes, dynamic tensors and their sizes of a prepared model (see prepare_model)."""
-    import onnx
-
     g = model.graph
     inits = {i.name for i in g.initializer}
     inputs = [v.name for v in g.input if v.name not in inits]
