@@ -3,7 +3,7 @@
     python benchmarks/tflite_convert.py [MODEL.onnx CALIB.npz EVAL.npz INPUT=1,1,8,8]
 
 For each precision: the `tflite.convert` step run the way the executor runs it (a worker in the
-onnx2tf toolchain environment): wall time, peak RSS of the worker, file size; then one-thread
+`litert` toolchain environment): wall time, peak RSS of the worker, file size; then one-thread
 LiteRT latency (median of 200 invokes) and top-1 agreement with onnxruntime from `tflite.verify`.
 Prints one line per precision; numbers, not assertions.
 """
@@ -25,8 +25,7 @@ sys.path.insert(0, str(ROOT))
 from edgebuild import toolchain  # noqa: E402
 from edgebuild.steps.base import StepContext  # noqa: E402
 
-VARIANTS = [("fp32", {}), ("fp16", {}), ("int8", {}), ("full-int8", {}),
-            ("full-int8", {"quant_type": "per-tensor"}), ("full-int8", {"input_dtype": "uint8", "output_dtype": "uint8"})]
+VARIANTS = [("fp32", {}), ("fp16", {}), ("int8-dynamic", {}), ("int8", {}), ("int8", {"quant_type": "per-tensor"})]
 
 
 def run_worker(python: Path, step: str, inputs: dict, params: dict, out: Path) -> tuple[dict, float, int]:
@@ -71,8 +70,8 @@ def main(argv: list[str]) -> None:
     started = time.perf_counter()
     existed = toolchain.lookup(spec) is not None
     env = toolchain.ensure(spec)
-    print(f"toolchain onnx2tf: {'reused' if existed else 'created'} in {time.perf_counter() - started:.1f} s "
-          f"(tensorflow {env.versions.get('tensorflow')}, onnx2tf {env.versions.get('onnx2tf')})")
+    print(f"toolchain litert: {'reused' if existed else 'created'} in {time.perf_counter() - started:.1f} s "
+          f"(onnx2tf {env.versions.get('onnx2tf')}, ai-edge-quantizer {env.versions.get('ai-edge-quantizer')})")
     from edgebuild.steps.tflite.verify import TfliteVerify
     with tempfile.TemporaryDirectory() as tmp:
         for i, (precision, extra) in enumerate(VARIANTS):

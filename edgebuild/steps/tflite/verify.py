@@ -19,13 +19,15 @@ from . import layout
 from .io_description import IoMismatch, describe_io
 from .schema import read_model
 
+_ONNX_INT_TYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
+                   "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
 # gate parameters a target may set; false (or absent) means not checked
 GATES = ("min_top1_agreement", "max_accuracy_drop", "max_class_drop", "max_abs_error", "min_cosine")
 
 
 class TfliteVerify(Step):
     name = "tflite.verify"
-    version = "3"
+    version = "4"
     uses = ("ai-edge-litert", "onnxruntime", "numpy")
     inputs = ("model", "reference", "evaluation")
     outputs = ("selftest.npz",)
@@ -63,10 +65,13 @@ class TfliteVerify(Step):
 
         interp = Interpreter(model_path=str(ctx.input("model")), num_threads=1)
         interp.allocate_tensors()
+        # integer inputs (token ids, byte values) keep their type and are not normalised
+        int_types = {i.name: _ONNX_INT_TYPES[i.type] for i in session.get_inputs() if i.type in _ONNX_INT_TYPES}
         refs, arts = [], []
         for start in range(0, count, batch):
-            raw = {name: np.asarray(data[name][start:start + batch], np.float32) for name, _ in src_in}
-            feed = {name: _normalise(np, x, norm) for name, x in raw.items()}
+            feed = {name: (np.asarray(data[name][start:start + batch]).astype(int_types[name]) if name in int_types
+                           else _normalise(np, np.asarray(data[name][start:start + batch], np.float32), norm))
+                    for name, _ in src_in}
             refs.append(session.run(None, feed))
             for entry in io_desc["inputs"]:
                 interp.set_tensor(entry["tensor_index"], _to_artifact(np, feed[entry["name"]], entry))
