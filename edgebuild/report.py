@@ -44,6 +44,8 @@ svg.chart { display: block; width: 100%; height: auto; }
 svg .plot { fill: #fbfbfc; stroke: #ccc; } svg .grid { stroke: #e6e6e9; } svg .leader { stroke: #999; }
 svg .tick { font-size: 11px; fill: #555; } svg .axis { font-size: 12px; fill: #333; }
 svg .plabel { font-size: 11px; fill: #222; }
+svg .pnum { display: none; font-size: 22px; font-weight: 700; fill: #222; }
+ol.chart-key { display: none; margin: 4px 0 0; padding-left: 22px; font-size: 13px; }
 ul.off-chart { margin: 4px 0 0; padding-left: 18px; font-size: 13px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 330px), 1fr)); gap: 12px; }
 article.target { border: 1px solid #d6d8dc; border-radius: 8px; padding: 10px 12px; min-width: 0; }
@@ -64,6 +66,10 @@ p.remains { color: #6b4a12; font-size: 13px; }
   table.cmp tr.remains td { display: block; }
   table.cmp tr.remains td::before { content: none; }
   dl.trust { grid-template-columns: 1fr; }
+  /* the chart shrinks to half size on a phone: numbers by the points, their key below in HTML */
+  svg .plabel, svg .leader { display: none; } svg .pnum { display: inline; }
+  svg .tick { font-size: 18px; } svg .axis { font-size: 20px; } svg .axis-y { display: none; }
+  ol.chart-key { display: block; }
 }
 @media print {
   @page { size: A4; margin: 12mm; }
@@ -142,7 +148,7 @@ def _comparison(model: dict, targets: dict) -> str:
         classes = [f"st-row-{row['status']}"] + (["reference"] if row["is_reference"] else []) + (
             ["has-remains"] if row["remains"] else [])
         rows.append(f'<tr class="{" ".join(classes)}" data-target="{esc(t["name"])}" data-status="{esc(row["status"])}">'
-                    + "".join(f'<td data-label="{h}">{c}</td>' for h, c in zip(head, cells)) + "</tr>")
+                    + "".join(f'<td data-label="{h}"><div>{c}</div></td>' for h, c in zip(head, cells)) + "</tr>")
         if row["remains"]:
             rows.append(f'<tr class="remains" data-remains-for="{esc(t["name"])}"><td colspan="{len(head)}">'
                         f'<b>what remains:</b> {esc(row["remains"])}</td></tr>')
@@ -169,7 +175,10 @@ def _chart(model: dict, targets: dict) -> str:
     if not svg:
         return (f'<p class="muted">No chart: fewer than two targets of {esc(model["model"])} have both a size and '
                 f'a latency.</p>')
-    legend = ('<p class="muted">Lower left is smaller and faster. Square: the latency reference; hollow: '
+    key = "".join(f"<li>{esc(p['label'])}{' · ' + esc(p['note']) if p['note'] else ''}"
+                  f"{' (unstable)' if p['unstable'] else ''}</li>" for p in points
+                  if p["latency_ms"] and p["size_bytes"])
+    legend = (f'<ol class="chart-key">{key}</ol><p class="muted">Lower left is smaller and faster. Square: the latency reference; hollow: '
               'unstable latency (see its card); label: quality against the source model.</p>')
     extra = f'<p class="muted">Not on the chart:</p><ul class="off-chart">{"".join(off)}</ul>' if off else ""
     return f'<div class="chart-wrap">{svg}{legend}{extra}</div>'

@@ -95,11 +95,12 @@ def size_latency_chart(points: list[dict], chart_id: str, title: str) -> str:
                      f'<text x="{LEFT - 6}" y="{py + 4:.1f}" class="tick" text-anchor="end">{esc(fmt_bytes(t))}</text>')
     parts.append(f'<text x="{(LEFT + RIGHT) / 2}" y="{H - 22}" class="axis" text-anchor="middle">latency p50 on the '
                  f'build host{" (log scale)" if x.log else ""} →</text>'
-                 f'<text x="14" y="{(TOP + BOTTOM) / 2}" class="axis" text-anchor="middle" '
+                 f'<text x="14" y="{(TOP + BOTTOM) / 2}" class="axis axis-y" text-anchor="middle" '
                  f'transform="rotate(-90 14 {(TOP + BOTTOM) / 2})">size{" (log)" if y.log else ""} →</text>')
     # labels avoid the points too, not only each other
     placed = [(x(p["latency_ms"]) - 6, y(p["size_bytes"]) - 6, x(p["latency_ms"]) + 6, y(p["size_bytes"]) + 6)
               for p in usable]
+    numbers = {id(p): i + 1 for i, p in enumerate(usable)}    # the HTML key below lists them in this order
     for p in sorted(usable, key=lambda p: y(p["size_bytes"])):
         px, py = x(p["latency_ms"]), y(p["size_bytes"])
         colour = COLOURS.get(p.get("status"), "#555")
@@ -124,7 +125,9 @@ def size_latency_chart(points: list[dict], chart_id: str, title: str) -> str:
         leader = (f'<line x1="{px:.1f}" y1="{py:.1f}" x2="{tx:.1f}" y2="{ty - 4:.1f}" class="leader"/>'
                   if abs(ty - py - 4) > 1 else "")
         anchor = ' text-anchor="end"' if anchor_end else ""
+        nx = px - 10 if px > LEFT + 30 else px + 10
         parts.append(f'<g class="point"><title>{esc(tip)}</title>{shape}{leader}'
-                     f'<text x="{tx:.1f}" y="{ty:.1f}" class="plabel"{anchor}>{esc(text)}</text></g>')
+                     f'<text x="{tx:.1f}" y="{ty:.1f}" class="plabel"{anchor}>{esc(text)}</text>'
+                     f'<text x="{nx:.1f}" y="{py - 8:.1f}" class="pnum" text-anchor="middle">{numbers[id(p)]}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
