@@ -52,11 +52,24 @@ def bundle_targets(project: Project, graph, sched, results: dict, version: str |
         state[name] = {"fingerprint": fingerprint, "stat": _stat(written)}
         result.bundle = relative_to_root(written, project.root)
         changed = True
-    if changed or (signer is None and state and not (project.bundles_dir / "index.json").exists()):
+    if changed or (state and _index_needs_refresh(project.bundles_dir / "index.json", project.index_expiry_days)):
+        # an index past half its lifetime is re-signed, so devices never see it expire
         from edgebuild.bundle import update_index
-        update_index(project.bundles_dir, (signer or _signer(project, quiet)))
+        update_index(project.bundles_dir, (signer or _signer(project, quiet)), project.index_expiry_days)
     if changed:
         atomic_write_json(state_file, state)
+
+
+def _index_needs_refresh(index: Path, expiry_days: int) -> bool:
+    """Missing, unreadable, or past half its lifetime (read here without importing the bundle
+    package, which a no-op build should not pay for)."""
+    import calendar
+    import time
+    try:
+        expires = calendar.timegm(time.strptime(json.loads(index.read_bytes())["expires"], "%Y-%m-%dT%H:%M:%SZ"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return expires - time.time() < expiry_days * 86400 / 2
 
 
 def _signer(project: Project, quiet: bool):

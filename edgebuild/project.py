@@ -23,7 +23,7 @@ TOP_LEVEL = {"project", "models", "targets", "bundle", "cache"}
 PROJECT_KEYS = {"name", "version", "description", "author", "license"}
 MODEL_KEYS = {"source", "calibration", "evaluation", "input_shapes", "description", "license", "author"}
 TARGET_KEYS = {"model", "recipe", "device", "description", "split"}   # plus the recipe's parameters
-BUNDLE_KEYS = {"signing_key", "out_dir"}
+BUNDLE_KEYS = {"signing_key", "out_dir", "index_expiry_days"}
 CACHE_KEYS = {"remote", "dir"}
 
 
@@ -68,6 +68,7 @@ class Project:
     targets: dict[str, Target]
     signing_key: str | None = None
     bundles_dir: Path | None = None
+    index_expiry_days: int = 90      # bundles/index.json expires this long after it is signed
     remote_cache: str | None = None
     lines: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -169,12 +170,15 @@ def load_project(project_dir: Path | str = ".") -> Project:
     r.only(bundle, BUNDLE_KEYS, "bundle", "[bundle]")
     signing_key = r.string(bundle["signing_key"], "bundle.signing_key") if "signing_key" in bundle else None
     bundles_dir = root / r.string(bundle.get("out_dir", "bundles"), "bundle.out_dir")
+    expiry_days = bundle.get("index_expiry_days", 90)
+    if isinstance(expiry_days, bool) or not isinstance(expiry_days, int) or not 1 <= expiry_days <= 3650:
+        raise r.fail(f"must be a whole number of days from 1 to 3650, got {expiry_days!r}", "bundle.index_expiry_days")
     cache = r.table(data.get("cache", {}), "cache")
     r.only(cache, CACHE_KEYS, "cache", "[cache]")
     remote = r.string(cache["remote"], "cache.remote") if "remote" in cache else None
 
     return Project(root=root, file=file, name=name, version=version, info=info, models=models,
-                   targets=targets, signing_key=signing_key, bundles_dir=bundles_dir,
+                   targets=targets, signing_key=signing_key, bundles_dir=bundles_dir, index_expiry_days=expiry_days,
                    remote_cache=remote, lines=lines)
 
 

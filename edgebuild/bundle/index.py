@@ -1,10 +1,16 @@
 """bundles/index.json: every bundle in the folder with its hash, size, target, device and version,
-signed (index.json.sig, Ed25519 over the exact bytes) so fleet tools can trust one small file."""
+signed (index.json.sig, Ed25519 over the exact bytes) so fleet tools can trust one small file.
+
+The index carries an expiry (`expires`, as TUF's metadata does): a device given the index
+(`loader.py install --index`) refuses it once expired, so a mirror cannot freeze a fleet on old
+releases by replaying a stale index forever. The expiry counts from the start of the current UTC
+day, so indexes written the same day stay byte-identical."""
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -17,11 +23,21 @@ from edgebuild.bundle.portable import parse_semver, sha256_stream
 
 INDEX_NAME = "index.json"
 INDEX_SIG_NAME = "index.json.sig"
+DEFAULT_EXPIRY_DAYS = 90
+EXPIRES_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def update_index(bundles_dir: Path, key: Ed25519PrivateKey) -> Path:
+def index_expires(expiry_days: int = DEFAULT_EXPIRY_DAYS, now: float | None = None) -> str:
+    """The expiry written into an index made at `now`: the start of that UTC day plus the days."""
+    day = int(time.time() if now is None else now) // 86400 * 86400
+    return time.strftime(EXPIRES_FORMAT, time.gmtime(day + expiry_days * 86400))
+
+
+def update_index(bundles_dir: Path, key: Ed25519PrivateKey, expiry_days: int = DEFAULT_EXPIRY_DAYS,
+                 now: float | None = None) -> Path:
     """Rewrite bundles_dir/index.json and index.json.sig from the *.tar.gz files present. Every
-    bundle must carry a manifest signed by this same key: the index vouches for each entry."""
+    bundle must carry a manifest signed by this same key: the index vouches for each entry. The
+    index expires `expiry_days` after the start of the current UTC day (`now` for tests)."""
     bundles_dir = Path(bundles_dir)
     bundles_dir.mkdir(parents=True, exist_ok=True)
     public = key.public_key()
@@ -49,7 +65,7 @@ def update_index(bundles_dir: Path, key: Ed25519PrivateKey) -> Path:
         })
     entries.sort(key=lambda e: (e["project"], e["target"], parse_semver(e["version"])))
     index = {"schema_version": 1, "signing": {"algorithm": "ed25519", "key_id": key_id(public)},
-             "bundles": entries}
+             "expires": index_expires(expiry_days, now), "bundles": entries}
     data = json.dumps(index, sort_keys=True, indent=2, ensure_ascii=True).encode("ascii") + b"\n"
     index_path = bundles_dir / INDEX_NAME
     # Each file is replaced atomically; a reader racing the update sees a pair that fails to

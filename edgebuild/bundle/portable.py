@@ -433,7 +433,7 @@ def read_archive_head(path):
         return read_head(TarReader(raw))
 
 
-def read_archive(path, dest=None, check_head=None, before_change=None):
+def read_archive(path, dest=None, check_head=None):
     """Check a bundle archive in one pass, in the order a device receives it; with `dest`, also
     unpack it under dest/<bundle folder>/ (which must not exist yet).
 
@@ -445,7 +445,6 @@ def read_archive(path, dest=None, check_head=None, before_change=None):
        duplicate, oversized or special entry is rejected before anything of it is written.
     4. The end: every listed file was present and nothing follows the end-of-archive marker.
 
-    before_change(), when given, is called before every file-system change (a test hook).
     Returns (root folder name, manifest dict). Raises ArchiveRejected (or what check_head raises);
     on failure, whatever was written lies inside dest/<root>/ for the caller to delete."""
     import os
@@ -457,16 +456,13 @@ def read_archive(path, dest=None, check_head=None, before_change=None):
         manifest = parse_manifest(manifest_bytes, root)
         listed = manifest["files"]
         folders = implied_folders(listed)
-        change = before_change or (lambda: None)
         base = None
         if dest is not None:
             base = os.path.join(os.path.realpath(str(dest)), root)
             _check_free_space(os.path.dirname(base), sum(entry["size"] for entry in listed.values())
                               + len(manifest_bytes) + len(signature))
-            change()
             os.mkdir(base)  # fails if it exists: never unpack over something else
             for name, data in ((MANIFEST_NAME, manifest_bytes), (SIGNATURE_NAME, signature)):
-                change()
                 with open(os.path.join(base, name), "xb") as out:
                     out.write(data)
         seen, made = set(), set()
@@ -491,7 +487,6 @@ def read_archive(path, dest=None, check_head=None, before_change=None):
                     raise ArchiveRejected("folder not listed in manifest: %s" % rel)
                 made.add(rel)
                 if base is not None:
-                    change()
                     os.makedirs(os.path.join(base, *parts), exist_ok=True)
                 continue
             if rel not in listed:
@@ -507,7 +502,6 @@ def read_archive(path, dest=None, check_head=None, before_change=None):
                 target = os.path.join(base, *parts)
                 if os.path.commonpath([base, os.path.realpath(os.path.dirname(target))]) != base:
                     raise ArchiveRejected("entry would be written outside the bundle folder: %s" % entry.name)
-                change()
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with open(target, "xb") as out:
                     sha, _ = sha256_stream(_Tee(tar, out))
