@@ -256,3 +256,21 @@ def test_bundle_sizes_deltas_and_deployment_manifest_are_shown(full_demo, tmp_pa
     card = (tmp_path / "r.html").read_text().split('id="target-cpu-int8"', 1)[1].split("</article>", 1)[0]
     assert "delta from 0.9.0" in card and "15 % of the bundle" in card and "needs 110 MB memory" in card
     assert "deployment manifest bundles/deployment.json (NOT signed" in (tmp_path / "r.html").read_text()
+
+
+def test_chart_uses_log_scales_when_values_span_decades():
+    from edgebuild.report_chart import size_latency_chart
+
+    points = [{"label": "int8", "latency_ms": 0.005, "size_bytes": 40_000, "note": "-0.2 pp", "status": "built"},
+              {"label": "fp32", "latency_ms": 0.9, "size_bytes": 160_000, "note": "", "status": "built",
+               "reference": True},
+              {"label": "gguf", "latency_ms": 45.0, "size_bytes": 3_000_000, "note": "", "status": "built",
+               "unstable": True}]
+    svg = size_latency_chart(points, "c", "t")
+    assert "latency p50 on the build host (log scale)" in svg and "size (log)" in svg
+    ticks = re.findall(r'class="tick"[^>]*>([^<]+)<', svg)
+    assert {"1 µs", "10 µs", "100 µs", "1 ms", "10 ms", "100 ms"} <= set(ticks), ticks
+    assert svg.count('class="point"') == 3 and 'fill="none"' in svg      # the unstable one is hollow
+    linear = size_latency_chart([dict(points[0], latency_ms=0.01), dict(points[1], latency_ms=0.02)], "c", "t")
+    assert "(log scale)" not in linear
+    assert size_latency_chart(points[:1], "c", "t") == ""                 # one point compares nothing
