@@ -2,6 +2,8 @@
 
     python -m edgebuild.split.serve server.onnx --port 8700         # prints "listening HOST:PORT"
 
+Needs only numpy, onnxruntime and wire.py: copy serve.py and wire.py to a host without edgebuild.
+
 Protocol: the device sends one wire frame (wire.py) per inference holding the tensors of the cut;
 the server answers with one frame holding the server half's outputs (raw). A frame that is not
 valid or does not name the server half's inputs with their shapes closes the connection.
@@ -13,7 +15,10 @@ import socket
 import sys
 
 
-from edgebuild.split import wire
+try:
+    from edgebuild.split import wire
+except ImportError:         # copied next to a bundle without edgebuild: wire.py sits beside this file
+    import wire
 
 
 class ServerHalf:
