@@ -123,6 +123,7 @@ def isolated_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
 
 
-def run_loader(loader: Path, *args: str, python: str = sys.executable) -> subprocess.CompletedProcess:
+def run_loader(loader: Path, *args: str, python: str = sys.executable, env: dict | None = None
+               ) -> subprocess.CompletedProcess:
     return subprocess.run([python, str(loader), *args], capture_output=True, text=True, timeout=300,
-                          cwd=str(loader.parent), env=isolated_env())
+                          cwd=str(loader.parent), env=env if env is not None else isolated_env())

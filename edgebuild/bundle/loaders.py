@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from edgebuild.bundle import ed25519_verify, portable
+from edgebuild.bundle import delta_apply, ed25519_verify, portable
 from edgebuild.bundle.errors import BundleError
 from edgebuild.bundle.spec import BundleSpec
 
@@ -50,6 +50,7 @@ def render_loader(spec: BundleSpec) -> str:
         manifest_version=spec.version,
         portable_source=Path(portable.__file__).read_text(encoding="utf-8"),
         ed25519_source=Path(ed25519_verify.__file__).read_text(encoding="utf-8"),
+        delta_source=Path(delta_apply.__file__).read_text(encoding="utf-8"),
     )
 
 
