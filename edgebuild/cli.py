@@ -13,6 +13,7 @@ COMMANDS = {
     "all": "build every target and bundle it",
     "build": "build artifacts only (-n explains what would run and why)",
     "bundle": "build the named target(s) if needed and emit their bundles",
+    "init": "write a commented targets.toml from one or more models",
     "check": "operator-coverage report per target, without converting",
     "graph": "print the step graph (dot, mermaid or json)",
     "verify": "check a bundle's signature and every checksum",
@@ -50,7 +51,7 @@ def make_parser() -> argparse.ArgumentParser:
                              help="where steps run: local (worker processes, default), inline (this "
                                   "process, one at a time: for debugging steps) or dask://HOST:PORT (build "
                                   "agents of a Dask scheduler; needs --remote-cache)")
-        if name in ("all", "build", "bundle", "check"):
+        if name in ("all", "build", "bundle", "check", "init"):
             cmd.add_argument("--remote-cache", metavar="URL", help="shared HTTP cache (Bazel protocol: "
                              "/ac/ and /cas/); overrides [cache] remote, '' turns it off")
         if name in ("all", "build", "bundle", "check", "toolchain"):
@@ -73,6 +74,20 @@ def make_parser() -> argparse.ArgumentParser:
                              "(default: the first)")
             cmd.add_argument("--samples", type=int, default=32, metavar="N",
                              help="with --out: samples of the evaluation data to check (default 32)")
+        if name == "check":
+            cmd.add_argument("model", nargs="?", metavar="MODEL.onnx",
+                             help="check one model without a project (with --recipe)")
+            cmd.add_argument("--recipe", metavar="NAME", help="with MODEL: the recipe to check against")
+            cmd.add_argument("--device", metavar="NAME", help="with MODEL: the recipe's device")
+            cmd.add_argument("--input-shape", action="append", default=[], metavar="NAME=D,D,...",
+                             help="with MODEL: fix an input's shape (repeatable)")
+            cmd.add_argument("--convert", action="store_true",
+                             help="run the real conversion (cached, reused by build) and report its verdict")
+        if name == "init":
+            cmd.add_argument("models", nargs="+", metavar="MODEL",
+                             help="an .onnx file or a Hugging Face model folder")
+            cmd.add_argument("--device", action="append", default=[], dest="devices", metavar="NAME",
+                             help="make targets for this device only (repeatable; default: one per recipe)")
         if name == "graph":
             cmd.add_argument("--format", choices=["dot", "mermaid", "json"], default="dot")
         if name == "verify":

@@ -207,3 +207,90 @@ def verification_data(inputs: dict, specs: list[dict], params: dict, count: int 
 def _scalar(value):
     """mean/std parameters may be per channel: only a scalar describes a generated distribution."""
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+# --- inputs when the model has no data ---------------------------------------------------------
+
+def _range_for(name: str, input_range: dict | None) -> list[float] | None:
+    if not input_range:
+        return None
+    return input_range.get(name) or input_range.get("*")
+
+
+def generate_inputs(specs: list[dict], count: int = 32, seed: int = 0, input_shapes: dict | None = None,
+                    input_range: dict | None = None, mean=None, std=None) -> dict:
+    """Reproducible model inputs made from the inputs' dtypes alone: {name: array of `count` samples}.
+
+    specs: [{"name", "shape", "dtype"}] (describe_io's inputs); a dynamic dim takes its size from
+    input_shapes, else the same guess `init` makes (never 1 but for the batch). Floats are uniform in
+    the user's input_range [low, high] when declared, else normal with the user's mean/std (scalars),
+    else standard normal; integers uniform in [low, high) of input_range, else 0 or 1; bools random.
+    A fixed batch axis > 1 is kept (samples are then whole batches of it)."""
+    import numpy as np
+
+    from edgebuild.input_shapes import choose
+
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for spec in specs:
+        name, dtype = spec["name"], np.dtype(spec.get("dtype") or "float32")
+        shape = list((input_shapes or {}).get(name) or choose(name, dtype.name, spec["shape"], None).shape)
+        per_sample = shape[1:] if shape else []
+        size = [count * (shape[0] if shape else 1)] + per_sample if shape else [count]
+        bounds = _range_for(name, input_range)
+        if dtype.kind == "f":
+            if bounds:
+                values = rng.uniform(bounds[0], bounds[1], size)
+            else:
+                values = rng.standard_normal(size) * (1.0 if std is None else float(std)) + \
+                    (0.0 if mean is None else float(mean))
+        elif dtype.kind in "iu":
+            low, high = (int(bounds[0]), int(bounds[1])) if bounds else (0, 2)
+            values = rng.integers(low, max(high, low + 1), size)
+        elif dtype.kind == "b":
+            values = rng.integers(0, 2, size).astype(bool)
+        else:
+            raise StepFailed(f"input '{name}' has dtype {dtype.name}: no inputs can be generated for it; "
+                             f"give the model evaluation or calibration data")
+        arrays[name] = np.asarray(values).astype(dtype)
+    return arrays
+
+
+def describe_generated(specs: list[dict], count: int, input_range: dict | None, mean=None, std=None) -> str:
+    kinds = []
+    for spec in specs:
+        bounds = _range_for(spec["name"], input_range)
+        if bounds:
+            kinds.append(f"{spec['name']} uniform in [{bounds[0]:g}, {bounds[1]:g}]")
+        elif "float" in (spec.get("dtype") or "float32") and (mean is not None or std is not None):
+            kinds.append(f"{spec['name']} normal(mean {mean or 0:g}, std {1 if std is None else std:g})")
+        else:
+            kinds.append(f"{spec['name']} {'standard normal' if 'float' in (spec.get('dtype') or 'float') else 'random'}"
+                         f" {spec.get('dtype') or 'float32'}")
+    return f"generated inputs ({count} samples: {', '.join(kinds)}; no labels)"
+
+
+def verification_data(inputs: dict, specs: list[dict], params: dict, count: int = 32) -> tuple[dict, object, str]:
+    """What a verify step compares source and artifact on: the evaluation data, else the calibration
+    data, else generated inputs (see generate_inputs). Returns (arrays, labels or None, a line saying
+    which, for metrics["data"]). inputs: the step's role -> path; params may carry input_shapes,
+    input_range, mean, std."""
+    names = [s["name"] for s in specs]
+    for role in ("evaluation", "calibration"):
+        if inputs.get(role):
+            path = Path(inputs[role])
+            arrays = load_npz(path, names, role, specs=specs)
+            labels = arrays.get("labels") if role == "evaluation" else None
+            what = f"{role} data {path.name} ({len(arrays[names[0]])} samples" + \
+                ("" if labels is not None else ", no labels") + ")"
+            return arrays, labels, what
+    arrays = generate_inputs(specs, count, input_shapes=params.get("input_shapes"),
+                             input_range=params.get("input_range"), mean=_scalar(params.get("mean")),
+                             std=_scalar(params.get("std")))
+    return arrays, None, describe_generated(specs, count, params.get("input_range"), _scalar(params.get("mean")),
+                                            _scalar(params.get("std")))
+
+
+def _scalar(value):
+    """mean/std parameters may be per channel: only a scalar describes a generated distribution."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -43,6 +43,8 @@ class Node:
     toolchain: dict | None                                   # None: edgebuild's own environment
     uses: dict[str, str] = field(default_factory=dict)       # target name -> recipe step id
     after: set[str] = field(default_factory=set)             # node ids that must succeed first (no data)
+    missing: tuple[str, ...] = ()                            # model data it needs but the model lacks
+    model: str = ""                                          # the model it reads (for the missing-data note)
 
     @property
     def label(self) -> str:
@@ -88,6 +90,18 @@ class Graph:
                 if not waiting[consumer]:
                     ready.append(consumer)
         return order
+
+    def needs_data_message(self, node: Node) -> str:
+        """`needs calibration data: ...`: what the node's model lacks and how to provide it."""
+        what = node.missing[0]
+        data_format = "an .npz with one array per model input name, batch first"
+        if what == "evaluation":
+            data_format += ", plus `labels` for the accuracy gates"
+        message = f"needs {what} data: add {what} = \"FILE.npz\" to [models.{node.model}] ({data_format})"
+        recipes = [self.targets[t].resolved.recipe for t in node.uses if t in self.targets]
+        if what == "calibration" and any("int8_mode" in r.parameters for r in recipes):
+            message += ', or use int8_mode = "dynamic" on the target (no calibration needed)'
+        return message
 
     def consumers(self) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {n: [] for n in self.nodes}
@@ -143,16 +157,16 @@ def build_graph(targets: list[ResolvedTarget], digest: Callable[[Path], str], ro
             params = resolved.expand(step.params, f"step '{step.id}' params")
             required = cls().required_inputs(params)
             inputs: dict[str, InputRef] = {}
+            missing: list[str] = []
             for role, ref in step.inputs.items():
                 if ref in MODEL_REFS:
                     path = getattr(resolved.model, ref.split(".")[1])
                     if path is None:
-                        if role not in required:
-                            continue
-                        what = ref.split(".")[1]
-                        raise ConfigError(f"target '{resolved.name}' (recipe '{resolved.recipe.name}', step "
-                                          f"'{step.id}') needs `{what}` data: add `{what} = \"FILE.npz\"` to "
-                                          f"[models.{resolved.model.name}]")
+                        # data the step needs but the model lacks: the node stays in the graph and
+                        # fails without running (`needs ... data`), so only its target is affected
+                        if role in required:
+                            missing.append(ref.split(".")[1])
+                        continue
                     inputs[role] = InputRef(label=relative_to_root(path, root), path=path, digest=digest(path))
                 else:
                     upstream, _, output = ref.partition(".")
@@ -160,11 +174,14 @@ def build_graph(targets: list[ResolvedTarget], digest: Callable[[Path], str], ro
             toolchain = None if step.toolchain == "default" else resolved.recipe.toolchain
             identity = {"step": step.step, "version": cls.version, "params": params, "toolchain": toolchain,
                         "inputs": {role: ref.identity() for role, ref in sorted(inputs.items())}}
+            if missing:
+                identity["missing"] = [resolved.model.name, *missing]
             node_id = sha256_bytes(canonical_json(identity))
             node = nodes.get(node_id)
             if node is None:
                 node = nodes[node_id] = Node(id=node_id, step=step.step, step_cls=cls, params=params,
-                                             inputs=inputs, toolchain=toolchain)
+                                             inputs=inputs, toolchain=toolchain, missing=tuple(missing),
+                                             model=resolved.model.name)
             node.uses.setdefault(resolved.name, step.id)
             node.after.update(local[a] for a in step.after if a in local)
             local[step.id] = node_id

@@ -18,12 +18,37 @@ def describe_io(model_or_path) -> dict:
             if v.name in initializers:
                 continue
             t = v.type.tensor_type
-            shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+            shape = [dim_of(d) for d in t.shape.dim]
             out.append({"name": v.name, "shape": shape,
                         "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else None})
         return out
 
     return {"inputs": values(model.graph.input), "outputs": values(model.graph.output)}
+
+
+def dim_of(dim) -> int | str | None:
+    """One ONNX dimension: its size, or its symbolic name / None when dynamic. A dim_value of -1
+    (or 0), which Paddle exports write for dynamic axes, is dynamic too."""
+    if dim.HasField("dim_value") and dim.dim_value > 0:
+        return int(dim.dim_value)
+    return dim.dim_param or None
+
+
+def is_fixed(dim) -> bool:
+    return dim.HasField("dim_value") and dim.dim_value > 0
+
+
+def mark_negative_dims_dynamic(model) -> int:
+    """Rewrite graph input/output dims written as dim_value <= 0 into named dynamic dims, the form
+    every ONNX tool understands; returns how many were rewritten."""
+    count = 0
+    for value in list(model.graph.input) + list(model.graph.output):
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if dim.HasField("dim_value") and dim.dim_value <= 0:
+                dim.Clear()
+                dim.dim_param = f"{value.name}_dim{axis}"
+                count += 1
+    return count
 
 
 def fixed_batch(io: dict) -> int | None:

@@ -21,7 +21,8 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 TOP_LEVEL = {"project", "models", "targets", "bundle", "cache"}
 PROJECT_KEYS = {"name", "version", "description", "author", "license"}
-MODEL_KEYS = {"source", "calibration", "evaluation", "input_shapes", "description", "license", "author"}
+MODEL_KEYS = {"source", "calibration", "evaluation", "input_shapes", "input_range", "description", "license",
+              "author"}
 TARGET_KEYS = {"model", "recipe", "device", "description", "split"}   # plus the recipe's parameters
 BUNDLE_KEYS = {"signing_key", "out_dir", "index_expiry_days"}
 CACHE_KEYS = {"remote", "dir"}
@@ -40,6 +41,7 @@ class Model:
     evaluation: Path | None
     input_shapes: dict[str, list[int]]
     info: dict[str, str]         # description, license, author
+    input_range: dict[str, list[float]] = field(default_factory=dict)   # input name -> [low, high] of its values
 
     @property
     def is_folder(self) -> bool:
@@ -128,7 +130,12 @@ def load_project(project_dir: Path | str = ".") -> Project:
         raise ConfigError(f"project folder not found: {project_dir}")
     if not file.is_file():
         raise ConfigError(f"no {PROJECT_FILE} in {root} (use -C DIR to point at a project)")
-    text = file.read_text(encoding="utf-8")
+    return parse_project(root, file, file.read_text(encoding="utf-8"))
+
+
+def parse_project(root: Path, file: Path, text: str) -> Project:
+    """A project from targets.toml text whose relative paths are relative to `root` (`init` checks
+    the file it is about to write this way)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -209,7 +216,22 @@ def _load_model(r: _Reader, root: Path, name: str, spec: Any) -> Model:
             raise r.fail(f"must be a list of positive integers, got {shape!r}", f"{key}.input_shapes.{input_name}")
     info = {k: r.string(spec[k], f"{key}.{k}") for k in ("description", "license", "author") if k in spec}
     return Model(name=name, source=source, calibration=data_files.get("calibration"),
-                 evaluation=data_files.get("evaluation"), input_shapes=shapes, info=info)
+                 evaluation=data_files.get("evaluation"), input_shapes=shapes, info=info,
+                 input_range=_input_range(r, spec.get("input_range"), f"{key}.input_range"))
+
+
+def _input_range(r: _Reader, value: Any, key: str) -> dict[str, list[float]]:
+    """`input_range = [0, 255]` (every input) or `{ x = [0.0, 1.0] }`: the values generated inputs
+    take when the model has no data to verify with. "*" stands for every input."""
+    if value is None:
+        return {}
+    table = value if isinstance(value, dict) else {"*": value}
+    for name, pair in table.items():
+        where = key if name == "*" else f"{key}.{name}"
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair) and pair[0] < pair[1]):
+            raise r.fail(f"must be [low, high] with low < high, got {pair!r}", where)
+    return {name: [float(v) for v in pair] for name, pair in table.items()}
 
 
 def _load_target(r: _Reader, name: str, spec: Any, models: dict[str, Model]) -> Target:

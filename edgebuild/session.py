@@ -33,8 +33,8 @@ def open_remote(args, project: Project):
 
 
 @contextmanager
-def build_session(args, targets: list[str] | None) -> Iterator[Session]:
-    project = load_project(args.project)
+def build_session(args, targets: list[str] | None, project: Project | None = None) -> Iterator[Session]:
+    project = project or load_project(args.project)
     resolved = resolve_all(project, targets or None)
     from edgebuild.toolchain import require_trusted
     require_trusted([r.recipe for r in resolved if any(s.toolchain != "default" for s in r.steps)],

@@ -20,6 +20,9 @@ def summary(graph, outcomes: dict, results: dict) -> dict:
         for key in ("metrics", "coverage"):
             if r.metadata.get(key):
                 targets[name][key] = r.metadata[key]
+        unmeasured = (r.metadata.get("metrics") or {}).get("not_measured")
+        if unmeasured:
+            targets[name]["not_measured"] = unmeasured
     ok = all(t["status"] != "failed" for t in targets.values())
     return {"ok": ok, "edgebuild_version": __version__,
             "steps": {k: counts[k] for k in ("total", "run", "cached", "failed", "deferred")},
@@ -30,6 +33,8 @@ def exit_code(doc: dict, strict: bool) -> int:
     statuses = {t["status"] for t in doc["targets"].values()}
     if "failed" in statuses or (strict and "deferred" in statuses):
         return 1
+    if strict and any(t.get("not_measured") for t in doc["targets"].values()):
+        return 1       # a gate that could not be evaluated is no pass for release CI
     return 0
 
 
@@ -45,6 +50,13 @@ def print_human(doc: dict, stream) -> None:
         print(line, file=stream)
         if t["reason"]:
             print(f"         {t['reason']}", file=stream)
+        if t.get("not_measured"):
+            reasons = sorted(set(t["not_measured"].values()))
+            print(f"         not measured: {'; '.join(reasons)} ({', '.join(sorted(t['not_measured']))}; "
+                  f"--strict fails on this)", file=stream)
+        data = (t.get("metrics") or {}).get("data")
+        if data:
+            print(f"         verified on {data}", file=stream)
         speed = speed_note(t.get("metrics") or {})
         if speed:
             print(f"         {speed}", file=stream)

@@ -29,7 +29,7 @@ class ResolvedTarget:
     def references(self) -> dict[str, Any]:
         refs = dict(self.params)
         refs.update(model=self.model.name, target=self.target.name, device=self.device,
-                    input_shapes=self.model.input_shapes)
+                    input_shapes=self.model.input_shapes, input_range=self.model.input_range)
         refs.update({f"device.{k}": v for k, v in self.device_profile.items()})
         return refs
 

@@ -71,13 +71,17 @@ def test_graph_formats_share_nodes(tmp_path):
 
 
 def test_device_precision_mistake_fails_at_check_time(tmp_path):
+    """A device/precision mistake is that target's problem (exit 1); the other targets are still checked."""
     text = ort_demo_toml() + '\n[targets.nano]\nmodel = "digits"\nrecipe = "tensorrt"\ndevice = "jetson-nano"\n' \
                              'precision = "int8"\n'
     project = write_demo(tmp_path / "p", text)
     result = run_cli(project, "check")
-    assert result.rc == 2
-    assert "nano: precision: device 'jetson-nano' has no INT8 support" in result.stderr
+    assert result.rc == 1, result.stderr
+    assert "precision: device 'jetson-nano' has no INT8 support" in result.stdout
     assert "Traceback" not in result.stderr
+    reports = run_cli(project, "check", "--json").json["targets"]
+    assert reports["nano"]["status"] == "problem"
+    assert {reports[t]["status"] for t in ("cpu-fp32", "cpu-fp16", "cpu-int8")} == {"ok"}
 
 
 def test_tensorrt_target_is_deferred_and_strict_fails(tmp_path):

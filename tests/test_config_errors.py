@@ -42,8 +42,10 @@ CASES = [
      "models.digits.input_shapes.input: must be a list of positive integers"),
     ("table-expected", BASE.replace('[targets.cpu-fp32]\nmodel = "digits"\nrecipe = "onnxruntime"\nprecision = "fp32"\nlatency_runs = 20\n', "")
      + "\n[targets]\ncpu = 3\n", "targets.cpu: must be a table"),
-    ("int8-without-calibration", BASE.replace('calibration = "data/digits_calibration.npz"\n', ""),
-     "needs `calibration` data"),
+    # (int8 without calibration data is no configuration mistake: that target's `needs calibration data`,
+    # tests/test_init_and_check.py)
+    ("bad-input-range", BASE.replace("input_shapes =", "input_range = [1.0, 0.0]\ninput_shapes ="),
+     "models.digits.input_range: must be [low, high] with low < high"),
     ("source-not-onnx", BASE.replace('source = "models/digits.onnx"', 'source = "data/digits_eval.npz"'),
      "source must be an .onnx file or a model folder"),
 ]

@@ -11,7 +11,7 @@ class OnnxCheck(Step):
     """
 
     name = "onnx.check"
-    version = "1"
+    version = "2"
     uses = ("onnx",)
     inputs = ("model",)
     outputs = ("model.onnx",)
@@ -19,7 +19,7 @@ class OnnxCheck(Step):
     def run(self, ctx: StepContext) -> dict:
         import onnx
 
-        from edgebuild.onnxinfo import describe_io
+        from edgebuild.onnxinfo import describe_io, mark_negative_dims_dynamic
 
         source = ctx.input("model")
         try:
@@ -30,6 +30,7 @@ class OnnxCheck(Step):
             onnx.checker.check_model(model)
         except onnx.checker.ValidationError as exc:
             raise StepFailed(f"invalid ONNX model: {str(exc).splitlines()[0]}") from None
+        mark_negative_dims_dynamic(model)      # Paddle exports write -1 for dynamic axes
         _fix_shapes(model, ctx.params.get("input_shapes") or {})
         try:
             model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=False, data_prop=True)
@@ -69,9 +70,9 @@ def _fix_shapes(model, shapes: dict) -> None:
         if len(shape.dim) != len(dims):
             raise StepFailed(f"input_shapes.{name} has {len(dims)} dimensions, the model input has {len(shape.dim)}")
         for dim, value in zip(shape.dim, dims):
-            if dim.HasField("dim_value") and dim.dim_value != value:
+            if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != value:
                 raise StepFailed(f"input_shapes.{name} = {dims} contradicts the model's fixed shape "
-                                 f"{[d.dim_value or d.dim_param for d in shape.dim]}")
+                                 f"{[d.dim_value if d.dim_value > 0 else (d.dim_param or '?') for d in shape.dim]}")
             dim.Clear()
             dim.dim_value = value
 

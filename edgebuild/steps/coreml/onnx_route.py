@@ -66,7 +66,7 @@ def _static_shape(value_info, wanted: list[int] | None) -> list[int]:
                 f"parameter 'input_shapes.{name}' = {wanted}: the model's input has rank {len(dims)}"
             )
         for axis, (dim, size) in enumerate(zip(dims, wanted)):
-            if dim.HasField("dim_value") and dim.dim_value != size:
+            if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != size:   # <= 0: dynamic (Paddle's -1)
                 raise StepFailed(
                     f"parameter 'input_shapes.{name}' = {wanted}: axis {axis} is fixed to {dim.dim_value} in the model"
                 )

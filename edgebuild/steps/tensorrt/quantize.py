@@ -60,6 +60,9 @@ class QuantizeStep(Step):
     inputs = ("model", "calibration?")
     outputs = ("model.onnx",)
 
+    def required_inputs(self, params: dict[str, Any]) -> set[str]:
+        return {"model", "calibration"} if params.get("precision") == "int8" else {"model"}
+
     def run(self, ctx: StepContext) -> dict[str, Any]:
         import onnx
 
