@@ -309,3 +309,16 @@ def test_importing_the_loader_leaves_no_bytecode(unpacked, keypair, tmp_path):
     assert done.returncode == 0 and done.stdout.strip() == "1.0.0", done.stderr
     assert not (folder / "__pycache__").exists()
     assert run_loader(folder / "loader.py", "verify", "--key", str(keypair[1])).returncode == 0
+
+
+@pytest.mark.parametrize("case", ["gzip bomb: 1 GiB unlisted entry", "PAX header bomb: 256 MiB",
+                                  "trailing garbage after the gzip stream"])
+def test_edgebuild_verify_cli_rejects_bombs(case, bundle, work, keypair, other_keypair, sandbox, tmp_path):
+    import subprocess
+    import sys
+
+    tampered = make_tampered(case, bundle, work, other_keypair[0], sandbox, tmp_path)
+    done = subprocess.run([sys.executable, "-m", "edgebuild", "verify", str(tampered), "--key", str(keypair[1])],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert CASES[case][1] in done.stderr and "Traceback" not in done.stderr

@@ -207,3 +207,23 @@ def test_install_with_an_index_checks_its_signature_expiry_and_listing(releases,
     keyless = run_loader(loader, "install", str(releases["2.0.0"]), "--root", str(root), "--unsigned-ok",
                          "--index", str(indexed["fresh"]))
     assert keyless.returncode == 2 and "--index needs --key" in keyless.stderr
+
+
+def test_index_expiry_setting_and_refresh(keypair, bundle, tmp_path):
+    from conftest import ort_demo_toml, run_cli, write_demo
+    from edgebuild.bundling import _index_needs_refresh
+
+    project = write_demo(tmp_path / "demo", ort_demo_toml("\n[bundle]\nindex_expiry_days = 0\n"))
+    bad = run_cli(project, "graph")
+    assert bad.rc == 2 and "bundle.index_expiry_days" in bad.stderr and "Traceback" not in bad.stderr
+    folder = tmp_path / "bundles"
+    folder.mkdir()
+    os.link(bundle, folder / bundle.name)
+    index = update_index(folder, keypair[0], expiry_days=10)
+    expires = json.loads(index.read_text())["expires"]
+    assert time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 9 * 86400)) < expires
+    assert expires <= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 10 * 86400))
+    assert not _index_needs_refresh(index, 10)
+    assert _index_needs_refresh(index, 30), "10 days left of a 30-day lifetime: past half, re-sign"
+    update_index(folder, keypair[0], expiry_days=10, now=time.time() - 6 * 86400)
+    assert _index_needs_refresh(index, 10)
