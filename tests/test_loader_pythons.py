@@ -169,3 +169,14 @@ def test_coral_install_under_python37(coral_python37, device_bundles, keypair, e
     assert result.returncode == 0, result.stdout + result.stderr
     assert "self-test passed" in result.stdout
     assert (root / "active" / "manifest.json").read_bytes() == (bundle.folder / "manifest.json").read_bytes()
+
+
+def test_onnxruntime_loader_says_what_ran(device_bundles, keypair):
+    """The runtime line of `selftest`: package, version and the execution providers in use."""
+    import onnxruntime
+    bundle = device_bundles["onnxruntime"]
+    result = subprocess.run([sys.executable, str(bundle.folder / "loader.py"), "selftest", "--key", str(keypair[1])],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"runtime: onnxruntime {onnxruntime.__version__} with CPUExecutionProvider" in result.stdout
+    assert "signature verified with the cryptography package" in result.stdout
