@@ -12,6 +12,8 @@
 #   be a point of small order (such a key "verifies" forged signatures on any message);
 # - R is compared as bytes with the canonical encoding of [S]B - [k]A, so a non-canonical or
 #   undecodable R never matches (the cofactorless equation, as OpenSSL checks it).
+# Like OpenSSL, a key of mixed order (a large-order point plus a small-order component) is accepted:
+# telling it apart costs a full scalar multiplication, and only a key's owner can make one.
 # Verification uses only public data, so variable-time arithmetic is fine here.
 import base64
 import binascii
