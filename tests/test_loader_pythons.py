@@ -180,3 +180,19 @@ def test_onnxruntime_loader_says_what_ran(device_bundles, keypair):
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"runtime: onnxruntime {onnxruntime.__version__} with CPUExecutionProvider" in result.stdout
     assert "signature verified with the cryptography package" in result.stdout
+
+
+def test_damaged_archives_are_rejected_in_one_line_under_python37(device_bundles, keypair, tmp_path, empty_bin):
+    """Python 3.7's gzip has no BadGzipFile: a non-gzip or truncated archive must still be a clean
+    rejection (exit 1, one line), not a traceback."""
+    bundle = device_bundles["tflite"]
+    not_gzip = tmp_path / "not-gzip.tar.gz"
+    not_gzip.write_bytes(b"PK\x03\x04 a zip, not a bundle")
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(bundle.archive.read_bytes()[:3000])
+    for damaged, words in ((not_gzip, "not a gzip"), (truncated, "truncated")):
+        result = run_plain(_python37(), bundle.folder / "loader.py", "verify", str(damaged), "--key",
+                           str(keypair[1]), path_dir=empty_bin)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert words in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
