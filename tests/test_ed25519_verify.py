@@ -174,13 +174,10 @@ def test_non_canonical_and_invalid_point_encodings_are_rejected():
     assert "not a valid Ed25519 point" in ed25519_public_key_problem(_pem_of_raw(off_curve.to_bytes(32, "little")))
     # x = 0 with the sign bit set ("negative zero")
     assert ed._ed25519_decode((1 | 1 << 255).to_bytes(32, "little")) is None
-    # R re-encoded non-canonically (y + p where that still fits): the byte comparison fails
-    r_y = int.from_bytes(signature[:32], "little") & ((1 << 255) - 1)
-    if r_y + P < 2 ** 255:
-        sign = signature[31] & 0x80
-        r_alt = bytearray((r_y + P).to_bytes(32, "little"))
-        r_alt[31] |= sign
-        assert not ed25519_verify(public, bytes(r_alt) + signature[32:], message)
+    # an R with y >= p (e.g. p + 1, the identity's non-canonical twin) never equals the canonical
+    # encoding the verifier computes
+    for y in (P, P + 1, P + 18):
+        assert not ed25519_verify(public, y.to_bytes(32, "little") + signature[32:], message)
     # wrong lengths
     assert not ed25519_verify(public[:31], signature, message)
     assert not ed25519_verify(public, signature[:63], message)
