@@ -42,10 +42,7 @@ def dry_run(sched: Scheduler) -> list[dict]:
         state = states.setdefault(target, TargetState.load(sched.root, target))
         row = {"label": node.label, "step": node.step, "targets": sorted(node.uses), "would_run": True}
         pending = [sched.graph.nodes[d].label for d in node.deps if sched.outcomes[d].status != "cached"]
-        if node.missing:
-            row["reasons"] = [f"cannot run: {sched.graph.needs_data_message(node)}"]
-            sched.outcomes[nid] = Outcome("run")
-        elif pending:
+        if pending:
             row["reasons"] = [f"runs after {', '.join(pending)} (input not built yet)"]
             sched.outcomes[nid] = Outcome("run")
         else:
@@ -58,7 +55,7 @@ def dry_run(sched: Scheduler) -> list[dict]:
                 continue
             parts = key_parts(node, sched.input_digests(node), versions)
             key = action_key(parts)
-            entry = sched.cache.actions.get(key)
+            entry = sched.cache.actions.get(key, remote=sched.remote_ok(node))
             if entry is not None:
                 row.update(would_run=False, reasons=[])
                 sched.outcomes[nid] = Outcome("cached", key=key, parts=parts, entry=entry)
