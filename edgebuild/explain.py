@@ -42,7 +42,10 @@ def dry_run(sched: Scheduler) -> list[dict]:
         state = states.setdefault(target, TargetState.load(sched.root, target))
         row = {"label": node.label, "step": node.step, "targets": sorted(node.uses), "would_run": True}
         pending = [sched.graph.nodes[d].label for d in node.deps if sched.outcomes[d].status != "cached"]
-        if pending:
+        if node.missing:
+            row["reasons"] = [f"cannot run: {sched.graph.needs_data_message(node)}"]
+            sched.outcomes[nid] = Outcome("run")
+        elif pending:
             row["reasons"] = [f"runs after {', '.join(pending)} (input not built yet)"]
             sched.outcomes[nid] = Outcome("run")
         else:

@@ -91,8 +91,10 @@ class Scheduler:
         for dep in node.deps:
             upstream = self.outcomes[dep]
             label = self.graph.nodes[dep].label
-            if upstream.status in ("failed", "blocked"):
-                return Outcome("blocked", message=f"not run: {label} failed")
+            if upstream.status == "blocked":       # already names the root cause
+                return Outcome("blocked", message=upstream.message)
+            if upstream.status == "failed":
+                return Outcome("blocked", message=f"not run: {label} failed: {_first_line(upstream.message)}")
             if upstream.status == "deferred":
                 needed = [r.output for r in node.inputs.values() if r.node == dep]
                 if any(o not in upstream.entry["outputs"] for o in needed):
@@ -147,6 +149,8 @@ class Scheduler:
         blocked = self.blocked_by(node)
         if blocked is not None:
             return blocked
+        if node.missing:     # its model lacks data it needs: nothing to run, the note says how to add it
+            return Outcome("failed", message=self.graph.needs_data_message(node))
         digests = self.input_digests(node)
         try:
             versions = toolchain_versions(node)
@@ -240,7 +244,7 @@ class Scheduler:
                 result.failed_step = node.uses[name]
                 result.log = str(outcome.log) if outcome.log else None
                 result.reason = f"step '{node.uses[name]}' ({node.step}) failed: {outcome.message}"
-                if failed:
+                if failed and outcome.log:
                     result.reason += f" (log: {relative_to_root(outcome.log, self.root)})"
             elif deferred:
                 result.status = "deferred"
@@ -250,6 +254,10 @@ class Scheduler:
             for node, outcome in outcomes:
                 if outcome.entry:
                     _merge_metadata(result.metadata, outcome.entry.get("metadata", {}))
+            if result.status != "failed":
+                unmeasured = unmeasured_gates(plan.resolved, result.metadata.get("metrics"))
+                if unmeasured:
+                    result.metadata["metrics"] = {**result.metadata["metrics"], "not_measured": unmeasured}
             if result.status != "failed":
                 result.artifacts = self._materialize(name, plan, state)
             state.record_steps({node.uses[name]: {"key": o.key, "parts": o.parts} for node, o in outcomes
@@ -285,6 +293,30 @@ class Scheduler:
                 path.unlink()
         state.artifacts = written
         return written
+
+
+LABEL_GATES = {"max_accuracy_drop": "accuracy_drop", "max_class_drop": "worst_class_drop"}
+
+
+def unmeasured_gates(resolved, metrics: dict | None) -> dict[str, str]:
+    """Gates the target sets that need labels but that verification could not evaluate:
+    {gate: why}. Reported as `not measured`; `--strict` fails on them."""
+    if not metrics:
+        return {}
+    found = {}
+    for gate, figure in LABEL_GATES.items():
+        limit = resolved.params.get(gate)
+        if limit is None or isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
+            continue       # the gate is off
+        if figure not in metrics:
+            found[gate] = "no labels" if resolved.model.evaluation is None else \
+                "no labels in the evaluation data, or not a classifier output"
+    return found
+
+
+def _first_line(message: str | None) -> str:
+    lines = (message or "no reason given").strip().splitlines()
+    return lines[0] if lines else "no reason given"
 
 
 def _listing_digest(record: dict) -> str:
