@@ -35,10 +35,10 @@ table.cmp tr.reference td { background: #f7fbf7; }
 table.cmp tr.remains td { border-top: 0; padding-top: 0; color: #6b4a12; font-size: 13px; }
 tr.has-remains td { border-bottom: 0; }
 .num { font-variant-numeric: tabular-nums; }
-.badge { display: inline-block; padding: 0 6px; border-radius: 9px; font-size: 12px; font-weight: 600;
+.badge { display: inline-block; white-space: nowrap; padding: 0 6px; border-radius: 9px; font-size: 12px; font-weight: 600;
          color: #fff; background: #777; }
 .st-built, .st-cached { background: #2f7d4a; } .st-deferred { background: #b86e12; } .st-failed { background: #b0413e; }
-.flag { color: #9a3412; font-weight: 600; }
+.flag { color: #9a3412; font-weight: 600; } table.cmp .flag { white-space: nowrap; }
 .chart-wrap { max-width: 660px; }
 svg.chart { display: block; width: 100%; height: auto; }
 svg .plot { fill: #fbfbfc; stroke: #ccc; } svg .grid { stroke: #e6e6e9; } svg .leader { stroke: #999; }
@@ -74,7 +74,10 @@ p.remains { color: #6b4a12; font-size: 13px; }
 @media print {
   @page { size: A4; margin: 12mm; }
   body { max-width: none; padding: 0; font-size: 10pt; }
-  section.model, article.target, tr { break-inside: avoid; }
+  article.target, table.cmp tbody, svg.chart, dl.trust { break-inside: avoid; }
+  h2 { break-after: avoid; }
+  table.cmp { font-size: 8pt; } table.cmp th { font-size: 8pt; }
+  .badge { font-size: 7pt; padding: 0 4px; }
   .cards { grid-template-columns: 1fr 1fr; }
   a { color: inherit; text-decoration: none; }
 }
@@ -147,15 +150,17 @@ def _comparison(model: dict, targets: dict) -> str:
                  f'<span class="num">{_ratio(row["size_ratio"]) or "—"}</span>', lat_cell, lratio, esc(quality))
         classes = [f"st-row-{row['status']}"] + (["reference"] if row["is_reference"] else []) + (
             ["has-remains"] if row["remains"] else [])
+        rows.append("<tbody>")      # one per target: its row and its "what remains" line stay together
         rows.append(f'<tr class="{" ".join(classes)}" data-target="{esc(t["name"])}" data-status="{esc(row["status"])}">'
                     + "".join(f'<td data-label="{h}"><div>{c}</div></td>' for h, c in zip(head, cells)) + "</tr>")
         if row["remains"]:
             rows.append(f'<tr class="remains" data-remains-for="{esc(t["name"])}"><td colspan="{len(head)}">'
                         f'<b>what remains:</b> {esc(row["remains"])}</td></tr>')
+        rows.append("</tbody>")
     cols = "".join(f'<col class="c-{c}">' for c in ("target", "runtime", "status", "size", "sratio", "lat",
                                                     "lratio", "quality"))
     return (f'<table class="cmp" id="cmp-{esc(model["model"])}"><colgroup>{cols}</colgroup><thead><tr>'
-            + "".join(f"<th>{h}</th>" for h in head) + f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+            + "".join(f"<th>{h}</th>" for h in head) + f'</tr></thead>{"".join(rows)}</table>')
 
 
 def _chart(model: dict, targets: dict) -> str:
