@@ -289,7 +289,7 @@ def render_html(data: dict) -> str:
                         f'<p class="muted">Size against the source model ({src}); {ref} (same host, same threads).</p>'
                         f"{_comparison(model, targets)}{_chart(model, targets)}</section>")
     nav = " ".join(f'<a href="#model-{esc(n)}">{esc(n)}</a>' for n in data["models"])
-    cards = "".join(_card(t) for t in targets.values())
+    cards = "".join(_card(t) for t in sorted(targets.values(), key=lambda t: (t["model"] or "~", t["name"])))
     title = f"edgebuild report: {data['project']} {data['version']}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
