@@ -60,7 +60,7 @@ class Scheduler:
         self._locks_dir = cache.root / "locks"
         self._local_only: set[str] | None = None     # see remote_trust.py
 
-    def remote_ok(self, node: Node) -> bool:
+    def _remote_ok(self, node: Node) -> bool:
         """Whether this node may take a remote entry: always when entries are authenticated, else
         only when a verification step here re-checks its result."""
         actions = self.cache.actions
@@ -158,7 +158,7 @@ class Scheduler:
             return None    # the worker thread creates the environment, then computes the key
         parts = key_parts(node, digests, versions)
         key = action_key(parts)
-        entry = self.cache.actions.get(key, remote=self.remote_ok(node))
+        entry = self.cache.actions.get(key, remote=self._remote_ok(node))
         if entry is None:
             return None
         self.cache.actions.touch(key)
@@ -174,7 +174,7 @@ class Scheduler:
         parts = key_parts(node, self.input_digests(node), toolchain_versions(node))
         key = action_key(parts)
         with file_lock(self._locks_dir / key[:2] / f"{key}.lock"):
-            entry = self.cache.actions.get(key, remote=self.remote_ok(node))
+            entry = self.cache.actions.get(key, remote=self._remote_ok(node))
             if entry is not None:    # another build finished it while we waited
                 return Outcome("cached" if entry["status"] == "ok" else "deferred", key=key, parts=parts,
                                entry=entry, message=entry.get("message"))

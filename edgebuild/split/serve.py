@@ -40,13 +40,16 @@ class ServerHalf:
         return dict(zip(self.outputs, self.session.run(None, {n: tensors[n] for n in self.inputs})))
 
 
-def serve(model_path: str, host: str = "127.0.0.1", port: int = 0, threads: int = 1, once: bool = False) -> None:
+def serve(model_path: str, host: str = "127.0.0.1", port: int = 0, threads: int = 1, connections: int = 0) -> None:
+    """Serve until killed, or until `connections` connections have closed (when > 0)."""
     half = ServerHalf(model_path, threads)
     with socket.create_server((host, port)) as listener:
         bound = listener.getsockname()
         print(f"listening {bound[0]}:{bound[1]}", flush=True)
-        while True:
+        served = 0
+        while connections <= 0 or served < connections:
             conn, _ = listener.accept()
+            served += 1
             with conn:
                 try:
                     while True:
@@ -56,8 +59,6 @@ def serve(model_path: str, host: str = "127.0.0.1", port: int = 0, threads: int 
                     pass
                 except ValueError as exc:       # a bad frame from the peer: drop the connection
                     print(f"refused a frame: {exc}", file=sys.stderr, flush=True)
-            if once:
-                return
 
 
 class DeviceClient:
@@ -96,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--once", action="store_true", help="exit after the first connection closes")
+    parser.add_argument("--connections", type=int, default=0, metavar="N",
+                        help="exit after N connections have closed (default: serve until killed)")
     args = parser.parse_args(argv)
-    serve(args.model, args.host, args.port, args.threads, args.once)
+    serve(args.model, args.host, args.port, args.threads, args.connections)
     return 0
 
 
