@@ -83,12 +83,12 @@ def test_init_right_before_build(tmp_path):
     shutil.copyfile(REPO / "models" / "digits.onnx", project / "digits.onnx")
     assert run_cli(project, "init", "digits.onnx", "--device", "cpu", "--device", "coral-usb").rc == 0
     names = set(tomllib.loads((project / "targets.toml").read_text())["targets"])
-    assert names == {"digits-cpu-onnxruntime", "digits-cpu-tflite", "digits-coral-usb"}
-    result = run_cli(project, "build", "digits-cpu-onnxruntime", "digits-coral-usb", "--json")
+    assert names == {"cpu-onnxruntime", "cpu-tflite", "coral-usb"}      # one model: no model prefix
+    result = run_cli(project, "build", "cpu-onnxruntime", "coral-usb", "--json")
     assert result.rc == 1, result.stderr
     targets = result.json["targets"]
-    assert targets["digits-cpu-onnxruntime"]["status"] == "built"
-    coral = targets["digits-coral-usb"]
+    assert targets["cpu-onnxruntime"]["status"] == "built"
+    coral = targets["coral-usb"]
     assert coral["status"] == "failed" and coral["failed_step"] == "convert"
     assert "needs calibration data" in coral["reason"] and "calibration = " in coral["reason"]
 
@@ -117,9 +117,9 @@ def test_init_on_a_real_model_with_dynamic_dims(tmp_path):
     assert "224, a guess" in text and "GUESSED" in text           # ... and said to be a guess
     assert "onnxruntime runs the model with these shapes (outputs [1, 2])" in text
     targets = tomllib.loads(text)["targets"]
-    assert targets["cls-cpu-onnxruntime"]["recipe"] == "onnxruntime"
-    assert targets["cls-jetson-orin-nano"]["device"] == "jetson-orin-nano"
-    assert run_cli(project, "check", "--target", "cls-jetson-orin-nano").rc == 0
+    assert targets["cpu-onnxruntime"]["recipe"] == "onnxruntime"
+    assert targets["jetson-orin-nano"]["device"] == "jetson-orin-nano"
+    assert run_cli(project, "check", "--target", "jetson-orin-nano").rc == 0
 
 
 def test_init_unknown_device_is_a_usage_error(tmp_path):
@@ -235,12 +235,12 @@ def test_verify_without_evaluation_data_is_not_measured_and_fails_strict(tmp_pat
     assert "not measured: no labels" in (project / "build" / "report.html").read_text()
 
 
-def _paddle_style_model(path: Path) -> None:
+def _paddle_style_model(path: Path, dims=(-1, 3, -1, -1), metadata: dict | None = None) -> None:
     """A small CNN whose input and output write dim_value -1 for dynamic axes, as paddle2onnx does."""
     import numpy as np
 
     rng = np.random.default_rng(0)
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 3, -1, -1])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(dims))
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, 4])
     weights = [numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w"),
                numpy_helper.from_array(rng.standard_normal((4, 8)).astype(np.float32), "fc")]
@@ -251,7 +251,7 @@ def _paddle_style_model(path: Path) -> None:
              helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
     model = helper.make_model(helper.make_graph(nodes, "paddle_like", [x], [y], weights),
                               opset_imports=[helper.make_opsetid("", 13)])
-    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == -1
+    helper.set_model_props(model, metadata or {})
     onnx.save(model, str(path))
 
 
@@ -272,3 +272,29 @@ def test_paddle_minus_one_dims_build_for_onnxruntime(tmp_path):
     assert describe_io(project / "models" / "paddle.onnx")["inputs"][0]["shape"] == [None, 3, None, None]
     built = describe_io(project / "build" / "cpu-dynamic" / "free_fp32.onnx")["inputs"][0]["shape"]
     assert built[1] == 3 and all(isinstance(d, str) for d in (built[0], built[2], built[3]))   # named, not -1
+
+
+def test_paddle_minus_one_dims_in_tensorrt_profiles(tmp_path):
+    """-1 dims are dynamic for TensorRT's check too: fixed by input_shapes, or that target's problem."""
+    project = tmp_path / "p"
+    (project / "models").mkdir(parents=True)
+    _paddle_style_model(project / "models" / "paddle.onnx")
+    (project / "targets.toml").write_text(
+        '[project]\nname = "p"\nversion = "0.1.0"\n[models.m]\nsource = "models/paddle.onnx"\n'
+        'input_shapes = { x = [1, 3, 32, 32] }\n[models.free]\nsource = "models/paddle.onnx"\n'
+        '[targets.t4]\nmodel = "m"\nrecipe = "tensorrt"\ndevice = "t4"\n'
+        '[targets.t4-free]\nmodel = "free"\nrecipe = "tensorrt"\ndevice = "t4"\n')
+    reports = run_cli(project, "check", "--json").json["targets"]
+    assert reports["t4"]["status"] == "ok", reports["t4"]
+    assert reports["t4-free"]["status"] == "problem"
+    assert any("dynamic dimensions [0, 2, 3]" in p for p in reports["t4-free"]["problems"])
+
+
+def test_init_takes_dynamic_sizes_from_the_model_metadata(tmp_path):
+    _paddle_style_model(tmp_path / "det.onnx", dims=("batch", 3, "height", "width"),
+                        metadata={"imgsz": "[320, 256]", "batch": "1"})
+    result = run_cli(tmp_path, "init", "det.onnx", "--device", "cpu")
+    assert result.rc == 0, result.stderr
+    text = (tmp_path / "targets.toml").read_text()
+    assert tomllib.loads(text)["models"]["det"]["input_shapes"] == {"x": [1, 3, 320, 256]}
+    assert "320 from the model's metadata 'imgsz'" in text and "GUESSED" not in text

@@ -177,10 +177,11 @@ def candidates(models: list[ModelInfo], devices: list[str], root: Path) -> list[
 
     found: list[Candidate] = []
     for info in models:
+        prefix = f"{info.name}-" if len(models) > 1 else ""    # bundles are named <project>-<target>
         table = FOLDER_TARGETS if info.folder else ONNX_TARGETS
         if not devices:
             for recipe, suffix, device, settings, comment in table:
-                found.append(Candidate(f"{info.name}-{suffix}", info.name, recipe, device, dict(settings), comment))
+                found.append(Candidate(f"{prefix}{suffix}", info.name, recipe, device, dict(settings), comment))
             continue
         known: dict[str, list[str]] = {}
         for recipe, _, _, settings, comment in table:
@@ -193,7 +194,7 @@ def candidates(models: list[ModelInfo], devices: list[str], root: Path) -> list[
                                   f"{did_you_mean(device, known)}; known devices: {', '.join(sorted(known))}")
             for recipe in known[device]:
                 row = next(r for r in table if r[0] == recipe)
-                name = f"{info.name}-{_name(device)}" + (f"-{recipe}" if len(known[device]) > 1 else "")
+                name = f"{prefix}{_name(device)}" + (f"-{recipe}" if len(known[device]) > 1 else "")
                 found.append(Candidate(name, info.name, recipe, device, dict(row[3]), row[4]))
     return found
 
