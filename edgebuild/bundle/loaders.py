@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from edgebuild.bundle import delta_apply, ed25519_verify, portable
+from edgebuild.bundle import delta_apply, ed25519_verify, fleet_runtime, portable
 from edgebuild.bundle.errors import BundleError
 from edgebuild.bundle.spec import BundleSpec
 
@@ -51,6 +51,7 @@ def render_loader(spec: BundleSpec) -> str:
         portable_source=Path(portable.__file__).read_text(encoding="utf-8"),
         ed25519_source=Path(ed25519_verify.__file__).read_text(encoding="utf-8"),
         delta_source=Path(delta_apply.__file__).read_text(encoding="utf-8"),
+        fleet_source=Path(fleet_runtime.__file__).read_text(encoding="utf-8"),
     )
 
 
