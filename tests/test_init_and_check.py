@@ -203,12 +203,15 @@ def test_quick_check_without_a_project(tmp_path):
 
 
 def test_check_convert_runs_the_cached_conversion_build_reuses(tmp_path):
-    project = _project(tmp_path, _target("cpu", "onnxruntime", latency_runs=20), 'input_shapes = { input = [1, 1, 8, 8] }')
+    project = _project(tmp_path, _target("cpu", "onnxruntime", latency_runs=20)
+                       + _target("cpu-int8", "onnxruntime", precision="int8"), 'input_shapes = { input = [1, 1, 8, 8] }')
     result = run_cli(project, "check", "--convert", "--json")
     assert result.rc == 0, result.stderr
     conversion = result.json["targets"]["cpu"]["conversion"]
     assert conversion == {"verdict": "converts", "step": "fp32", "reason": None}
-    dry = run_cli(project, "build", "-n", "--json").json["steps"]
+    int8 = result.json["targets"]["cpu-int8"]["conversion"]
+    assert int8["verdict"] == "needs data" and int8["step"] == "int8" and "calibration" in int8["reason"]
+    dry = run_cli(project, "build", "cpu", "-n", "--json").json["steps"]
     would = {row["label"].split("/")[1] for row in dry if row["would_run"]}
     assert would == {"verify-fp32"}                   # the conversion itself is cached
 

@@ -119,7 +119,7 @@ def _report(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, 
     else:
         report.update(status="none", summary=f"recipe '{plan.resolved.recipe.name}' has no coverage step")
     if convert:
-        report["conversion"] = _conversion(graph, outcomes, name, coverage_nodes)
+        report["conversion"] = _conversion(full, graph, outcomes, name, coverage_nodes)
         merged: dict = {}
         for nid in plan.nodes:
             if outcomes[nid].entry:
@@ -136,7 +136,7 @@ def _report(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, 
     return report
 
 
-def _conversion(graph: Graph, outcomes: dict[str, Outcome], name: str, coverage_nodes: list[str]) -> dict:
+def _conversion(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, coverage_nodes: list[str]) -> dict:
     """The real conversion's verdict for one target: converts | fails | not run | deferred | needs data."""
     steps = [nid for nid in graph.targets[name].nodes if nid not in coverage_nodes]
     for nid in steps:
@@ -151,8 +151,10 @@ def _conversion(graph: Graph, outcomes: dict[str, Outcome], name: str, coverage_
         node, outcome = graph.nodes[nid], outcomes[nid]
         if outcome.status == "deferred":
             return {"verdict": "deferred", "step": node.uses[name], "reason": outcome.message}
-    if not steps:
-        return {"verdict": "needs data", "step": None, "reason": "no conversion step can run without the data"}
+    for nid in full.targets[name].nodes:      # a conversion step that cannot run without data
+        node = full.nodes[nid]
+        if node.missing and not _is_verification(node):
+            return {"verdict": "needs data", "step": node.uses[name], "reason": full.needs_data_message(node)}
     return {"verdict": "converts", "step": graph.nodes[steps[-1]].uses[name], "reason": None}
 
 
