@@ -237,6 +237,9 @@ def test_split_plan_cli_on_the_demo_writes_halves_that_compose(tmp_path):
     assert totals == sorted(totals) and fast["total_ms"]["fast"] == pytest.approx(totals[0])
     ex = doc["extracted"]
     assert ex["passed"] and ex["composition"]["logits"]["top1_agreement"] == 1.0
+    for role in ("device", "server"):       # each half timed here against the host profile's prediction
+        timing = ex["measured_here"][role]
+        assert timing["measured_ms"] > 0 and timing["predicted_ms"] > 0 and timing["error"] is not None
     assert (out / "device.onnx").is_file() and (out / "server.onnx").is_file() and (out / "full.onnx").is_file()
     text = run_cli(project, "split-plan", "phone")
     assert text.rc == 0 and "chosen:" in text.stdout and "fast:" in text.stdout

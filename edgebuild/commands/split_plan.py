@@ -35,9 +35,35 @@ def run(args) -> int:
                       f"cosine min {m['cosine_min']:.6f}, max abs error {m['max_abs_error']:.3g}"
                       + (f", top-1 agreement {m['top1_agreement']:.3f}" if "top1_agreement" in m else "")
                       + f" -> {'ok' if ex['passed'] else 'FAILED'} (gate cosine >= {ex['gate_min_cosine']:g})")
+            for role, t in ex["measured_here"].items():
+                print(f"{role} half run here: {t['measured_ms']:.3f} ms measured (median), {t['predicted_ms']:.3f} ms "
+                      f"predicted by this host's profile ({100.0 * (t['error'] or 0):+.1f}%)")
     if args.out and not doc["ok"]:
         raise BuildFailed(f"split halves of {args.target} do not reproduce the model (see above)")
     return 0
+
+
+def _time_halves(plan, cut, halves, samples, host_profile, config) -> dict:
+    """Each half run alone here (median wall time) against what this host's profile predicts for it."""
+    from edgebuild.split import wire
+    from edgebuild.split.extract import SplitRunner
+    from edgebuild.split.profiler import time_model
+
+    host = host_profile["nodes"]
+    feeds = {n: samples[n][: plan.graph.tensors[n].shape[0]] for n in plan.graph.inputs}
+    runner = SplitRunner(halves)
+    frame, _ = runner.device_part(feeds)
+    out = {}
+    for role, half, data, nodes in (("device", halves.device, feeds, cut.device_nodes),
+                                    ("server", halves.server, wire.decode(frame) if frame else {},
+                                     set(plan.graph.names) - cut.device_nodes)):
+        if half is None:
+            continue
+        measured = time_model(half.SerializeToString(), data, runs=config.profile_runs, threads=config.threads)
+        predicted = sum(host.get(n, 0.0) for n in nodes)
+        out[role] = {"predicted_ms": predicted, "measured_ms": measured,
+                     "error": (predicted - measured) / measured if measured > 0 else None}
+    return out
 
 
 def _extract(project, resolved, args, result) -> dict:
@@ -62,7 +88,8 @@ def _extract(project, resolved, args, result) -> dict:
     composition = check_composition(plan.graph, halves, samples, plan.intermediate)
     passed = all(m["cosine_min"] >= config.cosine_gate for m in composition.values())
     doc = {"link": link, "kind": cut.kind, "sent": cut.tensors, "files": files, "composition": composition,
-           "gate_min_cosine": config.cosine_gate, "passed": passed, "data": result.data}
+           "gate_min_cosine": config.cosine_gate, "passed": passed, "data": result.data,
+           "measured_here": _time_halves(plan, cut, halves, samples, result.host_profile, config)}
     full = out / "full.onnx"     # the model as planned (fixed shapes, named nodes): profile it on the device
     full.write_bytes(plan.graph.model.SerializeToString())
     files["full"] = str(full)

@@ -42,6 +42,8 @@ def _take(arrays: dict, names: list[str], batch: int, per_sample_bytes: int, cap
 
 def _intermediates(runner: SplitRunner, inputs: dict, names: list[str], batch: int) -> dict:
     """The tensors the device half sends, for every sample of `inputs`."""
+    if runner.device is None:       # server-only: the model's own inputs, under their wire names
+        return {sent: inputs[original] for sent, original in runner.halves.original.items()}
     count = len(inputs[names[0]]) // batch
     out: dict[str, list] = {n: [] for n in runner.halves.sent}
     for i in range(count):

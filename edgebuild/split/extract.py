@@ -67,7 +67,8 @@ def extract_halves(graph: ModelGraph, cut: Candidate) -> Halves:
     if server_outputs:
         server = extractor.extract_model(list(cut.tensors), server_outputs)
         server.graph.name = f"{graph.model.graph.name or 'model'}_server"
-    mapping = {t: wire_name(i, t) for i, t in enumerate(cut.tensors) if t not in graph.outputs}
+    # graph inputs and outputs keep their names (the user's data uses them); intermediates get safe ones
+    mapping = {t: wire_name(i, t) for i, t in enumerate(cut.tensors) if t not in graph.outputs and t not in graph.inputs}
     for half in (device, server):
         if half is not None:
             del half.graph.value_info[:]     # the halves are re-inferred by whoever loads them
