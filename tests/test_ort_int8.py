@@ -51,6 +51,7 @@ TARGETS = (
     + _target("too-slow", "cnn11", int8_search=False, max_latency_ratio=0.01)
     + _target("ships-fp32", "cnn11", int8_search=False, max_latency_ratio=0.01, on_slower="fp32")
     + _target("heads", "twoheads", int8_search=False, max_latency_ratio=False)
+    + _target("heads-searched", "twoheads", max_latency_ratio=False)
     + _target("nan", "nan_eval", precision="fp32")
     + _target("rank", "bad_rank", precision="fp32")
     + _target("sqrt", "sqrt", precision="fp32")
@@ -243,3 +244,12 @@ def test_int8_dynamic_and_its_old_spelling(built):
         ops = {n.op_type for n in onnx.load(str(project / target["artifacts"][0])).graph.node}
         assert "DynamicQuantizeLinear" in ops and "QuantizeLinear" not in ops
     assert doc["targets"]["dynamic"]["artifacts"] == ["build/dynamic/cnn11_int8-dynamic.onnx"]
+
+
+def test_search_tries_other_calibrations_when_nothing_passes(built):
+    _, doc = built
+    target = doc["targets"]["heads-searched"]
+    assert target["status"] == "failed" and "on output 'delta'" in target["reason"]
+    tried = [c["options"] for c in target["metrics"]["int8_search"]["candidates"]]
+    assert any(o.endswith("percentile") for o in tried) and any(o.endswith("entropy") for o in tried)
+    assert "no candidate passes the gates" in target["metrics"]["int8"]["reason"]

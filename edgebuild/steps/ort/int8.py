@@ -132,8 +132,9 @@ class OrtQuantize(Step):
                 raise StepFailed("static int8 quantization needs calibration data: set `calibration` on the model")
             calibration = load_npz(ctx.input("calibration"), names, "calibration", specs=specs)
 
-        def reader():
-            return CalibrationReader(calibration, names, batch, int(p.get("calibration_samples", 128)))
+        def reader(cap: int | None = None):
+            limit = int(p.get("calibration_samples", 128))
+            return CalibrationReader(calibration, names, batch, min(limit, cap) if cap else limit)
 
         baseline = ctx.inputs.get("baseline")
         int8_info = {"precision": precision, "search": False, "shipped": "int8"}

@@ -109,6 +109,27 @@ class CalibrationReader:
         self._iter = iter(self._feeds)
 
 
+HISTOGRAM_BUDGET_BYTES = 2 * 1024 ** 3
+
+
+def histogram_samples(model_path: Path) -> int:
+    """How many calibration samples a histogram calibration (percentile, entropy) may hold in about
+    2 GiB: it keeps every float activation of every sample. Activation sizes come from shape
+    inference on the prepared model (unknown dims count as 1, so this errs on the generous side)."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    per_sample = 0
+    for value in list(model.graph.value_info) + list(model.graph.output):
+        tensor = value.type.tensor_type
+        if tensor.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+            count = 1
+            for dim in tensor.shape.dim:
+                count *= dim.dim_value if dim.dim_value > 0 else 1
+            per_sample += 4 * count
+    return max(1, min(128, HISTOGRAM_BUDGET_BYTES // max(per_sample, 1)))
+
+
 def quantize(prepared: Path, out: Path, options: Int8Options, reader_factory, cache_dir: Path) -> None:
     """Write the int8 model for `options` to `out`. Calibrated ranges are cached per calibration
     method in cache_dir, so candidates that differ in other options calibrate once."""
@@ -125,7 +146,9 @@ def quantize(prepared: Path, out: Path, options: Int8Options, reader_factory, ca
         methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                    "percentile": q.CalibrationMethod.Percentile}
         cache = cache_dir / f"ranges-{options.calibrate_method}.json"
-        q.quantize_static(str(prepared), str(out), None if cache.is_file() else reader_factory(),
+        # histogram calibrators keep every activation of every sample until the end: cap the samples
+        cap = None if options.calibrate_method == "minmax" else histogram_samples(prepared)
+        q.quantize_static(str(prepared), str(out), None if cache.is_file() else reader_factory(cap),
                           quant_format=q.QuantFormat.QDQ, activation_type=types[options.activation_type],
                           calibrate_method=methods[options.calibrate_method], op_types_to_quantize=op_types,
                           calibration_cache_path=str(cache),
