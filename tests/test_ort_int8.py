@@ -52,6 +52,7 @@ TARGETS = (
     + _target("ships-fp32", "cnn11", int8_search=False, max_latency_ratio=0.01, on_slower="fp32")
     + _target("heads", "twoheads", int8_search=False, max_latency_ratio=False)
     + _target("heads-searched", "twoheads", max_latency_ratio=False)
+    + _target("arm", "cnn11", device="cpu-arm64", max_latency_ratio=0.01)
     + _target("nan", "nan_eval", precision="fp32")
     + _target("rank", "bad_rank", precision="fp32")
     + _target("sqrt", "sqrt", precision="fp32")
@@ -253,3 +254,17 @@ def test_search_tries_other_calibrations_when_nothing_passes(built):
     tried = [c["options"] for c in target["metrics"]["int8_search"]["candidates"]]
     assert any(o.endswith("percentile") for o in tried) and any(o.endswith("entropy") for o in tried)
     assert "no candidate passes the gates" in target["metrics"]["int8"]["reason"]
+
+
+def test_device_defaults_where_the_host_cannot_measure(built):
+    import platform
+
+    _, doc = built
+    target = doc["targets"]["arm"]
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        pytest.skip("this host is arm64: it can measure the cpu-arm64 device")
+    # int8 activations (arm64's kernels), no search, and no latency gate (0.01 would fail anywhere)
+    assert target["status"] == "built", target["reason"]
+    int8 = target["metrics"]["int8"]
+    assert int8["options"]["activation_type"] == "int8" and int8["search"] is False
+    assert "device is arm64, this build host is x86-64" in int8["defaults"]

@@ -81,6 +81,11 @@ class OrtQuantize(Step):
         arch = p.get("arch", "host")
         arch = host_arch() if arch in ("host", "", None) else arch
         options, vary, defaults_note = self._options(p, dynamic, arch)
+        if arch != host_arch():   # this host cannot time the device's kernels: its defaults, no search, no gate
+            defaults_note = (f"device is {arch}, this build host is {host_arch()}: the device's defaults are used "
+                             f"without a search; latency is measured here for information only, not gated")
+            ctx.params = p = dict(p, int8_search=False)
+            max_ratio = None
         work = ctx.out / "work"
         try:
             return self._build(ctx, options, vary, defaults_note, gates, max_ratio, on_slower, precision, work,
