@@ -4,7 +4,6 @@ guess. A guess is never 1 for a spatial or sequence axis: real models fail on 1-
 and concats when dynamic dims are filled with 1 (only a batch axis becomes 1)."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +27,6 @@ class InputShape:
     @property
     def dynamic(self) -> bool:
         return any(not isinstance(d, int) for d in self.model_shape)
-
-    @property
-    def guessed(self) -> bool:
-        return any("guess" in n for n in self.notes)
 
 
 def metadata_image_size(props: dict[str, str]) -> tuple[tuple[int, int], str] | None:
@@ -114,7 +109,3 @@ def parse_input_shape(text: str) -> tuple[str, list[int]]:
     if not shape or any(d <= 0 for d in shape):
         raise ValueError(f"--input-shape {text!r}: dimensions must be positive integers")
     return name.strip(), shape
-
-
-def to_toml_list(shape: list[int]) -> str:
-    return json.dumps(shape)

@@ -34,10 +34,6 @@ def dim_of(dim) -> int | str | None:
     return dim.dim_param or None
 
 
-def is_fixed(dim) -> bool:
-    return dim.HasField("dim_value") and dim.dim_value > 0
-
-
 def mark_negative_dims_dynamic(model) -> int:
     """Rewrite graph input/output dims written as dim_value <= 0 into named dynamic dims, the form
     every ONNX tool understands; returns how many were rewritten."""

@@ -28,6 +28,11 @@ BUNDLE_KEYS = {"signing_key", "out_dir", "index_expiry_days"}
 CACHE_KEYS = {"remote", "dir"}
 
 
+def to_name(text: str, default: str = "model") -> str:
+    """`text` made into a valid project/model/target name (lower case, '-' for anything else)."""
+    return re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-._") or default
+
+
 def did_you_mean(word: str, choices) -> str:
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""

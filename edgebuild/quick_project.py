@@ -6,16 +6,10 @@ files in the user's folders. Dynamic input dimensions the user does not fix with
 filled as `init` fills them (the model's metadata, else a stated guess)."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from edgebuild.errors import ConfigError
-from edgebuild.project import Model, Project, Target, did_you_mean
-
-
-def _name(text: str) -> str:
-    name = re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-._")
-    return name or "model"
+from edgebuild.project import Model, Project, Target, did_you_mean, to_name
 
 
 def quick_project(model_arg: str, recipe_name: str | None, device: str | None, shape_args: list[str]) -> Project:
@@ -70,8 +64,8 @@ def quick_project(model_arg: str, recipe_name: str | None, device: str | None, s
     elif given:
         raise ConfigError("--input-shape applies to ONNX models, not to a model folder")
 
-    model_name = _name(source.stem if source.is_file() else source.name)
-    target_name = _name(f"{recipe_name}-{device}" if device else recipe_name)
+    model_name = to_name(source.stem if source.is_file() else source.name)
+    target_name = to_name(f"{recipe_name}-{device}" if device else recipe_name)
     model = Model(name=model_name, source=source, calibration=None, evaluation=None, input_shapes=shapes, info={})
     target = Target(name=target_name, model=model_name, recipe=recipe_name, device=device, settings={})
     home = edgebuild_home() / "check"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebuild.errors import ConfigError
-from edgebuild.project import PROJECT_FILE, parse_project
+from edgebuild.project import PROJECT_FILE, parse_project, to_name
 
 # One target per recipe when no device is named: (recipe, name suffix, device, settings, comment)
 ONNX_TARGETS = [
@@ -29,13 +29,6 @@ ONNX_TARGETS = [
      "device: any of the recipe's [devices.*]; the engine is built on the device class"),
 ]
 FOLDER_TARGETS = [("gguf", "q4", None, {"quantization": "Q4_K_M"}, "quantization: F16 | Q8_0 | Q6_K | Q4_K_M | ...")]
-NAME_CHARS = re.compile(r"[^a-z0-9_.-]+")
-
-
-def _name(text: str) -> str:
-    return NAME_CHARS.sub("-", text.lower()).strip("-._") or "model"
-
-
 @dataclass
 class ModelInfo:
     name: str
@@ -74,7 +67,7 @@ def describe_model(arg: str, root: Path, taken: set[str]) -> ModelInfo:
             raise ConfigError(f"{arg}: folder has no config.json: not a Hugging Face model folder")
     elif path.suffix != ".onnx":
         raise ConfigError(f"{arg}: expected an .onnx file or a Hugging Face model folder")
-    name = base = _name(path.stem if path.is_file() else path.name)
+    name = base = to_name(path.stem if path.is_file() else path.name)
     count = 2
     while name in taken:
         name, count = f"{base}-{count}", count + 1
@@ -125,7 +118,7 @@ def _describe_onnx(info: ModelInfo) -> None:
         info.lines.append(f"input_shapes = {{ {shapes} }}")
         info.lines.append(f"# {_probe(info.path, dynamic)}")
     example = choices[0] if choices else None
-    arrays = ", ".join(f"{_py_name(c.name)}=ARRAY" for c in choices) or "..."
+    arrays = ", ".join(_py_argument(c.name) for c in choices) or "..."
     info.lines += [
         "# Data, as .npz files with one array per input name, batch first "
         f"(numpy.savez(\"data/{info.name}_calibration.npz\", {arrays})):",
@@ -148,8 +141,9 @@ def _toml_key(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
 
 
-def _py_name(name: str) -> str:
-    return name if name.isidentifier() else f"**{{{json.dumps(name)}: ARRAY}}"
+def _py_argument(name: str) -> str:
+    """How numpy.savez is given the array of input `name` (a keyword when the name allows one)."""
+    return f"{name}=ARRAY" if name.isidentifier() else f"**{{{json.dumps(name)}: ARRAY}}"
 
 
 def _probe(path: Path, dynamic) -> str:
@@ -194,7 +188,7 @@ def candidates(models: list[ModelInfo], devices: list[str], root: Path) -> list[
                                   f"{did_you_mean(device, known)}; known devices: {', '.join(sorted(known))}")
             for recipe in known[device]:
                 row = next(r for r in table if r[0] == recipe)
-                name = f"{prefix}{_name(device)}" + (f"-{recipe}" if len(known[device]) > 1 else "")
+                name = f"{prefix}{to_name(device)}" + (f"-{recipe}" if len(known[device]) > 1 else "")
                 found.append(Candidate(name, info.name, recipe, device, dict(row[3]), row[4]))
     return found
 
@@ -248,7 +242,7 @@ def run(args) -> int:
     taken: set[str] = set()
     models = [describe_model(m, root, taken) for m in args.models]
     targets = candidates(models, args.devices, root)
-    project_name = _name(models[0].name)
+    project_name = to_name(models[0].name)
     draft = render(project_name, models, targets, None)
     project = parse_project(root, file, draft)            # what init writes must load
     with build_session(args, None, project) as session:
