@@ -81,7 +81,7 @@ def speed_note(metrics: dict) -> str | None:
     text = f"latency x{ratio:.2f} of fp32 (p50, interleaved), size x{size:.2f}" if size else \
         f"latency x{ratio:.2f} of fp32 (p50, interleaved)"
     if ratio > 1.0 and int8:
-        text += ": SLOWER than fp32 (max_latency_ratio is off for this target)"
+        text += ": SLOWER than fp32 (allowed by this target's max_latency_ratio)"
     return text
 
 
