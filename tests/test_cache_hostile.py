@@ -228,6 +228,32 @@ def test_client_limits_on_entries_and_announced_sizes(server, tmp_path, monkeypa
         HttpCache(server.url)
 
 
+def test_entries_taken_without_the_key_are_remembered_as_such(server, tmp_path, monkeypatch):
+    """A local copy of an unauthenticated remote entry serves where such a hit is allowed, never for
+    a verification step (remote=False), and not at all once the key is set."""
+    from edgebuild.cache import LocalCache
+    blob = b"converted model"
+    key = sha(b"an action")
+    server.store[f"/cas/{sha(blob)}"] = blob
+    set_entry(server, key, {"status": "ok", "outputs": {"model.onnx": {"type": "file", "digest": sha(blob),
+                                                                        "size": len(blob)}}})
+    monkeypatch.delenv("EDGEBUILD_REMOTE_CACHE_KEY", raising=False)
+    cache = LocalCache(tmp_path / "cache", HttpCache(server.url))
+    assert cache.actions.get(key)["outputs"]["model.onnx"]["digest"] == sha(blob)
+    assert json.loads((tmp_path / "cache" / "ac" / key[:2] / key).read_bytes())["remote_unverified"] is True
+    assert LocalCache(tmp_path / "cache").actions.get(key) is not None        # a conversion may use it
+    assert LocalCache(tmp_path / "cache").actions.get(key, remote=False) is None   # a verification may not
+    monkeypatch.setenv("EDGEBUILD_REMOTE_CACHE_KEY", KEY)
+    keyed = LocalCache(tmp_path / "cache", HttpCache(server.url))
+    assert keyed.actions.get(key) is None          # asked again, and the server's copy is not signed
+    signed = entry_of(server, key)
+    signed["auth"] = entry_mac(KEY.encode(), key, signed)
+    set_entry(server, key, signed)
+    keyed = LocalCache(tmp_path / "cache", HttpCache(server.url))
+    assert keyed.actions.get(key) is not None
+    assert "remote_unverified" not in json.loads((tmp_path / "cache" / "ac" / key[:2] / key).read_bytes())
+
+
 def test_short_cache_key_is_refused_without_echo(tmp_path, server):
     project = write_demo(tmp_path / "demo")
     result = run_cli(project, "build", "--remote-cache", server.url, env=env("hunter2hunter2"))
