@@ -139,23 +139,15 @@ def _report(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, 
 def _conversion(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, coverage_nodes: list[str]) -> dict:
     """The real conversion's verdict for one target: converts | fails | not run | deferred | needs data."""
     steps = [nid for nid in graph.targets[name].nodes if nid not in coverage_nodes]
-    for nid in steps:
-        node, outcome = graph.nodes[nid], outcomes[nid]
-        if outcome.status == "failed":
-            return {"verdict": "fails", "step": node.uses[name], "reason": outcome.message}
-    for nid in steps:
-        node, outcome = graph.nodes[nid], outcomes[nid]
-        if outcome.status == "blocked":
-            return {"verdict": "not run", "step": node.uses[name], "reason": outcome.message}
-    for nid in steps:
-        node, outcome = graph.nodes[nid], outcomes[nid]
-        if outcome.status == "deferred":
-            return {"verdict": "deferred", "step": node.uses[name], "reason": outcome.message}
+    for status, verdict in (("failed", "fails"), ("blocked", "not run"), ("deferred", "deferred")):
+        for nid in steps:
+            if outcomes[nid].status == status:
+                return {"verdict": verdict, "step": graph.nodes[nid].uses[name], "reason": outcomes[nid].message}
     for nid in full.targets[name].nodes:      # a conversion step that cannot run without data
         node = full.nodes[nid]
         if node.missing and not _is_verification(node):
             return {"verdict": "needs data", "step": node.uses[name], "reason": full.needs_data_message(node)}
-    return {"verdict": "converts", "step": graph.nodes[steps[-1]].uses[name], "reason": None}
+    return {"verdict": "converts", "step": graph.nodes[steps[-1]].uses[name] if steps else None, "reason": None}
 
 
 def run(args) -> int:

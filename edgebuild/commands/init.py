@@ -170,6 +170,7 @@ def candidates(models: list[ModelInfo], devices: list[str], root: Path) -> list[
     from edgebuild.recipes import load_recipe
 
     found: list[Candidate] = []
+    every_device: set[str] = set()
     for info in models:
         prefix = f"{info.name}-" if len(models) > 1 else ""    # bundles are named <project>-<target>
         table = FOLDER_TARGETS if info.folder else ONNX_TARGETS
@@ -177,19 +178,22 @@ def candidates(models: list[ModelInfo], devices: list[str], root: Path) -> list[
             for recipe, suffix, device, settings, comment in table:
                 found.append(Candidate(f"{prefix}{suffix}", info.name, recipe, device, dict(settings), comment))
             continue
-        known: dict[str, list[str]] = {}
-        for recipe, _, _, settings, comment in table:
-            spec = load_recipe(recipe, root if (root / "recipes").is_dir() else None)
-            for device in spec.devices:
+        known: dict[str, list[str]] = {}      # device -> the recipes (for this kind of model) that list it
+        for recipe, *_ in table:
+            for device in load_recipe(recipe, root if (root / "recipes").is_dir() else None).devices:
                 known.setdefault(device, []).append(recipe)
+        every_device |= set(known)
         for device in devices:
-            if device not in known:
-                raise ConfigError(f"--device: unknown device '{device}' for {info.source}"
-                                  f"{did_you_mean(device, known)}; known devices: {', '.join(sorted(known))}")
-            for recipe in known[device]:
+            for recipe in known.get(device, []):     # a device no recipe of this model lists: other models'
                 row = next(r for r in table if r[0] == recipe)
                 name = f"{prefix}{to_name(device)}" + (f"-{recipe}" if len(known[device]) > 1 else "")
                 found.append(Candidate(name, info.name, recipe, device, dict(row[3]), row[4]))
+    for device in devices:
+        if device not in every_device:
+            raise ConfigError(f"--device: unknown device '{device}'{did_you_mean(device, every_device)}; "
+                              f"known devices: {', '.join(sorted(every_device))}")
+    if not found:
+        raise ConfigError("--device: none of the given devices fits these models")
     return found
 
 
@@ -229,6 +233,27 @@ def _wrap(text: str) -> str:
     return " ".join(text.split())
 
 
+def _write_new(file: Path, text: str) -> None:
+    """Write `file` whole or not at all, never over an existing one (even one written meanwhile):
+    a temp file hard-linked into place (link fails if the name exists), then the temp removed."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".targets-", suffix=".toml", dir=file.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)        # a normal project file, not mkstemp's 0600
+        os.link(tmp, file)
+    except FileExistsError:
+        raise ConfigError(f"{file} already exists: init never overwrites it") from None
+    finally:
+        os.unlink(tmp)
+
+
 def run(args) -> int:
     from edgebuild.commands.check import check_targets
     from edgebuild.session import build_session
@@ -251,11 +276,7 @@ def run(args) -> int:
     active = [t for t in targets if reports[t.name]["status"] in ("ok", "none")]
     if active:
         parse_project(root, file, text)
-    try:
-        with open(file, "x", encoding="utf-8") as out:     # never overwrite, even one written meanwhile
-            out.write(text)
-    except FileExistsError:
-        raise ConfigError(f"{file} already exists: init never overwrites it") from None
+    _write_new(file, text)
     if not args.quiet:
         print(f"wrote {PROJECT_FILE}: {len(active)} target(s)"
               + (f", {len(targets) - len(active)} left out (commented, with the reason)" if len(active) < len(targets)
