@@ -20,7 +20,9 @@ evicted with its entry, so the step runs again instead of shipping the wrong byt
 With $EDGEBUILD_REMOTE_CACHE_KEY set (a secret shared by the trusted CI writers) every entry written
 carries an HMAC-SHA256 over its action key and canonical bytes (`auth`), and remote entries without
 a valid one are ignored. Without the key, remote entries are accepted only for steps whose results
-a local verification step re-checks (see remote_trust.py).
+a local verification step re-checks (see remote_trust.py), and their local copies are marked
+`remote_unverified`: such a copy serves only where an unauthenticated remote hit would, so it never
+stands in for a verification step, nor for anything once the key is set.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from edgebuild.fsutil import atomic_write_bytes, file_lock
 from edgebuild.hashing import canonical_json, folder_digest, sha256_bytes, sha256_file, tree_files
 
 AUTH_ENV = "EDGEBUILD_REMOTE_CACHE_KEY"
+UNVERIFIED = "remote_unverified"   # marks a local copy of a remote entry taken without the key
 MIN_AUTH_KEY = 32                  # characters: `openssl rand -hex 32` gives 64
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 MAX_TREE_FILES = 100_000
@@ -109,8 +112,8 @@ def entry_problem(entry) -> str | None:
             return problem
     if not isinstance(entry.get("metadata", {}), dict) or not isinstance(entry.get("message"), (str, type(None))):
         return "metadata or message of the wrong type"
-    if not isinstance(entry.get("auth", ""), str):
-        return "auth is not a string"
+    if not isinstance(entry.get("auth", ""), str) or not isinstance(entry.get(UNVERIFIED, False), bool):
+        return "auth or remote_unverified of the wrong type"
     return None
 
 
@@ -298,6 +301,8 @@ class ActionCache:
         if entry is not None and (problem := entry_problem(entry)):
             _warn(f"action entry {key[:12]} in {self.root} is malformed ({problem}); treated as a miss")
             entry = None
+        if entry is not None and entry.get(UNVERIFIED) and (not remote or self.auth_key is not None):
+            entry = None    # taken from the server unauthenticated: good only where such a hit is
         if entry is not None:
             state = self._blobs_state(entry)
             if state == "ok":
@@ -378,6 +383,9 @@ class ActionCache:
         except RemoteCacheError as exc:     # a corrupted or oversized blob
             _warn(f"{exc}; treated as a miss, the step runs again")
             return None
+        if self.auth_key is None:     # remembered as such: see get()
+            entry[UNVERIFIED] = True
+            data = entry_bytes(entry)
         atomic_write_bytes(self._path(key), data)
         self._remote_missed.discard(key)
         return entry

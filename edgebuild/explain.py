@@ -58,7 +58,7 @@ def dry_run(sched: Scheduler) -> list[dict]:
                 continue
             parts = key_parts(node, sched.input_digests(node), versions)
             key = action_key(parts)
-            entry = sched.cache.actions.get(key)
+            entry = sched.cache.actions.get(key, remote=sched.remote_ok(node))
             if entry is not None:
                 row.update(would_run=False, reasons=[])
                 sched.outcomes[nid] = Outcome("cached", key=key, parts=parts, entry=entry)

@@ -60,11 +60,12 @@ class Scheduler:
         self._locks_dir = cache.root / "locks"
         self._local_only: set[str] | None = None     # see remote_trust.py
 
-    def _remote_ok(self, node: Node) -> bool:
-        """Whether this node may take a remote entry: always when entries are authenticated, else
-        only when a verification step here re-checks its result."""
+    def remote_ok(self, node: Node) -> bool:
+        """Whether this node may take a remote entry (or a local copy of one taken without the key):
+        always when entries are authenticated, else only when a verification step here re-checks
+        its result."""
         actions = self.cache.actions
-        if actions.remote is None or actions.remote_authenticated:
+        if actions.remote_authenticated:
             return True
         if self._local_only is None:
             from edgebuild.remote_trust import local_only_nodes
@@ -158,7 +159,7 @@ class Scheduler:
             return None    # the worker thread creates the environment, then computes the key
         parts = key_parts(node, digests, versions)
         key = action_key(parts)
-        entry = self.cache.actions.get(key, remote=self._remote_ok(node))
+        entry = self.cache.actions.get(key, remote=self.remote_ok(node))
         if entry is None:
             return None
         self.cache.actions.touch(key)
@@ -174,7 +175,7 @@ class Scheduler:
         parts = key_parts(node, self.input_digests(node), toolchain_versions(node))
         key = action_key(parts)
         with file_lock(self._locks_dir / key[:2] / f"{key}.lock"):
-            entry = self.cache.actions.get(key, remote=self._remote_ok(node))
+            entry = self.cache.actions.get(key, remote=self.remote_ok(node))
             if entry is not None:    # another build finished it while we waited
                 return Outcome("cached" if entry["status"] == "ok" else "deferred", key=key, parts=parts,
                                entry=entry, message=entry.get("message"))

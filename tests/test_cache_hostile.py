@@ -228,12 +228,66 @@ def test_client_limits_on_entries_and_announced_sizes(server, tmp_path, monkeypa
         HttpCache(server.url)
 
 
+def test_entries_taken_without_the_key_are_remembered_as_such(server, tmp_path, monkeypatch):
+    """A local copy of an unauthenticated remote entry serves where such a hit is allowed, never for
+    a verification step (remote=False), and not at all once the key is set."""
+    from edgebuild.cache import LocalCache
+    blob = b"converted model"
+    key = sha(b"an action")
+    server.store[f"/cas/{sha(blob)}"] = blob
+    set_entry(server, key, {"status": "ok", "outputs": {"model.onnx": {"type": "file", "digest": sha(blob),
+                                                                        "size": len(blob)}}})
+    monkeypatch.delenv("EDGEBUILD_REMOTE_CACHE_KEY", raising=False)
+    cache = LocalCache(tmp_path / "cache", HttpCache(server.url))
+    assert cache.actions.get(key)["outputs"]["model.onnx"]["digest"] == sha(blob)
+    assert json.loads((tmp_path / "cache" / "ac" / key[:2] / key).read_bytes())["remote_unverified"] is True
+    assert LocalCache(tmp_path / "cache").actions.get(key) is not None        # a conversion may use it
+    assert LocalCache(tmp_path / "cache").actions.get(key, remote=False) is None   # a verification may not
+    monkeypatch.setenv("EDGEBUILD_REMOTE_CACHE_KEY", KEY)
+    keyed = LocalCache(tmp_path / "cache", HttpCache(server.url))
+    assert keyed.actions.get(key) is None          # asked again, and the server's copy is not signed
+    signed = entry_of(server, key)
+    signed["auth"] = entry_mac(KEY.encode(), key, signed)
+    set_entry(server, key, signed)
+    keyed = LocalCache(tmp_path / "cache", HttpCache(server.url))
+    assert keyed.actions.get(key) is not None
+    assert "remote_unverified" not in json.loads((tmp_path / "cache" / "ac" / key[:2] / key).read_bytes())
+
+
+def test_tree_outputs_travel_authenticated_and_are_rechecked(server, tmp_path, monkeypatch):
+    """A folder output (a Core ML package, say) written through by a keyed writer comes back whole
+    on another machine; a file planted in the materialised tree is noticed and the tree made again."""
+    from edgebuild.cache import LocalCache
+    from edgebuild.hashing import StatCache
+    monkeypatch.setenv("EDGEBUILD_REMOTE_CACHE_KEY", KEY)
+    package = tmp_path / "out" / "model.mlpackage"
+    (package / "Data").mkdir(parents=True)
+    (package / "Data" / "weights.bin").write_bytes(os.urandom(4096))
+    (package / "Manifest.json").write_text('{"a": 1}')
+    weights = (package / "Data" / "weights.bin").read_bytes()
+    writer = LocalCache(tmp_path / "w", HttpCache(server.url), StatCache(tmp_path / "w.json"))
+    record = writer.store.put_tree(package)
+    key = sha(b"coreml convert")
+    writer.actions.put(key, {"status": "ok", "outputs": {"model.mlpackage": record}, "metadata": {}, "message": None})
+
+    reader = LocalCache(tmp_path / "r", HttpCache(server.url), StatCache(tmp_path / "r.json"))
+    tree = reader.store.tree_path(reader.actions.get(key)["outputs"]["model.mlpackage"])
+    assert (tree / "Data" / "weights.bin").read_bytes() == weights
+    (tree / "Data" / "extra.py").write_text("import os\n")
+    again = reader.store.tree_path(record)
+    assert sorted(p.relative_to(again).as_posix() for p in again.rglob("*") if p.is_file()) == \
+        ["Data/weights.bin", "Manifest.json"]
+
+
 def test_short_cache_key_is_refused_without_echo(tmp_path, server):
     project = write_demo(tmp_path / "demo")
     result = run_cli(project, "build", "--remote-cache", server.url, env=env("hunter2hunter2"))
     assert result.rc == 2
     assert result.stderr.count("\n") == 1 and "EDGEBUILD_REMOTE_CACHE_KEY is too short" in result.stderr
     assert "hunter2" not in result.stderr
+    # nor does a password in a cache URL come back in its error
+    bad = run_cli(project, "build", "--remote-cache", "ftp://ci:hunter2@cache.local/x", env=env(None))
+    assert bad.rc == 2 and "ftp://***@cache.local/x" in bad.stderr and "hunter2" not in bad.stderr
 
 
 # --- the local cache ------------------------------------------------------------------------------
