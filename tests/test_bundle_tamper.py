@@ -260,7 +260,8 @@ def test_intact_bundle_passes_both(bundle, unpacked, keypair):
     assert "signature verified" in checked.stdout
 
 
-@pytest.mark.parametrize("change", ["flip model", "add file", "remove selftest", "symlink", "planted pyc"])
+@pytest.mark.parametrize("change", ["flip model", "add file", "remove selftest", "symlink", "planted pyc",
+                                    "deep folders"])
 def test_loader_rejects_tampered_unpacked_folder(change, unpacked, keypair, tmp_path):
     import shutil
 
@@ -281,6 +282,11 @@ def test_loader_rejects_tampered_unpacked_folder(change, unpacked, keypair, tmp_
         (folder / "model.onnx").unlink()
         (folder / "model.onnx").symlink_to(unpacked / "model.onnx")
         reason = "link in bundle folder: model.onnx"
+    elif change == "deep folders":
+        deep = folder.joinpath(*["d"] * 40)
+        deep.mkdir(parents=True)
+        (deep / "x").write_bytes(b"x")
+        reason = "folder deeper than 32 levels in bundle folder"
     else:
         # bytecode Python would run on `import loader` instead of the verified loader.py
         (folder / "__pycache__").mkdir()

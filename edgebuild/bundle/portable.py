@@ -154,7 +154,6 @@ def manifest_table_problem(listed):
     relative path, every entry a sha256 and a size, no name both a file and a folder."""
     if not isinstance(listed, dict):
         return "manifest.json has no 'files' table"
-    folders = set()
     for name in sorted(listed):
         entry = listed[name]
         problem = path_problem(name, "file name in manifest")
@@ -165,9 +164,7 @@ def manifest_table_problem(listed):
         if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and entry["size"] >= 0
                 and isinstance(entry.get("sha256"), str)):
             return "manifest entry for %s needs a sha256 and a non-negative size" % name
-        parts = name.split("/")
-        folders.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
-    for name in sorted(folders & set(listed)):
+    for name in sorted(implied_folders(listed) & set(listed)):
         return "manifest lists %s both as a file and as a folder" % name
     return None
 
@@ -549,6 +546,9 @@ def scan_folder(folder):
     folder = str(folder)
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
+        if os.path.relpath(dirpath, folder).count(os.sep) >= MAX_PATH_DEPTH:
+            raise ArchiveRejected("folder deeper than %d levels in bundle folder: %s..."
+                                  % (MAX_PATH_DEPTH, os.path.relpath(dirpath, folder)[:60]))
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, folder).replace(os.sep, "/")
