@@ -4,7 +4,7 @@ Runs the checker over the single-operator node tests shipped in the onnx 1.22.0 
 models with reference inputs and outputs).
 - onnxruntime route: each model runs in onnxruntime; it "really works" when it loads, runs and
   every output matches (rtol 1e-3, atol 1e-5; NaN equal).
-- TFLite route (--tflite-python, the onnx2tf toolchain's interpreter): each model goes through
+- TFLite route (--tflite-python, the litert toolchain's interpreter): each model goes through
   edgebuild's own tflite.convert (fp32) and the I/O description the loaders use, then runs in
   LiteRT against the reference. The shipped measured table was derived from these results
   (scripts/derive_tflite_rules.py), so the benchmark also reports 2-fold cross-validation (rules
@@ -13,7 +13,7 @@ models with reference inputs and outputs).
   40 min on 2 cores; results are cached in --tflite-workdir.
 
     python benchmarks/coverage_honesty.py [--node-dir DIR] [--limit N] [--json OUT]
-        [--tflite-python ~/.cache/edgebuild/toolchains/onnx2tf-*/bin/python]
+        [--tflite-python ~/.cache/edgebuild/toolchains/litert-*/bin/python]
 
 Without --node-dir it fetches the wheel with `pip download --no-deps onnx==1.22.0` into
 ~/.cache/edgebuild/onnx-node-tests (network needed once). Prints agreement figures and every
@@ -246,7 +246,7 @@ def run_in_onnxruntime(test: Path) -> tuple[bool, str]:
 # --- TFLite route: edgebuild's own tflite.convert (fp32) in onnx2tf's venv, run with LiteRT ---------
 
 def tflite_worker(tests_file: Path, results_file: Path, workdir: Path, limit_s: int) -> None:
-    """Runs inside the onnx2tf toolchain environment: convert each test, run it, append one JSON line per test."""
+    """Runs inside the litert toolchain environment: convert each test, run it, append one JSON line per test."""
     import signal
 
     def alarm(*_):
@@ -286,15 +286,15 @@ def convert_and_run(test: Path, scratch: Path) -> tuple[bool, str]:
     feeds = [_read_value(str(data / f"input_{i}.pb"), vi.type) for i, vi in enumerate(inputs)]
     expected = [_read_value(str(data / f"output_{i}.pb"), vi.type) for i, vi in enumerate(model.graph.output)]
     scratch.mkdir(parents=True, exist_ok=True)
-    np.save(scratch / step.SAMPLE_FILE, np.zeros((20, 128, 128, 3), np.float32))
+    from edgebuild.steps.tflite import prepare
     try:
-        step._check_ops(model)
-        shapes = step._static_input_shapes(model, {})
-        step._write_static_copy(test / "model.onnx", shapes, scratch / "model.onnx")
-        step._run_onnx2tf(scratch / "model.onnx", scratch / "out", step._params({}), shapes, None,
-                          {n.name: n.op_type for n in model.graph.node})
-        produced = scratch / "out" / "model_float32.tflite"
-        io_desc = describe_io(produced, list(shapes.items()), step._output_shapes(model))
+        step._check_domains(model)
+        shapes = prepare.static_input_shapes(model, {})
+        produced, _route, _failed, _notes = step.convert_float_file(test / "model.onnx", shapes, scratch)
+        io_desc = describe_io(produced, list(shapes.items()),
+                              [(vi.name, prepare.dims(vi)) for vi in model.graph.output])
+    except prepare.PrepareError as exc:
+        return False, "convert: " + str(exc)[:150]
     except (StepFailed, IoMismatch) as exc:
         return False, "convert: " + str(exc)[:150]
     interp = Interpreter(model_path=str(produced))

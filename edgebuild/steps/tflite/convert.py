@@ -45,7 +45,7 @@ class TfliteConvert(Step):
     def run(self, ctx: StepContext) -> dict[str, Any]:
         import onnx
 
-        from . import prepare, routes
+        from . import prepare
         from .quantize import quantize
 
         p = _params(ctx.params)
@@ -60,26 +60,21 @@ class TfliteConvert(Step):
         norm = layout.normalisation(p["mean"], p["std"])
         scratch = Path(tempfile.mkdtemp(prefix="edgebuild-tflite-"))
         try:
-            prepared = {"simplified": scratch / "simplified" / "model.onnx", "static": scratch / "static" / "model.onnx"}
-            for path in prepared.values():
-                path.parent.mkdir()
-            notes = prepare.prepare(ctx.input("model"), in_shapes, prepared["simplified"], prepared["static"],
-                                    int8=p["precision"] == "int8")
-            node_types = {n.name: n.op_type for n in source.graph.node}
-            files, route, attempts = _convert_float(prepared, scratch, node_types)
+            fp32, route, attempts, notes = convert_float_file(ctx.input("model"), in_shapes, scratch,
+                                                              int8=p["precision"] == "int8")
             float_seconds = time.perf_counter() - started
             conversion = {"converter": route.name, "onnx2tf": _version("onnx2tf"), "preparation": notes,
                           "failed_routes": attempts}
-            fp32_size = files["fp32"].stat().st_size
+            fp32_size = fp32.stat().st_size
             if p["precision"] == "fp32":
-                shutil.copyfile(files["fp32"], ctx.output("model.tflite"))
+                shutil.copyfile(fp32, ctx.output("model.tflite"))
                 calib_count = None
             else:
-                samples = (_calibration_samples(ctx, p, in_shapes, out_shapes, files["fp32"], norm)
+                samples = (_calibration_samples(ctx, p, in_shapes, out_shapes, fp32, norm)
                            if p["precision"] == "int8" else None)
                 calib_count = len(samples) if samples else None
                 try:
-                    recipe = quantize(files["fp32"], ctx.output("model.tflite"), p["precision"], p["quant_type"], samples)
+                    recipe = quantize(fp32, ctx.output("model.tflite"), p["precision"], p["quant_type"], samples)
                 except Exception as exc:
                     raise StepFailed(f"ai-edge-quantizer could not quantize the model ({p['precision']}): "
                                      f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
@@ -131,6 +126,22 @@ def _check_domains(model) -> None:
         if node.domain not in ("", "ai.onnx"):
             raise StepFailed(f"op {node.domain}.{node.op_type} (node '{node.name}') is not a standard ONNX op; "
                              f"onnx2tf cannot convert it")
+
+
+def convert_float_file(model: Path, shapes: dict[str, list[int]], scratch: Path, int8: bool = False):
+    """Preparation plus the route chain for one ONNX file: (float32 .tflite, route, failed routes,
+    preparation notes). Raises StepFailed naming the op when no route works. Also used by the
+    coverage measurements (benchmarks/coverage_honesty.py), so they measure what builds get."""
+    import onnx
+
+    from . import prepare
+    prepared = {"simplified": scratch / "simplified" / "model.onnx", "static": scratch / "static" / "model.onnx"}
+    for path in prepared.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    notes = prepare.prepare(model, shapes, prepared["simplified"], prepared["static"], int8=int8)
+    node_types = {n.name: n.op_type for n in onnx.load(str(model), load_external_data=False).graph.node}
+    files, route, attempts = _convert_float(prepared, scratch, node_types)
+    return files["fp32"], route, attempts, notes
 
 
 def _convert_float(prepared: dict[str, Path], scratch: Path, node_types: dict[str, str]):
