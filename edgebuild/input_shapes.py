@@ -4,6 +4,7 @@ guess. A guess is never 1 for a spatial or sequence axis: real models fail on 1-
 and concats when dynamic dims are filled with 1 (only a batch axis becomes 1)."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,20 @@ def _spatial_axes(shape: list) -> tuple[int, int]:
     return 2, 3
 
 
-def choose(name: str, dtype: str | None, model_shape: list, size: tuple[tuple[int, int], str] | None) -> InputShape:
+@dataclass(frozen=True)
+class Guess:
+    """The sizes a guessed dimension takes: image height/width, and every other length."""
+    image: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)
+    length: int | None = None          # None: by kind (sequence 128, raw audio 16000, other 32)
+
+
+# tried in order when onnxruntime cannot run the model with the first guess
+ALTERNATIVES = [Guess((320, 320)), Guess((640, 640)), Guess((48, 320)), Guess((32, 128)), Guess((512, 512)),
+                Guess(length=16000), Guess(length=64), Guess(length=32), Guess(length=256), Guess(length=1000)]
+
+
+def choose(name: str, dtype: str | None, model_shape: list, size: tuple[tuple[int, int], str] | None,
+           guess: Guess = Guess()) -> InputShape:
     shape = list(model_shape)
     notes: list[str] = []
     rank = len(shape)
@@ -70,23 +84,25 @@ def choose(name: str, dtype: str | None, model_shape: list, size: tuple[tuple[in
                 shape[axis] = size[0][spatial.index(axis)]
                 notes.append(f"{label}: {shape[axis]} from the model's metadata '{size[1]}'")
             else:
-                shape[axis] = IMAGE_SIZE
-                notes.append(f"{label}: {IMAGE_SIZE}, a guess (a common image size): set the size the model "
-                             f"was trained on")
+                shape[axis] = guess.image[spatial.index(axis)]
+                notes.append(f"{label}: {shape[axis]}, a guess (an image size): set the size the model was "
+                             f"trained on")
         elif rank <= 2 and dtype and "float" in dtype and AUDIO_NAMES.search(name):
-            shape[axis] = AUDIO_SAMPLES
-            notes.append(f"{label}: {AUDIO_SAMPLES}, a guess (1 s of 16 kHz audio)")
+            shape[axis] = guess.length or AUDIO_SAMPLES
+            notes.append(f"{label}: {shape[axis]}, a guess (audio samples)")
         elif rank >= 2 or (dtype and "int" in dtype):
-            shape[axis] = SEQUENCE_LENGTH
-            notes.append(f"{label}: {SEQUENCE_LENGTH}, a guess (sequence length)")
+            shape[axis] = guess.length or SEQUENCE_LENGTH
+            notes.append(f"{label}: {shape[axis]}, a guess (sequence length)")
         else:
-            shape[axis] = OTHER
-            notes.append(f"{label}: {OTHER}, a guess")
+            shape[axis] = guess.length or OTHER
+            notes.append(f"{label}: {shape[axis]}, a guess")
     return InputShape(name=name, dtype=dtype, model_shape=list(model_shape), shape=shape, notes=notes)
 
 
-def choose_shapes(model_path: Path) -> list[InputShape]:
-    """A concrete shape for every input of an ONNX model."""
+def choose_shapes(model_path: Path, probe: bool = True) -> tuple[list[InputShape], str]:
+    """A concrete shape for every input of an ONNX model, and what onnxruntime said of them ("" when
+    not probed). When it cannot run the model with the first guess, the other guesses in
+    ALTERNATIVES are tried and the first that runs is taken (and said so)."""
     import onnx
 
     from edgebuild.onnxinfo import describe_io
@@ -94,7 +110,53 @@ def choose_shapes(model_path: Path) -> list[InputShape]:
     model = onnx.load(str(model_path), load_external_data=False)
     props = {p.key: p.value for p in model.metadata_props}
     size = metadata_image_size(props)
-    return [choose(v["name"], v["dtype"], v["shape"], size) for v in describe_io(model)["inputs"]]
+    specs = describe_io(model)["inputs"]
+    first = [choose(v["name"], v["dtype"], v["shape"], size) for v in specs]
+    if not probe or not any(c.dynamic for c in first):
+        return first, ""
+    runner = _Probe(model_path, specs)
+    error = runner(first)
+    if error is None:
+        return first, f"onnxruntime runs the model with these shapes (outputs {runner.outputs})"
+    if any("guess" in n for c in first for n in c.notes):
+        tried = {json.dumps([c.shape for c in first])}
+        for guess in ALTERNATIVES:
+            other = [choose(v["name"], v["dtype"], v["shape"], size, guess) for v in specs]
+            key = json.dumps([c.shape for c in other])
+            if key in tried:
+                continue
+            tried.add(key)
+            if runner(other) is None:
+                firsts = ", ".join(f"{c.name}={c.shape}" for c in first if c.dynamic)
+                return other, (f"onnxruntime runs the model with these shapes (outputs {runner.outputs}); "
+                               f"it could not with the first guess {firsts}: {error}")
+    return first, f"onnxruntime could NOT run the model with these shapes: {error}"
+
+
+class _Probe:
+    """Runs the model once in onnxruntime with generated inputs of given shapes; None when it runs,
+    else the error's first line."""
+
+    def __init__(self, path: Path, specs: list[dict]) -> None:
+        self.path, self.specs, self.session, self.outputs = path, specs, None, ""
+
+    def __call__(self, choices: list[InputShape]) -> str | None:
+        try:
+            import onnxruntime as ort
+
+            from edgebuild.evaldata import generate_inputs
+
+            if self.session is None:
+                options = ort.SessionOptions()
+                options.log_severity_level = 4          # the error comes back as an exception, once
+                self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            feed = generate_inputs(self.specs, count=1, input_shapes={c.name: c.shape for c in choices})
+            outputs = self.session.run(None, feed)
+            self.outputs = ", ".join(json.dumps(list(o.shape)) for o in outputs)
+            return None
+        except Exception as exc:      # reported, not fatal: the user fixes the shapes
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return text[:300]
 
 
 def parse_input_shape(text: str) -> tuple[str, list[int]]:

@@ -48,7 +48,8 @@ def quick_project(model_arg: str, recipe_name: str | None, device: str | None, s
     shapes: dict[str, list[int]] = {}
     notes = []
     if source.is_file():
-        chosen = {c.name: c for c in choose_shapes(source)}
+        choices, probe_note = choose_shapes(source, probe=not given)
+        chosen = {c.name: c for c in choices}
         for name in given:
             if name not in chosen:
                 raise ConfigError(f"--input-shape: the model has no input '{name}'{did_you_mean(name, chosen)}; "
@@ -61,6 +62,8 @@ def quick_project(model_arg: str, recipe_name: str | None, device: str | None, s
                 notes.append(f"input '{name}' {choice.model_shape} checked as {choice.shape} ("
                              + "; ".join(choice.notes) + f"): pass --input-shape {name}=" +
                              ",".join(map(str, choice.shape)) + " to choose")
+        if notes and probe_note:
+            notes.append(probe_note)
     elif given:
         raise ConfigError("--input-shape applies to ONNX models, not to a model folder")
 

@@ -301,3 +301,21 @@ def test_init_takes_dynamic_sizes_from_the_model_metadata(tmp_path):
     text = (tmp_path / "targets.toml").read_text()
     assert tomllib.loads(text)["models"]["det"]["input_shapes"] == {"x": [1, 3, 320, 256]}
     assert "320 from the model's metadata 'imgsz'" in text and "GUESSED" not in text
+
+
+def test_a_guess_that_does_not_run_is_replaced_by_one_that_does(tmp_path):
+    """A text-line model that only runs at 48x320 (its Reshape fixes H*W): the first guess, 224x224,
+    fails in onnxruntime, so the next guesses are tried and the one that runs is taken, and said so."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    shape = numpy_helper.from_array(__import__("numpy").array([1, 3 * 48 * 320], dtype="int64"), "shape")
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["flat"]),
+             helper.make_node("ReduceSum", ["flat"], ["y"], keepdims=0)]
+    model = helper.make_model(helper.make_graph(nodes, "line", [x], [y], [shape]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, str(tmp_path / "line.onnx"))
+    result = run_cli(tmp_path, "check", str(tmp_path / "line.onnx"), "--recipe", "onnxruntime",
+                     env={"EDGEBUILD_HOME": str(tmp_path / "home")})
+    assert result.rc == 0, result.stderr
+    assert "checked as [1, 3, 48, 320]" in result.stderr
+    assert "could not with the first guess x=[1, 3, 224, 224]" in result.stderr

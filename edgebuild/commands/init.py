@@ -102,7 +102,7 @@ def _describe_onnx(info: ModelInfo) -> None:
         raise ConfigError(f"{info.source}: cannot be read as ONNX ({str(exc).splitlines()[0] if str(exc) else exc})") \
             from None
     io = describe_io(model)
-    choices = choose_shapes(info.path)
+    choices, probe_note = choose_shapes(info.path)
     for choice in choices:
         info.lines.append(f"# input  {choice.name}: {choice.dtype} {_declared(choice.model_shape)}")
     for out in io["outputs"]:
@@ -116,7 +116,7 @@ def _describe_onnx(info: ModelInfo) -> None:
                 info.lines.append(f"#   {c.name} {note}" + ("   <-- GUESSED: check it" if "guess" in note else ""))
         shapes = ", ".join(f"{_toml_key(c.name)} = {json.dumps(c.shape)}" for c in dynamic)
         info.lines.append(f"input_shapes = {{ {shapes} }}")
-        info.lines.append(f"# {_probe(info.path, dynamic)}")
+        info.lines.append(f"# {probe_note}")
     example = choices[0] if choices else None
     arrays = ", ".join(_py_argument(c.name) for c in choices) or "..."
     info.lines += [
@@ -144,25 +144,6 @@ def _toml_key(name: str) -> str:
 def _py_argument(name: str) -> str:
     """How numpy.savez is given the array of input `name` (a keyword when the name allows one)."""
     return f"{name}=ARRAY" if name.isidentifier() else f"**{{{json.dumps(name)}: ARRAY}}"
-
-
-def _probe(path: Path, dynamic) -> str:
-    """Whether onnxruntime runs the model with the chosen shapes (a wrong guess often does not)."""
-    try:
-        import onnxruntime as ort
-
-        from edgebuild.evaldata import generate_inputs
-        from edgebuild.onnxinfo import describe_io
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        specs = describe_io(path)["inputs"]
-        feed = generate_inputs(specs, count=1, input_shapes={c.name: c.shape for c in dynamic})
-        outputs = session.run(None, feed)
-        shapes = ", ".join(json.dumps(list(o.shape)) for o in outputs)
-        return f"onnxruntime runs the model with these shapes (outputs {shapes})"
-    except Exception as exc:     # reported, not fatal: the user fixes the shapes
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"onnxruntime could NOT run the model with these shapes: {text[:300]}"
 
 
 def candidates(models: list[ModelInfo], devices: list[str], root: Path) -> list[Candidate]:
