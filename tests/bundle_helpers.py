@@ -4,6 +4,7 @@ model, its self-test made with onnxruntime, the bundle spec, tar members, and th
 run in an environment that cannot see this checkout."""
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import subprocess
@@ -127,3 +128,65 @@ def run_loader(loader: Path, *args: str, python: str = sys.executable, env: dict
                ) -> subprocess.CompletedProcess:
     return subprocess.run([python, str(loader), *args], capture_output=True, text=True, timeout=300,
                           cwd=str(loader.parent), env=env if env is not None else isolated_env())
+
+
+# Hostile archives that cost little to store and much to inflate (the tamper matrix and
+# benchmarks/bundle_attacks.py). `members` are a bundle's (TarInfo, bytes) as read_members gives.
+END = b"\0" * 10240                     # end-of-archive marker padded to a whole tar record
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=1, mtime=0)
+
+
+ZEROS_1MIB = gz(b"\0" * (1 << 20))       # gzip members concatenate: n copies inflate to n MiB
+
+
+def tar_prefix(members) -> bytes:
+    """The uncompressed tar stream of `members`, without the end-of-archive marker."""
+    buf = io.BytesIO()
+    tar = tarfile.TarFile(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)
+    for info, data in members:
+        tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()  # not closed: close() would append the end marker
+
+
+def tar_header(name: str, size: int, kind=tarfile.REGTYPE) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.mode = kind, size, 0o644
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def _root(members) -> str:
+    return members[0][0].name.split("/")[0]
+
+
+def _header_then_zeros(members, header: bytes, mib: int) -> bytes:
+    return gz(tar_prefix(members) + header) + ZEROS_1MIB * mib + gz(END)
+
+
+def unlisted_entry(members, mib: int) -> bytes:
+    """The bundle plus an unlisted entry zeros.bin of `mib` MiB of zeros."""
+    return _header_then_zeros(members, tar_header(f"{_root(members)}/zeros.bin", mib << 20), mib)
+
+
+def pax_header(members, mib: int) -> bytes:
+    """The bundle plus a PAX extended header `mib` MiB long."""
+    return _header_then_zeros(members, tar_header("././@PaxHeader", mib << 20, tarfile.XHDTYPE), mib)
+
+
+def gnu_long_name(members, mib: int) -> bytes:
+    """The bundle plus a GNU long-name header `mib` MiB long."""
+    return _header_then_zeros(members, tar_header("././@LongLink", mib << 20, tarfile.GNUTYPE_LONGNAME), mib)
+
+
+def after_end(members, mib: int) -> bytes:
+    """The intact bundle followed by `mib` MiB of zeros after its end-of-archive marker."""
+    return gz(tar_prefix(members) + END) + ZEROS_1MIB * mib
+
+
+def deep_path(members, depth: int) -> bytes:
+    """The bundle plus a one-byte file `depth` folders deep."""
+    info = tarfile.TarInfo(_root(members) + "/" + "a/" * depth + "x.bin")
+    info.size = 1
+    return gz(tar_prefix(list(members) + [(info, b"x")]) + END)

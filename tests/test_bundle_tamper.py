@@ -5,8 +5,6 @@ deep paths, trailing data) are rejected at their header, before their payload is
 written."""
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import tarfile
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgebuild.bundle import BundleInvalid, unpack_bundle, verify_bundle, write_bundle
+import bundle_helpers as bombs
 from bundle_helpers import make_spec, read_members, run_loader, write_members
 
 ROOT = "demo-cpu-fp32-1.0.0"
@@ -89,61 +88,21 @@ class Raw:
         self.make = make
 
 
-def _tar_prefix(members) -> bytes:
-    """The uncompressed tar stream of `members`, without the end-of-archive marker."""
-    buf = io.BytesIO()
-    tar = tarfile.TarFile(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)
-    for info, data in members:
-        tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()  # not closed: close() would append the end marker
-
-
-def _gz(data: bytes) -> bytes:
-    return gzip.compress(data, compresslevel=1, mtime=0)
-
-
-# 1 GiB of zeros costs 1 MB of archive: gzip members concatenate, and readers inflate them all
-ZEROS_1MIB = _gz(b"\0" * (1 << 20))
-END = b"\0" * 10240
-
-
-def _header(name: str, size: int, kind=tarfile.REGTYPE) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.type, info.size, info.mode = kind, size, 0o644
-    return info.tobuf(format=tarfile.USTAR_FORMAT)
-
-
-def _bomb_after(members, header: bytes, mib: int) -> bytes:
-    return _gz(_tar_prefix(members) + header) + ZEROS_1MIB * mib + _gz(END)
-
-
-def _deep_path(depth):
-    def make(members, ctx):
-        info = tarfile.TarInfo(ROOT + "/" + "a/" * depth + "x.bin")
-        info.size = 1
-        return _gz(_tar_prefix(list(members) + [(info, b"x")]) + END)
-    return make
-
-
 CASES_RAW = {
-    "gzip bomb: 1 GiB unlisted entry": (
-        Raw(lambda m, ctx: _bomb_after(m, _header(f"{ROOT}/zeros.bin", 1 << 30), 1024)),
-        "file not listed in manifest: zeros.bin"),
-    "gzip bomb after the end marker": (
-        Raw(lambda m, ctx: _gz(_tar_prefix(m) + END) + ZEROS_1MIB * 1024), "trailing data after the end"),
-    "PAX header bomb: 256 MiB": (
-        Raw(lambda m, ctx: _bomb_after(m, _header("././@PaxHeader", 256 << 20, tarfile.XHDTYPE), 256)),
-        "PAX header of 268435456 bytes"),
-    "GNU long-name bomb: 64 MiB": (
-        Raw(lambda m, ctx: _bomb_after(m, _header("././@LongLink", 64 << 20, tarfile.GNUTYPE_LONGNAME), 64)),
-        "GNU long-name header of 67108864 bytes"),
-    "path 120k folders deep": (Raw(_deep_path(120_000)), "PAX header of"),
-    "path 100 folders deep": (Raw(_deep_path(100)), "deeper than 32 folders"),
-    "path 2000 folders deep": (Raw(_deep_path(2000)), "longer than 1024 characters"),
+    "gzip bomb: 1 GiB unlisted entry": (Raw(lambda m, ctx: bombs.unlisted_entry(m, 1024)),
+                                        "file not listed in manifest: zeros.bin"),
+    "gzip bomb after the end marker": (Raw(lambda m, ctx: bombs.after_end(m, 1024)), "trailing data after the end"),
+    "PAX header bomb: 256 MiB": (Raw(lambda m, ctx: bombs.pax_header(m, 256)), "PAX header of 268435456 bytes"),
+    "GNU long-name bomb: 64 MiB": (Raw(lambda m, ctx: bombs.gnu_long_name(m, 64)),
+                                   "GNU long-name header of 67108864 bytes"),
+    "path 120k folders deep": (Raw(lambda m, ctx: bombs.deep_path(m, 120_000)), "PAX header of"),
+    "path 100 folders deep": (Raw(lambda m, ctx: bombs.deep_path(m, 100)), "deeper than 32 folders"),
+    "path 2000 folders deep": (Raw(lambda m, ctx: bombs.deep_path(m, 2000)), "longer than 1024 characters"),
     "trailing garbage after the gzip stream": (
-        Raw(lambda m, ctx: _gz(_tar_prefix(m) + END) + b"trailing garbage" * 64), "trailing data"),
+        Raw(lambda m, ctx: bombs.gz(bombs.tar_prefix(m) + bombs.END) + b"trailing garbage" * 64), "trailing data"),
     "trailing tar entry after the end marker": (
-        Raw(lambda m, ctx: _gz(_tar_prefix(m) + b"\0" * 1024 + _tar_prefix([m[-1]]) + END)), "trailing data"),
+        Raw(lambda m, ctx: bombs.gz(bombs.tar_prefix(m) + b"\0" * 1024 + bombs.tar_prefix([m[-1]]) + bombs.END)),
+        "trailing data"),
 }
 
 SIGNATURE = "signature of manifest.json does not verify"
