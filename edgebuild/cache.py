@@ -324,6 +324,12 @@ class ActionCache:
                 return state
         return "ok"
 
+    def distrust(self, key: str) -> None:
+        """Drop the local copy of an unauthenticated remote entry that failed verification, and
+        never take the remote entry for `key` again: the step runs here next time."""
+        atomic_write_bytes(self.root / "distrusted" / key[:2] / self._path(key).name, b"")
+        _unlink_quietly(self._path(key))
+
     def touch(self, key: str) -> None:
         """Mark an entry as used now (gc keeps recently used entries)."""
         try:
@@ -347,6 +353,8 @@ class ActionCache:
         remote = self.remote
         if remote is None or key in self._remote_missed:
             return None
+        if self.auth_key is None and (self.root / "distrusted" / key[:2] / key).exists():
+            return None     # its result failed a verification here before
         self._remote_missed.add(key)    # until it is found complete below
         try:
             data = remote.get_action(key)

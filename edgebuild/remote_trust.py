@@ -10,6 +10,8 @@ reference model `onnx.check` makes): a poisoned reference could make a poisoned 
 """
 from __future__ import annotations
 
+import sys
+
 VERIFICATION_OUTPUT = "selftest.npz"
 
 
@@ -32,3 +34,36 @@ def local_only_nodes(graph) -> set[str]:
         node = graph.nodes[nid]
         pending.extend(node.deps)
     return local
+
+
+def _data_inputs(node) -> list[str]:
+    return [ref.node for ref in node.inputs.values() if ref.node]
+
+
+def drop_after_failed_verification(graph, outcomes: dict, actions) -> list[str]:
+    """A verification failed on results taken from an unauthenticated remote: forget those results
+    (their local copies, and the remote entries for those keys from now on), so the next build makes
+    them here instead of taking the same entries again. Returns the labels of the steps dropped."""
+    from edgebuild.cache import UNVERIFIED
+    dropped: list[str] = []
+    for nid, outcome in outcomes.items():
+        node = graph.nodes[nid]
+        if outcome.status != "failed" or VERIFICATION_OUTPUT not in getattr(node.step_cls, "outputs", ()):
+            continue
+        pending, seen = _data_inputs(node), set()
+        while pending:
+            dep = pending.pop()
+            if dep in seen:
+                continue
+            seen.add(dep)
+            upstream = outcomes.get(dep)
+            if upstream is not None and upstream.key and (upstream.entry or {}).get(UNVERIFIED):
+                actions.distrust(upstream.key)
+                dropped.append(graph.nodes[dep].label)
+            pending.extend(_data_inputs(graph.nodes[dep]))
+    dropped = sorted(set(dropped))
+    if dropped:
+        print(f"edgebuild: warning: a verification failed on results taken from the remote cache without "
+              f"EDGEBUILD_REMOTE_CACHE_KEY ({', '.join(dropped)}); they are dropped: the next build makes "
+              "them here", file=sys.stderr, flush=True)
+    return dropped

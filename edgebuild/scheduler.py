@@ -136,6 +136,9 @@ class Scheduler:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             self.reporter.stop()
+        if not self.cache.actions.remote_authenticated and any(o.status == "failed" for o in self.outcomes.values()):
+            from edgebuild.remote_trust import drop_after_failed_verification
+            drop_after_failed_verification(self.graph, self.outcomes, self.cache.actions)
         return self.outcomes
 
     def _finish(self, nid: str, outcome: Outcome, consumers, waiting, ready) -> None:

@@ -208,6 +208,18 @@ def test_without_the_key_a_wrong_model_is_caught_by_verification_here(fresh, pub
     assert {targets[t]["status"] for t in ("cpu-fp16", "cpu-int8")} == {"built"}     # verified here
     assert "cpu-fp32/fp32" not in ran(result.stderr)            # the conversion was taken...
     assert "cpu-fp32/verify-fp32" in ran(result.stderr)         # ...and checked here
+    assert any("verification failed on results taken from the remote cache" in w and "cpu-fp32/fp32" in w
+               for w in warnings(result.stderr)), result.stderr
+    # the failed results are dropped: the next build converts here, passes, bundles the true model
+    # and writes the good entry back to the server (a new version: the other targets' figures, which
+    # compare with fp32, change too)
+    again = run_cli(checkout, "all", "--json", "-j", "2", "--version", "1.0.1", "--remote-cache", server.url,
+                    env=env(None))
+    assert again.rc == 0, again.stderr
+    assert "cpu-fp32/fp32" in ran(again.stderr)
+    true_model = sha((published[0] / "build/cpu-fp32/digits_fp32.onnx").read_bytes())
+    assert sha(bundle_member(checkout, again.json["targets"]["cpu-fp32"]["bundle"], "digits_fp32.onnx")) == true_model
+    assert entry_of(server, keys["cpu-fp32/fp32"])["outputs"]["model.onnx"]["digest"] == true_model
 
 
 def test_client_limits_on_entries_and_announced_sizes(server, tmp_path, monkeypatch):
