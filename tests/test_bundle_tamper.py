@@ -287,3 +287,30 @@ def test_edgebuild_verify_cli_rejects_bombs(case, bundle, work, keypair, other_k
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert CASES[case][1] in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("case", ["gzip bomb: 1 GiB unlisted entry", "PAX header bomb: 256 MiB",
+                                  "GNU long-name bomb: 64 MiB"])
+def test_loader_refuses_bombs_under_tight_limits(case, bundle, unpacked, work, keypair, other_keypair, sandbox,
+                                                  tmp_path):
+    """With files capped at 16 MiB and the address space at 256 MiB, `install` still refuses each
+    bomb with its reason: it never writes or holds what the bomb inflates to (before issue 14 the
+    loader wrote the 1 GiB into staging/ and held a whole PAX header in memory)."""
+    import resource
+    import subprocess
+    import sys
+
+    from bundle_helpers import isolated_env
+
+    def limits():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
+        resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))
+
+    tampered = make_tampered(case, bundle, work, other_keypair[0], sandbox, tmp_path)
+    root = sandbox / "dest"
+    done = subprocess.run([sys.executable, str(unpacked / "loader.py"), "install", str(tampered), "--root", str(root),
+                           "--key", str(keypair[1])], preexec_fn=limits, env=isolated_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert CASES[case][1] in done.stderr and "Error" not in done.stderr
+    assert list((root / "staging").iterdir()) == []
