@@ -290,12 +290,13 @@ def test_edgebuild_verify_cli_rejects_bombs(case, bundle, work, keypair, other_k
 
 
 @pytest.mark.parametrize("case", ["gzip bomb: 1 GiB unlisted entry", "PAX header bomb: 256 MiB",
-                                  "GNU long-name bomb: 64 MiB"])
+                                  "GNU long-name bomb: 64 MiB", "path 120k folders deep"])
 def test_loader_refuses_bombs_under_tight_limits(case, bundle, unpacked, work, keypair, other_keypair, sandbox,
                                                   tmp_path):
-    """With files capped at 16 MiB and the address space at 256 MiB, `install` still refuses each
-    bomb with its reason: it never writes or holds what the bomb inflates to (before issue 14 the
-    loader wrote the 1 GiB into staging/ and held a whole PAX header in memory)."""
+    """With files capped at 16 MiB, the address space at 256 MiB and CPU time at 20 s, `install`
+    still refuses each bomb with its reason: it never writes or holds what the bomb inflates to
+    (before issue 14 the loader wrote the 1 GiB into staging/, held a whole PAX header in memory and
+    spent 46 s on the deep path)."""
     import resource
     import subprocess
     import sys
@@ -305,6 +306,7 @@ def test_loader_refuses_bombs_under_tight_limits(case, bundle, unpacked, work, k
     def limits():
         resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
         resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))
+        resource.setrlimit(resource.RLIMIT_CPU, (20, 20))
 
     tampered = make_tampered(case, bundle, work, other_keypair[0], sandbox, tmp_path)
     root = sandbox / "dest"
