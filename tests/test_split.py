@@ -198,8 +198,12 @@ profile_runs = 5
 
 def test_wire_round_trip_and_hostile_frames():
     rng = np.random.default_rng(0)
-    tensors = {"a": rng.standard_normal((1, 4, 3)).astype(np.float32), "shape": np.array([1, 12], np.int64)}
+    tensors = {"a": rng.standard_normal((1, 4, 3)).astype(np.float32), "shape": np.array([1, 12], np.int64),
+               "scalar": np.array(7, np.int64), "strided": np.arange(12.0).reshape(3, 4).T}
     back = wire.decode(wire.encode(tensors))
+    for name, value in tensors.items():
+        assert back[name].shape == value.shape and back[name].dtype == value.dtype
+        assert np.array_equal(back[name], value)
     assert back["a"].dtype == np.float32 and np.array_equal(back["a"], tensors["a"])
     assert np.array_equal(back["shape"], tensors["shape"])
     half = wire.decode(wire.encode(tensors, "fp16"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgebuild.errors import ConfigError
+from edgebuild.errors import BuildFailed, ConfigError
 from edgebuild.split import costs as cost_model
 from edgebuild.split import model_graph, planner, profiler
 
@@ -33,7 +33,11 @@ def plan_target(project, resolved) -> TargetPlan:
         prepared = model_graph.prepare_model(model.source, model.input_shapes)
     except ValueError as exc:
         raise project.error(str(exc), f"models.{model.name}.input_shapes") from None
-    graph = model_graph.analyse(prepared)
+    try:
+        graph = model_graph.analyse(prepared)
+    except Exception as exc:     # onnxruntime could not run the model to size its tensors
+        raise BuildFailed(f"{model.source.name}: cannot size the model's tensors at input_shapes "
+                          f"{model.input_shapes}: {str(exc).splitlines()[0][:300]}") from None
     inputs = {"evaluation": model.evaluation, "calibration": model.calibration}
     try:
         samples, _, data = verification_data(inputs, describe_io(prepared)["inputs"],
@@ -42,8 +46,12 @@ def plan_target(project, resolved) -> TargetPlan:
     except StepFailed as exc:
         raise ConfigError(str(exc), project.file, f"models.{model.name}") from None
     first = {n: samples[n][: graph.tensors[n].shape[0]] for n in graph.inputs}
-    host = profiler.profile_model(prepared.SerializeToString(), first, runs=config.profile_runs,
-                                  threads=config.threads)
+    try:
+        host = profiler.profile_model(prepared.SerializeToString(), first, runs=config.profile_runs,
+                                      threads=config.threads)
+    except Exception as exc:     # e.g. an op onnxruntime's CPU provider lacks
+        raise BuildFailed(f"{model.source.name}: onnxruntime could not profile the model: "
+                          f"{str(exc).splitlines()[0][:300]}") from None
     device_profile = None
     if config.device_profile is not None:
         try:

@@ -24,7 +24,7 @@ def encode(tensors: dict, intermediate: str = "fp32") -> bytes:
     """Tensors (name -> array) as one frame."""
     header, chunks = [], []
     for name, value in tensors.items():
-        array = np.ascontiguousarray(value)
+        array = np.asarray(value)           # not ascontiguousarray: it turns a 0-d scalar into shape [1]
         entry = {"name": name, "dtype": array.dtype.name, "shape": list(array.shape), "encoding": "raw"}
         if array.dtype.kind == "f" and intermediate == "fp16":
             array, entry["encoding"] = array.astype("<f2"), "fp16"
