@@ -54,9 +54,8 @@ def _custom_op_model(path):
     return path
 
 
-@pytest.mark.parametrize("route", ["tflite", "edgetpu"])
-def test_predicted_restriction_is_advice_not_a_stop(tmp_path, route):
-    report = check_model(_relu6_cnn(tmp_path / "m.onnx"), route, {"precision": "int8"})
+def test_predicted_restriction_is_advice_not_a_stop(tmp_path):
+    report = check_model(_relu6_cnn(tmp_path / "m.onnx"), "tflite", {"precision": "int8"})
     clip = next(n for n in report.nodes if n.op == "Clip")
     assert clip.status != SUPPORTED and not clip.certain      # the shipped table predicts a failure...
     assert "measured" in clip.reason                           # ...with its evidence
@@ -66,6 +65,16 @@ def test_predicted_restriction_is_advice_not_a_stop(tmp_path, route):
     assert data["advice"] == 1 and data["blocking"] == 0
     assert next(n for n in data["nodes"] if n["op"] == "Clip")["predicted"] is True
     assert "predicted, not a stop" in report.summary_line()
+
+
+def test_edgetpu_share_is_not_cut_by_a_guess(tmp_path):
+    """On the Edge TPU route the predicted conversion problem is a note; the node keeps its
+    predicted placement (ReLU6 maps), so the share a policy may gate on is not lowered by a guess."""
+    report = check_model(_relu6_cnn(tmp_path / "m.onnx"), "edgetpu", {"precision": "int8"})
+    clip = next(n for n in report.nodes if n.op == "Clip")
+    assert clip.status == SUPPORTED and report.blocking == [] and report.accelerated_share == 1.0
+    assert any("predicted conversion problem" in note and "Clip" in note for note in report.notes)
+    assert evaluate_policy(report, {"fallback": "error", "min_accelerated_share": 1.0}) == []
 
 
 def test_no_converter_at_all_is_certain_and_blocks(tmp_path):

@@ -126,13 +126,14 @@ def check(graph: WalkedGraph, settings: dict) -> RouteResult:
     placement_by_node: dict[int, list] = {}
     for p in partition.placements:
         placement_by_node.setdefault(owner[p.index], []).append(p)
+    advised: list[str] = []
     for node in graph.nodes:
         status, reason, certain = judge_node(node)
-        if status != SUPPORTED:                 # the TFLite conversion itself would fail
+        if status != SUPPORTED and certain:     # no converter at all: the conversion will fail
             result.verdicts.append((node, status, reason))
-            if not certain:                     # predicted from node tests: advice, not a stop
-                result.advisory.add(node.index)
             continue
+        if status != SUPPORTED:                 # predicted from node tests: advice, not a stop, and
+            advised.append(f"{node.op_type} '{node.where}': {reason}")   # no cut in the share either
         places = placement_by_node.get(node.index, [])
         off = [p for p in places if not p.on_accelerator]
         if node.index in folded or not places:
@@ -144,6 +145,9 @@ def check(graph: WalkedGraph, settings: dict) -> RouteResult:
             first = off[0]
             result.verdicts.append((node, FALLBACK, f"{first.op}: {first.reason}"))
     result.partition = partition
+    if advised:
+        result.notes.append(f"{len(advised)} node(s) with a predicted conversion problem (advice; the "
+                            f"converter decides), first {advised[0]}")
     result.notes.append("Edge TPU mapping is predicted from the ONNX graph (onnx2tf ops, full-int8 types); "
                         "edgetpu_compiler's log on the built .tflite is authoritative")
     return result

@@ -65,7 +65,8 @@ def measured_verdict(node: NodeInfo, rules: dict[str, list[dict]] | None = None)
 
 
 def tflite_ops_for(node: NodeInfo) -> list[str] | None:
-    """TFLite builtins predicted for one ONNX node ([] = folded away, None = not transcribed)."""
+    """TFLite builtins predicted for one ONNX node in the Edge TPU recipe's integer-only int8 file
+    ([] = folded away, None = not transcribed)."""
     row = onnx2tf_rows().get(node.op_type)
     if row is None or row["tflite_ops"] == UNKNOWN:
         return None
@@ -91,7 +92,14 @@ def tflite_ops_for(node: NodeInfo) -> list[str] | None:
         lo, hi = (node.inputs[i] if len(node.inputs) > i else None for i in (1, 2))
         bounds = (lo.value[0] if lo is not None and lo.value else None, hi.value[0] if hi is not None and hi.value else None)
         if bounds != (0.0, 6.0):
-            return ["MINIMUM", "MAXIMUM"]
+            # integer-only int8 (the Edge TPU recipe) rewrites constant-bound Clips into these
+            return ["RELU", "SUB"] if None not in bounds or "min" in a or "max" in a else ["MINIMUM", "MAXIMUM"]
+    elif node.op_type == "HardSigmoid":
+        return ["MUL", "ADD", "RELU", "SUB"]      # the integer-only rewrite (steps/tflite/prepare.py)
+    elif node.op_type == "LeakyRelu" and a.get("alpha", 0.01) < 1:
+        return ["MUL", "MAXIMUM"]                 # the integer-only rewrite
+    elif node.op_type == "Div" and len(node.inputs) > 1 and node.inputs[1] is not None and node.inputs[1].constant:
+        return ["MUL"]                            # division by a constant becomes a multiplication
     elif node.op_type == "LSTM" and a.get("direction", "forward") == "bidirectional":
         return ["BIDIRECTIONAL_SEQUENCE_LSTM"]
     return ops
