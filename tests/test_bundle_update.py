@@ -167,6 +167,7 @@ def test_install_removes_what_interrupted_installs_left(releases, unpacked, keyp
         (root / "staging" / stale / "model.onnx").write_bytes(b"\0" * 1000)
     (root / ".previous.4242.tmp").symlink_to("versions/1.0.0")
     (root / ".installed.json.tmp").write_text("{")
+    (root / "switch.json").write_text('{"active": "1.0.0", "previous": 5}')  # a journal no kill can leave
     (root / "versions" / "9.9.9").mkdir()
     assert _install(loader, releases["2.0.0"], root, key).returncode == 0
     assert list((root / "staging").iterdir()) == []
