@@ -99,15 +99,13 @@ def choose(name: str, dtype: str | None, model_shape: list, size: tuple[tuple[in
     return InputShape(name=name, dtype=dtype, model_shape=list(model_shape), shape=shape, notes=notes)
 
 
-def choose_shapes(model_path: Path, probe: bool = True) -> tuple[list[InputShape], str]:
+def choose_shapes(model_path: Path, probe: bool = True, model=None) -> tuple[list[InputShape], str]:
     """A concrete shape for every input of an ONNX model, and what onnxruntime said of them ("" when
     not probed). When it cannot run the model with the first guess, the other guesses in
     ALTERNATIVES are tried and the first that runs is taken (and said so)."""
-    import onnx
+    from edgebuild.onnxinfo import describe_io, read_onnx
 
-    from edgebuild.onnxinfo import describe_io
-
-    model = onnx.load(str(model_path), load_external_data=False)
+    model = model if model is not None else read_onnx(model_path)
     props = {p.key: p.value for p in model.metadata_props}
     size = metadata_image_size(props)
     specs = describe_io(model)["inputs"]

@@ -26,6 +26,20 @@ def describe_io(model_or_path) -> dict:
     return {"inputs": values(model.graph.input), "outputs": values(model.graph.output)}
 
 
+def read_onnx(path, shown: str | None = None):
+    """The ModelProto of a user's .onnx file (no external data); a file that is not ONNX is the
+    user's mistake: one-line ConfigError naming it."""
+    import onnx
+
+    from edgebuild.errors import ConfigError
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{shown or path}: cannot be read as ONNX ({first})") from None
+
+
 def dim_of(dim) -> int | str | None:
     """One ONNX dimension: its size, or its symbolic name / None when dynamic. A dim_value of -1
     (or 0), which Paddle exports write for dynamic axes, is dynamic too."""

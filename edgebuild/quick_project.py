@@ -48,7 +48,8 @@ def quick_project(model_arg: str, recipe_name: str | None, device: str | None, s
     shapes: dict[str, list[int]] = {}
     notes = []
     if source.is_file():
-        choices, probe_note = choose_shapes(source, probe=not given)
+        from edgebuild.onnxinfo import read_onnx
+        choices, probe_note = choose_shapes(source, probe=not given, model=read_onnx(source, model_arg))
         chosen = {c.name: c for c in choices}
         for name in given:
             if name not in chosen:

@@ -200,6 +200,9 @@ def test_quick_check_without_a_project(tmp_path):
                           (["--recipe", "tflite", "--input-shape", "input=1,x"], "positive integers")):
         bad = run_cli(elsewhere, "check", str(model), *args, env=env)
         assert bad.rc == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    (tmp_path / "garbage.onnx").write_bytes(b"not a model")
+    bad = run_cli(elsewhere, "check", str(tmp_path / "garbage.onnx"), "--recipe", "tflite", env=env)
+    assert bad.rc == 2 and "garbage.onnx: cannot be read as ONNX" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_check_convert_runs_the_cached_conversion_build_reuses(tmp_path):

@@ -75,7 +75,10 @@ def _model_io(model) -> dict:
     if model.is_folder:
         return {"inputs": [], "outputs": []}
     from edgebuild.onnxinfo import describe_io
-    io = describe_io(model.source)
+    try:
+        io = describe_io(model.source)
+    except Exception:        # not readable as ONNX: the target's first step reports it, per target
+        return {"inputs": [], "outputs": []}
     for value in io["inputs"]:
         if value["name"] in model.input_shapes:
             value["shape"] = model.input_shapes[value["name"]]

@@ -91,18 +91,12 @@ def _describe_folder(info: ModelInfo) -> None:
 
 
 def _describe_onnx(info: ModelInfo) -> None:
-    import onnx
-
     from edgebuild.input_shapes import choose_shapes
-    from edgebuild.onnxinfo import describe_io
+    from edgebuild.onnxinfo import describe_io, read_onnx
 
-    try:
-        model = onnx.load(str(info.path), load_external_data=False)
-    except Exception as exc:      # a file that is not ONNX: the user's mistake, one line
-        raise ConfigError(f"{info.source}: cannot be read as ONNX ({str(exc).splitlines()[0] if str(exc) else exc})") \
-            from None
+    model = read_onnx(info.path, info.source)
     io = describe_io(model)
-    choices, probe_note = choose_shapes(info.path)
+    choices, probe_note = choose_shapes(info.path, model=model)
     for choice in choices:
         info.lines.append(f"# input  {choice.name}: {choice.dtype} {_declared(choice.model_shape)}")
     for out in io["outputs"]:
