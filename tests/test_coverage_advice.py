@@ -20,19 +20,22 @@ from edgebuild.coverage.partition import SUPPORTED, UNSUPPORTED
 
 
 def _relu6_cnn(path, dynamic: bool = False, exp_first: bool = False):
-    """Conv -> Clip(0, 6) with constant bounds (a PyTorch ReLU6 export) -> Flatten -> Gemm.
-    The shipped measured table says Clip 'fails' (0/2 node tests, which passed the bounds as graph
-    inputs): a prediction about a different situation."""
+    """Conv -> Clip(0, 6) with constant bounds (a PyTorch ReLU6 export) -> Split in two along the
+    channels -> Add -> Flatten -> Gemm. The shipped measured table says Clip 'fails' (0/2 node
+    tests, which passed the bounds as graph inputs: out of scope for constant bounds) and Split
+    'fails' (0/14 node tests, output differs): a prediction, which the real converter overrules."""
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "w"),
              numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
              numpy_helper.from_array(np.array(6.0, np.float32), "hi"),
-             numpy_helper.from_array(rng.standard_normal((3, 4 * 6 * 6)).astype(np.float32), "fc"),
+             numpy_helper.from_array(rng.standard_normal((3, 2 * 6 * 6)).astype(np.float32), "fc"),
              numpy_helper.from_array(np.zeros(3, np.float32), "fcb")]
     nodes = [helper.make_node("Exp", ["x"], ["e"], name="exp")] if exp_first else []
     nodes += [helper.make_node("Conv", ["e" if exp_first else "x", "w"], ["c"], name="conv"),
              helper.make_node("Clip", ["c", "lo", "hi"], ["r"], name="relu6"),
-             helper.make_node("Flatten", ["r"], ["f"], name="flat"),
+             helper.make_node("Split", ["r"], ["s0", "s1"], name="halves", axis=1),
+             helper.make_node("Add", ["s0", "s1"], ["sum"], name="add"),
+             helper.make_node("Flatten", ["sum"], ["f"], name="flat"),
              helper.make_node("Gemm", ["f", "fc", "fcb"], ["y"], name="fc", transB=1)]
     batch = "N" if dynamic else 1
     graph = helper.make_graph(nodes, "relu6", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 1, 8, 8])],
@@ -56,24 +59,31 @@ def _custom_op_model(path):
 
 def test_predicted_restriction_is_advice_not_a_stop(tmp_path):
     report = check_model(_relu6_cnn(tmp_path / "m.onnx"), "tflite", {"precision": "int8"})
-    clip = next(n for n in report.nodes if n.op == "Clip")
-    assert clip.status != SUPPORTED and not clip.certain      # the shipped table predicts a failure...
-    assert "measured" in clip.reason                           # ...with its evidence
-    assert report.advice == [clip] and report.blocking == []
+    split = next(n for n in report.nodes if n.op == "Split")
+    assert split.status != SUPPORTED and not split.certain    # the shipped table predicts a failure...
+    assert "measured" in split.reason                          # ...with its evidence
+    assert report.advice == [split] and report.blocking == []
     assert evaluate_policy(report, {"fallback": "warn"}) == []  # ...which stops nothing
     data = report.to_json()
     assert data["advice"] == 1 and data["blocking"] == 0
-    assert next(n for n in data["nodes"] if n["op"] == "Clip")["predicted"] is True
+    assert next(n for n in data["nodes"] if n["op"] == "Split")["predicted"] is True
     assert "predicted, not a stop" in report.summary_line()
+
+
+def test_node_test_rules_stay_in_their_scope(tmp_path):
+    """The Clip rule was measured with the bounds as graph inputs; a ReLU6 with constant bounds is
+    outside it and falls back to the converter list (supported)."""
+    report = check_model(_relu6_cnn(tmp_path / "m.onnx"), "tflite", {})
+    assert next(n for n in report.nodes if n.op == "Clip").status == SUPPORTED
 
 
 def test_edgetpu_share_is_not_cut_by_a_guess(tmp_path):
     """On the Edge TPU route the predicted conversion problem is a note; the node keeps its
-    predicted placement (ReLU6 maps), so the share a policy may gate on is not lowered by a guess."""
+    predicted placement (SPLIT maps), so the share a policy may gate on is not lowered by a guess."""
     report = check_model(_relu6_cnn(tmp_path / "m.onnx"), "edgetpu", {"precision": "int8"})
-    clip = next(n for n in report.nodes if n.op == "Clip")
-    assert clip.status == SUPPORTED and report.blocking == [] and report.accelerated_share == 1.0
-    assert any("predicted conversion problem" in note and "Clip" in note for note in report.notes)
+    split = next(n for n in report.nodes if n.op == "Split")
+    assert split.status == SUPPORTED and report.blocking == [] and report.accelerated_share == 1.0
+    assert any("predicted conversion problem" in note and "Split" in note for note in report.notes)
     assert evaluate_policy(report, {"fallback": "error", "min_accelerated_share": 1.0}) == []
 
 
@@ -101,7 +111,7 @@ def test_share_policy_still_gates(tmp_path):
 
 
 def test_build_goes_past_the_prediction_and_converts(tmp_path):
-    """Through the CLI with the real converter: the Clip the table flags converts and verifies."""
+    """Through the CLI with the real converter: the Split the table flags converts and verifies."""
     project = tmp_path / "proj"
     (project / "models").mkdir(parents=True)
     _relu6_cnn(project / "models" / "relu6.onnx")

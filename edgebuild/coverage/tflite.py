@@ -54,7 +54,7 @@ def measured_verdict(node: NodeInfo, rules: dict[str, list[dict]] | None = None)
         return None
     feats = features(node)
     for rule in op_rules:
-        if matches(feats, rule["condition"]):
+        if matches(feats, rule["condition"]) and _in_scope(feats, rule["condition"]):
             scope = "" if rule["when"] == "*" else f" with {rule['when']}"
             evidence = f"measured: {rule['evidence']} onnx node tests{scope} converted and matched"
             if rule["verdict"] == "converts":
@@ -62,6 +62,19 @@ def measured_verdict(node: NodeInfo, rules: dict[str, list[dict]] | None = None)
             status = UNSUPPORTED if rule["when"] == "*" else RESTRICTION
             return status, f"{rule['reason'] or 'fails'} ({evidence})"
     return None
+
+
+def _in_scope(feats: dict[str, str], condition: list[tuple[str, str]]) -> bool:
+    """Whether the node tests behind a rule looked like this node. They feed every input as a graph
+    input, so a rule says nothing about a node whose input k is a constant (Clip's bounds, Resize's
+    scales, a Conv's weights) unless its condition names `ink.const` itself; such a node falls
+    back to the converter list (the issue-15 Clip case: 0/2 tests with the bounds as graph inputs
+    flagged every ReLU6)."""
+    named = {key for key, _ in condition}
+    for key, value in feats.items():
+        if key.endswith(".const") and value == "yes" and key not in named:
+            return False
+    return True
 
 
 def tflite_ops_for(node: NodeInfo) -> list[str] | None:
