@@ -115,6 +115,13 @@ def test_planner_on_a_real_cnn_beats_brute_force_over_single_tensor_cuts(real_pl
         if graph.crossing(device) == [tensor]:
             singles.append(planner.evaluate(graph, costs, device, "fp16"))
     assert len(singles) > 20
+    # the one-pass frontier table agrees with evaluating each frontier from scratch
+    frontiers = planner.frontier_candidates(graph, costs, "fp16")
+    assert len(frontiers) == len(graph.nodes) + 1
+    for fast in frontiers:
+        slow = planner.evaluate(graph, costs, fast.device_nodes, "fp16")
+        assert sorted(fast.tensors) == sorted(slow.tensors) and fast.bytes == slow.bytes
+        assert fast.device_ms == pytest.approx(slow.device_ms) and fast.server_ms == pytest.approx(slow.server_ms, abs=1e-9)
     for link in plan.links:
         chosen = plan.chosen[link.name]
         again = planner.evaluate(graph, costs, chosen.device_nodes, "fp16")

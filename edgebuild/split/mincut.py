@@ -1,7 +1,8 @@
-"""Minimum s-t cut of a small directed graph with float capacities (Edmonds-Karp max-flow).
+"""Minimum s-t cut of a directed graph with float capacities (Dinic's max-flow).
 
-The planner's graphs have a few hundred vertices, so the plain O(V E^2) algorithm is instant and
-easy to check."""
+The planner's graphs have two vertices per model node (the node and its output tensor), so a
+3000-node model makes ~6000 vertices: Dinic's blocking flows over BFS levels keep that to
+seconds where plain augmenting paths (Edmonds-Karp) take minutes."""
 from __future__ import annotations
 
 from collections import deque
@@ -13,53 +14,92 @@ EPS = 1e-12
 class FlowGraph:
     def __init__(self) -> None:
         self.index: dict[object, int] = {}
-        self.cap: list[dict[int, float]] = []
+        self.adj: list[list[int]] = []          # vertex -> edge ids
+        self.to: list[int] = []
+        self.cap: list[float] = []              # residual capacity; edge e ^ 1 is its reverse
 
     def vertex(self, key) -> int:
         if key not in self.index:
-            self.index[key] = len(self.cap)
-            self.cap.append({})
+            self.index[key] = len(self.adj)
+            self.adj.append([])
         return self.index[key]
 
     def add_edge(self, a, b, capacity: float) -> None:
         u, v = self.vertex(a), self.vertex(b)
-        self.cap[u][v] = self.cap[u].get(v, 0.0) + capacity
-        self.cap[v].setdefault(u, 0.0)          # residual edge
+        self.adj[u].append(len(self.to))
+        self.to.append(v)
+        self.cap.append(capacity)
+        self.adj[v].append(len(self.to))
+        self.to.append(u)
+        self.cap.append(0.0)
+
+    def _levels(self, s: int, t: int) -> list[int] | None:
+        level = [-1] * len(self.adj)
+        level[s] = 0
+        queue = deque([s])
+        while queue:
+            u = queue.popleft()
+            for e in self.adj[u]:
+                v = self.to[e]
+                if self.cap[e] > EPS and level[v] < 0:
+                    level[v] = level[u] + 1
+                    queue.append(v)
+        return level if level[t] >= 0 else None
+
+    def _blocking_flow(self, s: int, t: int, level: list[int]) -> float:
+        """Push flow along level-increasing paths until none is left (iterative DFS)."""
+        pointer = [0] * len(self.adj)
+        total = 0.0
+        while True:
+            path: list[int] = []            # edge ids from s
+            u = s
+            while u != t:
+                edges = self.adj[u]
+                while pointer[u] < len(edges):
+                    e = edges[pointer[u]]
+                    v = self.to[e]
+                    if self.cap[e] > EPS and level[v] == level[u] + 1:
+                        break
+                    pointer[u] += 1
+                else:                        # dead end: retreat and never come back here
+                    if not path:
+                        return total
+                    level[u] = -1
+                    e = path.pop()
+                    u = self.to[e ^ 1]
+                    pointer[u] += 1
+                    continue
+                path.append(e)
+                u = self.to[e]
+            push = min(self.cap[e] for e in path)
+            if push == INF:
+                raise OverflowError("infinite flow")
+            for e in path:
+                self.cap[e] -= push
+                self.cap[e ^ 1] += push
+            total += push
 
     def min_cut(self, source, sink) -> tuple[float, set]:
-        """(cut value, the keys on the source side). Infinite capacities stay infinite: a value of
-        INF means no finite cut exists."""
+        """(cut value, the keys on the source side). A value of INF means no finite cut exists."""
         s, t = self.vertex(source), self.vertex(sink)
-        residual = [dict(edges) for edges in self.cap]
+        saved = list(self.cap)
         flow = 0.0
-        while True:
-            parent = {s: None}
-            queue = deque([s])
-            while queue and t not in parent:
-                u = queue.popleft()
-                for v, c in residual[u].items():
-                    if c > EPS and v not in parent:
-                        parent[v] = u
-                        queue.append(v)
-            if t not in parent:
-                break
-            path, v = [], t
-            while parent[v] is not None:
-                path.append((parent[v], v))
-                v = parent[v]
-            push = min(residual[u][v] for u, v in path)
-            if push == INF:
-                return INF, set(self.index)
-            for u, v in path:
-                residual[u][v] -= push
-                residual[v][u] = residual[v].get(u, 0.0) + push
-            flow += push
+        try:
+            while True:
+                level = self._levels(s, t)
+                if level is None:
+                    break
+                flow += self._blocking_flow(s, t, level)
+        except OverflowError:
+            self.cap = saved
+            return INF, set(self.index)
         reached, queue = {s}, deque([s])
         while queue:
             u = queue.popleft()
-            for v, c in residual[u].items():
-                if c > EPS and v not in reached:
+            for e in self.adj[u]:
+                v = self.to[e]
+                if self.cap[e] > EPS and v not in reached:
                     reached.add(v)
                     queue.append(v)
-        keys = {k for k, i in self.index.items() if i in reached}
-        return flow, keys
+        self.cap = saved
+        return flow, {k for k, i in self.index.items() if i in reached}

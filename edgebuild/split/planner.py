@@ -57,10 +57,44 @@ def evaluate(graph: ModelGraph, costs: NodeCosts, device: set[str] | frozenset[s
     return Candidate(device, tensors, nbytes, costs.device(device), costs.server(server), origin)
 
 
+MAX_FRONTIERS = 1000     # candidates listed; a longer model lists every k-th frontier (the choice is exact anyway)
+
+
 def frontier_sets(graph: ModelGraph) -> list[frozenset[str]]:
     """The device sets 'first k nodes of the topological order', k = 0..N."""
     names = graph.names
     return [frozenset(names[:k]) for k in range(len(names) + 1)]
+
+
+def frontier_candidates(graph: ModelGraph, costs: NodeCosts, intermediate: str) -> list[Candidate]:
+    """evaluate() of every frontier (every k-th past MAX_FRONTIERS), in one pass: the live tensors
+    and the times are updated node by node instead of recomputed (O(N) instead of O(N^2))."""
+    names = graph.names
+    step = max(1, -(-len(names) // MAX_FRONTIERS))
+    waiting = {t: len(c) for t, c in graph.consumers.items()}      # consumers not yet on the device
+    live: dict[str, None] = {t: None for t in graph.inputs if waiting.get(t)}
+    device_ms, server_ms = 0.0, costs.server(names)
+    out = []
+    for k in range(len(names) + 1):
+        if k:
+            node = graph.node(names[k - 1])
+            device_ms += costs.device_ms[node.name]
+            server_ms -= costs.server_ms[node.name]
+            for t in dict.fromkeys(node.inputs):
+                if t in waiting:
+                    waiting[t] -= 1
+                    if not waiting[t]:
+                        live.pop(t, None)
+            for t in node.outputs:
+                if waiting.get(t):
+                    live[t] = None
+        if k % step and k != len(names):
+            continue
+        tensors = list(live) if k < len(names) else []
+        nbytes = sum(graph.tensors[t].wire_bytes(intermediate) for t in tensors)
+        out.append(Candidate(frozenset(names[:k]), tensors, nbytes, device_ms, max(server_ms, 0.0) if k < len(names)
+                             else 0.0))
+    return out
 
 
 def _optimal_device_set(graph: ModelGraph, costs: NodeCosts, link: Link, intermediate: str,
@@ -70,8 +104,14 @@ def _optimal_device_set(graph: ModelGraph, costs: NodeCosts, link: Link, interme
     net.add_edge(s, source_in, INF)                 # the data starts on the device
     for node in graph.nodes:
         v = ("n", node.name)
-        net.add_edge(s, v, costs.server_ms[node.name])     # cut when v runs on the server
-        net.add_edge(v, t, costs.device_ms[node.name])     # cut when v runs on the device
+        # v pays its server time when cut from s, its device time when cut from t; both sides share
+        # min(server, device) whatever the partition, so only the difference needs an edge
+        # (fewer augmenting paths, same minimum)
+        server, device = costs.server_ms[node.name], costs.device_ms[node.name]
+        if server > device:
+            net.add_edge(s, v, server - device)
+        elif device > server:
+            net.add_edge(v, t, device - server)
         if node.name in keep:
             net.add_edge(s, v, INF)
     for tensor, consumers in graph.consumers.items():
@@ -202,9 +242,9 @@ def make_plan(graph: ModelGraph, costs: NodeCosts, links: tuple[Link, ...], inte
     for name in keep_on_device:
         keep |= graph.ancestors(name)
     candidates: dict[frozenset, Candidate] = {}
-    for device in frontier_sets(graph):
-        if keep <= device:
-            candidates.setdefault(device, evaluate(graph, costs, device, intermediate))
+    for candidate in frontier_candidates(graph, costs, intermediate):
+        if keep <= candidate.device_nodes:
+            candidates.setdefault(candidate.device_nodes, candidate)
     chosen = {}
     for link in links:
         best = optimal_cut(graph, costs, link, intermediate, keep)
