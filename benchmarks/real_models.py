@@ -4,15 +4,16 @@
 
 Per model: what plain `check` (the coverage prediction) says, whether its gate would stop the
 target, then the real `tflite.convert` step (a worker in the `litert` toolchain, as the executor
-runs it) at fp32 and full int8, each verified by the real `tflite.verify` step against onnxruntime
-on SYNTHETIC inputs (corpus.write_npz: 8 evaluation samples, 8 other calibration samples). Prints:
+runs it) at fp32, full int8 (the tflite recipe: float islands where ai-edge-quantizer has no int8
+kernel) and integer-only int8 (the edgetpu recipe), each verified by the real `tflite.verify` step
+against onnxruntime on SYNTHETIC inputs (corpus.write_npz: 8 evaluation samples, 8 other calibration samples). Prints:
 converts (and why not), converter route, cosine (worst output's mean) and top-1 agreement
 (classifiers), full-int8 size ratio, float tensors left in the int8 file, int8/fp32 LiteRT latency
 ratio (1 thread), the Edge TPU op and MAC share predicted from the ONNX graph and from the real int8
 file, and check's verdict against the real result. Totals: conversion rates per precision against
 the issue's goals, false blocks (the gate refuses, the converter succeeds), missed failures (the
 prediction says fine, the conversion fails) and how often the plain prediction was right.
-Figures, not assertions. About 10-15 minutes for all 23 models on 2 cores.
+Figures, not assertions. About 30 minutes for all 23 models on an idle 2-core machine.
 """
 from __future__ import annotations
 
@@ -132,9 +133,10 @@ def run_model(name: str, env, tmp: Path) -> dict:
     except Exception as exc:
         row.update(predicted_ok=False, blocked=True, block_reason=f"check crashed: {type(exc).__name__}: {exc}"[:160])
     files = {}
-    for precision in ("fp32", "int8"):
+    for precision, params in (("fp32", {"precision": "fp32"}), ("int8", {"precision": "int8"}),
+                              ("edgetpu", {"precision": "int8", "integer_only": True})):
         res, seconds = run_worker(env.python, "tflite.convert", {"model": path, "calibration": calib},
-                                  {"precision": precision, "input_shapes": shapes}, tmp / precision)
+                                  dict(params, input_shapes=shapes), tmp / precision)
         r = {"converts": res["status"] == "ok", "seconds": round(seconds, 1)}
         if res["status"] != "ok":
             r["why"] = res.get("message", "")[:220]
@@ -150,7 +152,7 @@ def run_model(name: str, env, tmp: Path) -> dict:
                 r["cosine"] = None if worst_cosine(m) is None else round(worst_cosine(m), 5)
                 if classifier and "top1_agreement" in m:
                     r["top1"] = round(m["top1_agreement"], 3)
-            if precision == "int8":
+            if precision != "fp32":
                 r.update(int8_file_figures(files[precision]))
         row[precision] = r
     if "fp32" in files and "int8" in files:
@@ -167,8 +169,8 @@ def fp32_ok(row: dict) -> bool:
     return r["converts"] and r.get("cosine") is not None and r["cosine"] >= FP32_COSINE
 
 
-def int8_ok(row: dict) -> bool:
-    r = row["int8"]
+def int8_ok(row: dict, kind: str = "int8") -> bool:
+    r = row[kind]
     if not r["converts"] or r.get("cosine") is None:
         return False
     if row["kind"] == "classifier" and r.get("top1") is not None:
@@ -186,12 +188,14 @@ def line(row: dict) -> str:
         if r.get("top1") is not None:
             s += f" top1 {r['top1']}"
         return s + f" {r['seconds']}s"
-    f8 = row["int8"]
+    f8, tpu = row["int8"], row["edgetpu"]
     extra = ""
     if f8["converts"]:
-        extra = (f" size x{f8.get('size_ratio')} float-tensors {f8.get('float_tensors')} "
-                 f"lat x{row.get('int8_latency_ratio')} tpu-file ops {f8.get('tpu_ops_share_file')} "
-                 f"macs {f8.get('tpu_macs_share_file')}")
+        extra = f" size x{f8.get('size_ratio')} float-tensors {f8.get('float_tensors')} lat x{row.get('int8_latency_ratio')}"
+    extra += f" | edgetpu {part(tpu)}"
+    if tpu["converts"]:
+        extra += (f" float-tensors {tpu.get('float_tensors')} tpu-file ops {tpu.get('tpu_ops_share_file')} "
+                  f"macs {tpu.get('tpu_macs_share_file')}")
     check = "BLOCK" if row.get("blocked") else ("ok" if row.get("predicted_ok") else f"advice({row.get('advice')})")
     return (f"{row['name']:20} check {check:10} tpu-pred ops {row.get('tpu_ops_share')} macs {row.get('tpu_macs_share')}"
             f" | fp32 {part(row['fp32'])} | int8 {part(f8)}{extra}")
@@ -207,6 +211,9 @@ def totals(rows: list[dict]) -> dict:
         "int8_converts": sum(r["int8"]["converts"] for r in rows),
         "int8_ok": sum(int8_ok(r) for r in rows),
         "int8_integer_only": sum(bool(r["int8"].get("integer_only")) for r in rows),
+        "edgetpu_converts": sum(r["edgetpu"]["converts"] for r in rows),
+        "edgetpu_ok": sum(int8_ok(r, "edgetpu") for r in rows),
+        "edgetpu_zero_float": sum(r["edgetpu"].get("float_tensors") == 0 for r in rows),
         "false_blocks": sum(r.get("blocked", False) and c for r, c in zip(rows, converts)),
         "right_blocks": sum(r.get("blocked", False) and not c for r, c in zip(rows, converts)),
         "missed_failures": sum(r.get("predicted_ok", False) and not c for r, c in zip(rows, converts)),
@@ -215,13 +222,42 @@ def totals(rows: list[dict]) -> dict:
     }
 
 
+def refresh_predictions(path: Path) -> None:
+    """Recompute only the prediction columns of a saved run (after a change to the coverage rules)
+    and print the table and totals again: `--refresh-predictions RUN.json`."""
+    data = json.loads(path.read_text())
+    for row in data["rows"]:
+        row.update(prediction(corpus.fetch(row["name"]), corpus.get(row["name"]).input_shapes))
+        print(line(row))
+    data["totals"] = totals(data["rows"])
+    path.write_text(json.dumps(data, indent=1))
+    print_totals(data["totals"])
+
+
+def print_totals(t: dict) -> None:
+    n = t["models"] or 1
+    print(f"\nfp32: {t['fp32_converts']}/{t['models']} convert, {t['fp32_ok']}/{t['models']} ({t['fp32_ok'] / n:.0%}) "
+          f"with cosine >= {FP32_COSINE} (goal 80%)")
+    print(f"int8: {t['int8_converts']}/{t['models']} convert, {t['int8_ok']}/{t['models']} ({t['int8_ok'] / n:.0%}) "
+          f"with top-1 >= {INT8_TOP1} (classifiers) / cosine >= {INT8_COSINE} (goal 70%), "
+          f"{t['int8_integer_only']} integer-only")
+    print(f"edgetpu int8 (integer_only): {t['edgetpu_converts']}/{t['models']} convert, {t['edgetpu_ok']}/{t['models']} "
+          f"within the int8 goals, {t['edgetpu_zero_float']} with 0 float tensors")
+    print(f"gate: {t['false_blocks']} false blocks (goal 0), {t['right_blocks']} right blocks, "
+          f"{t['missed_failures']} missed failures; plain check right on {t['prediction_right']}/{t['models']} "
+          f"({t['prediction_right'] / n:.0%}, goal 90%); check --convert runs the build's own step")
+
+
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--refresh-predictions"]:
+        return refresh_predictions(Path(argv[1]))
     out_json = None
     if "--json" in argv:
         i = argv.index("--json")
         out_json = Path(argv[i + 1])
         argv = argv[:i] + argv[i + 2:]
-    names = argv or [m.name for m in corpus.CORPUS]
+    # smallest first: partial runs still cover the most models
+    names = argv or [m.name for m in sorted(corpus.CORPUS, key=lambda m: corpus.fetch(m.name).stat().st_size)]
     spec = tomllib.loads((ROOT / "recipes" / "tflite.toml").read_text())["toolchain"]
     env = toolchain.ensure(spec)
     print(f"toolchain litert: onnx2tf {env.versions.get('onnx2tf')}, ai-edge-quantizer "
@@ -236,18 +272,9 @@ def main(argv: list[str]) -> None:
                 continue
         rows.append(row)
         print(line(row), flush=True)
-    t = totals(rows)
-    n = t["models"] or 1
-    print(f"\nfp32: {t['fp32_converts']}/{t['models']} convert, {t['fp32_ok']}/{t['models']} ({t['fp32_ok'] / n:.0%}) "
-          f"with cosine >= {FP32_COSINE} (goal 80%)")
-    print(f"int8: {t['int8_converts']}/{t['models']} convert, {t['int8_ok']}/{t['models']} ({t['int8_ok'] / n:.0%}) "
-          f"with top-1 >= {INT8_TOP1} (classifiers) / cosine >= {INT8_COSINE} (goal 70%), "
-          f"{t['int8_integer_only']} integer-only")
-    print(f"gate: {t['false_blocks']} false blocks (goal 0), {t['right_blocks']} right blocks, "
-          f"{t['missed_failures']} missed failures; plain check right on {t['prediction_right']}/{t['models']} "
-          f"({t['prediction_right'] / n:.0%}, goal 90%); check --convert runs the build's own step")
-    if out_json:
-        out_json.write_text(json.dumps({"rows": rows, "totals": t}, indent=1))
+        if out_json:                       # after every model: a long run interrupted keeps its rows
+            out_json.write_text(json.dumps({"rows": rows, "totals": totals(rows)}, indent=1))
+    print_totals(totals(rows))
 
 
 if __name__ == "__main__":
