@@ -192,8 +192,11 @@ def _render(reports: dict) -> None:
                     detail = ", ".join(row["nodes"][:4]) + (" ..." if len(row["nodes"]) > 4 else "")
                     if row["reasons"]:
                         detail += "\n" + "; ".join(row["reasons"][:2])
+                # a predicted problem (advice from node-test rules) never stops the build: say so
+                shown = f"{row['status']} (predicted)" if row.get("predicted") else row["status"]
                 table.add_row(row["op"], str(row["count"]),
-                              f"[{styles.get(row['status'], 'white')}]{row['status']}[/]", detail)
+                              f"[{'yellow' if row.get('predicted') else styles.get(row['status'], 'white')}]{shown}[/]",
+                              detail)
             console.print(table)
             for issue in data.get("issues", []):
                 console.print(f"{issue['level']}: {issue['message']}", highlight=False, markup=False)
