@@ -249,6 +249,7 @@ def test_split_plan_cli_on_the_demo_writes_halves_that_compose(tmp_path):
     assert totals == sorted(totals) and fast["total_ms"]["fast"] == pytest.approx(totals[0])
     ex = doc["extracted"]
     assert ex["passed"] and ex["composition"]["logits"]["top1_agreement"] == 1.0
+    assert ex["composition"]["logits"]["accuracy_drop"] == 0.0 and ex["composition"]["logits"]["accuracy"] > 0.9
     for role in ("device", "server"):       # each half timed here against the host profile's prediction
         timing = ex["measured_here"][role]
         assert timing["measured_ms"] > 0 and timing["predicted_ms"] > 0 and timing["error"] is not None

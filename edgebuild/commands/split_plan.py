@@ -34,7 +34,10 @@ def run(args) -> int:
                 print(f"server(device(x)) vs model, output {out}: {m['samples']} samples ({result.data}), "
                       f"cosine min {m['cosine_min']:.6f}, max abs error {m['max_abs_error']:.3g}"
                       + (f", top-1 agreement {m['top1_agreement']:.3f}" if "top1_agreement" in m else "")
-                      + f" -> {'ok' if ex['passed'] else 'FAILED'} (gate cosine >= {ex['gate_min_cosine']:g})")
+                      + (f", accuracy {m['accuracy']:.3f} (model {m['accuracy_source']:.3f})" if "accuracy" in m else "")
+                      + f" -> {'ok' if ex['passed'] else 'FAILED'} (gates: cosine >= {ex['gate_min_cosine']:g}"
+                      + (f", accuracy drop <= {ex['gate_max_accuracy_drop']:g}" if "accuracy" in m and
+                         ex["gate_max_accuracy_drop"] is not None else "") + ")")
             for role, t in ex["measured_here"].items():
                 print(f"{role} half run here: {t['measured_ms']:.3f} ms measured (median), {t['predicted_ms']:.3f} ms "
                       f"predicted by this host's profile ({100.0 * (t['error'] or 0):+.1f}%)")
@@ -85,10 +88,16 @@ def _extract(project, resolved, args, result) -> dict:
     files = {role: str(p) for role, p in save_halves(halves, out).items()}
     samples = {n: v[: max(args.samples, 1) * plan.graph.tensors[n].shape[0]] for n, v in result.samples.items()
                if n in plan.graph.tensors}
-    composition = check_composition(plan.graph, halves, samples, plan.intermediate)
-    passed = all(m["cosine_min"] >= config.cosine_gate for m in composition.values())
+    labels = result.samples.get("labels")
+    composition = check_composition(plan.graph, halves, samples, plan.intermediate,
+                                    labels[: max(args.samples, 1)] if labels is not None else None)
+    max_drop = resolved.params.get("max_accuracy_drop")      # the target's own accuracy gate, where it has one
+    passed = all(m["cosine_min"] >= config.cosine_gate and
+                 (not isinstance(max_drop, (int, float)) or m.get("accuracy_drop", 0.0) <= max_drop)
+                 for m in composition.values())
     doc = {"link": link, "kind": cut.kind, "sent": cut.tensors, "files": files, "composition": composition,
            "gate_min_cosine": config.cosine_gate, "passed": passed, "data": result.data,
+           "gate_max_accuracy_drop": max_drop if isinstance(max_drop, (int, float)) else None,
            "measured_here": _time_halves(plan, cut, halves, samples, result.host_profile, config)}
     full = out / "full.onnx"     # the model as planned (fixed shapes, named nodes): profile it on the device
     full.write_bytes(plan.graph.model.SerializeToString())

@@ -132,9 +132,11 @@ class SplitRunner:
         return {**kept, **self.server_part(frame)}
 
 
-def check_composition(graph: ModelGraph, halves: Halves, samples: dict, intermediate: str = "fp32") -> dict:
+def check_composition(graph: ModelGraph, halves: Halves, samples: dict, intermediate: str = "fp32",
+                      labels=None) -> dict:
     """Run full model and halves (through the wire encoding) on every sample (batch of 1 at the
-    declared shapes); per output: max abs error, min cosine, top-1 agreement for (1, C) outputs."""
+    declared shapes); per output: max abs error, min cosine, top-1 agreement for (1, C) outputs,
+    and with labels the accuracy of both and its drop."""
     from edgebuild.metrics import compare
 
     full = _session(graph.model)
@@ -154,6 +156,9 @@ def check_composition(graph: ModelGraph, halves: Halves, samples: dict, intermed
     result = {}
     for o in graph.outputs:
         r, g = np.concatenate(ref[o]), np.concatenate(got[o])
-        m = compare(r.reshape(count, -1), g.reshape(count, -1))
-        result[o] = {k: m[k] for k in ("samples", "max_abs_error", "cosine_min", "top1_agreement") if k in m}
+        classes = r.reshape(count, -1).shape[1]
+        with_labels = labels is not None and batch == 1 and r.size == count * classes and len(labels) >= count
+        m = compare(r.reshape(count, -1), g.reshape(count, -1), labels[:count] if with_labels else None)
+        result[o] = {k: m[k] for k in ("samples", "max_abs_error", "cosine_min", "top1_agreement", "accuracy_source",
+                                       "accuracy", "accuracy_drop") if k in m}
     return result
