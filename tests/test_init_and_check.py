@@ -261,16 +261,26 @@ def _paddle_style_model(path: Path, dims=(-1, 3, -1, -1), metadata: dict | None 
     onnx.save(model, str(path))
 
 
-def test_paddle_minus_one_dims_build_for_onnxruntime(tmp_path):
+def test_paddle_minus_one_dims_are_dynamic(tmp_path):
+    """-1 dims read as dynamic: the model builds for onnxruntime with and without input_shapes, and
+    TensorRT's check takes them as dynamic (fixed by input_shapes, or that target's problem)."""
     project = tmp_path / "p"
     (project / "models").mkdir(parents=True)
     _paddle_style_model(project / "models" / "paddle.onnx")
     (project / "targets.toml").write_text(
         '[project]\nname = "p"\nversion = "0.1.0"\n[models.m]\nsource = "models/paddle.onnx"\n'
-        'input_shapes = { x = [1, 3, 32, 32] }\n[targets.cpu]\nmodel = "m"\nrecipe = "onnxruntime"\nlatency_runs = 20\n'
-        '[models.free]\nsource = "models/paddle.onnx"\n[targets.cpu-dynamic]\nmodel = "free"\nrecipe = "onnxruntime"\n'
-        'latency_runs = 20\n')
-    result = run_cli(project, "build", "--json")
+        'input_shapes = { x = [1, 3, 32, 32] }\n[models.free]\nsource = "models/paddle.onnx"\n'
+        '[targets.cpu]\nmodel = "m"\nrecipe = "onnxruntime"\nlatency_runs = 20\n'
+        '[targets.cpu-dynamic]\nmodel = "free"\nrecipe = "onnxruntime"\nlatency_runs = 20\n'
+        '[targets.t4]\nmodel = "m"\nrecipe = "tensorrt"\ndevice = "t4"\n'
+        '[targets.t4-free]\nmodel = "free"\nrecipe = "tensorrt"\ndevice = "t4"\n')
+    reports = run_cli(project, "check", "--json").json["targets"]
+    assert reports["t4"]["status"] == "ok", reports["t4"]
+    assert reports["t4-free"]["status"] == "problem"
+    assert any("dynamic dimensions [0, 2, 3]" in p for p in reports["t4-free"]["problems"])
+    assert reports["cpu"]["status"] == reports["cpu-dynamic"]["status"] == "ok"
+
+    result = run_cli(project, "build", "cpu", "cpu-dynamic", "--json")
     assert result.rc == 0, result.stdout + result.stderr
     for name in ("cpu", "cpu-dynamic"):
         assert result.json["targets"][name]["status"] == "built"
@@ -278,22 +288,6 @@ def test_paddle_minus_one_dims_build_for_onnxruntime(tmp_path):
     assert describe_io(project / "models" / "paddle.onnx")["inputs"][0]["shape"] == [None, 3, None, None]
     built = describe_io(project / "build" / "cpu-dynamic" / "free_fp32.onnx")["inputs"][0]["shape"]
     assert built[1] == 3 and all(isinstance(d, str) for d in (built[0], built[2], built[3]))   # named, not -1
-
-
-def test_paddle_minus_one_dims_in_tensorrt_profiles(tmp_path):
-    """-1 dims are dynamic for TensorRT's check too: fixed by input_shapes, or that target's problem."""
-    project = tmp_path / "p"
-    (project / "models").mkdir(parents=True)
-    _paddle_style_model(project / "models" / "paddle.onnx")
-    (project / "targets.toml").write_text(
-        '[project]\nname = "p"\nversion = "0.1.0"\n[models.m]\nsource = "models/paddle.onnx"\n'
-        'input_shapes = { x = [1, 3, 32, 32] }\n[models.free]\nsource = "models/paddle.onnx"\n'
-        '[targets.t4]\nmodel = "m"\nrecipe = "tensorrt"\ndevice = "t4"\n'
-        '[targets.t4-free]\nmodel = "free"\nrecipe = "tensorrt"\ndevice = "t4"\n')
-    reports = run_cli(project, "check", "--json").json["targets"]
-    assert reports["t4"]["status"] == "ok", reports["t4"]
-    assert reports["t4-free"]["status"] == "problem"
-    assert any("dynamic dimensions [0, 2, 3]" in p for p in reports["t4-free"]["problems"])
 
 
 def test_init_takes_dynamic_sizes_from_the_model_metadata(tmp_path):
