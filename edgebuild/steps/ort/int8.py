@@ -189,9 +189,11 @@ class OrtQuantize(Step):
         ratio = winner.ratio
         if max_ratio is not None and ratio is not None and ratio > max_ratio:
             figures = winner.figures
+            rounds = len(figures.get("ratios_measured", [1]))
             message = (f"int8 is slower than fp32: p50 {figures['p50_ms']:.4f} ms vs {figures['fp32_p50_ms']:.4f} "
-                       f"ms (x{ratio:.2f}, interleaved, {search_figures['threads']} thread(s), "
-                       f"{winner.options.label()}) breaks gate max_latency_ratio = {max_ratio:g}")
+                       f"ms (x{ratio:.2f}{f' over {rounds} timing rounds' if rounds > 1 else ''}, interleaved, "
+                       f"{search_figures['threads']} thread(s), {winner.options.label()}) breaks gate "
+                       f"max_latency_ratio = {max_ratio:g}")
             if on_slower != "fp32":
                 error = StepFailed(message + '; set on_slower = "fp32" to ship the fp32 model instead, or '
                                    'max_latency_ratio = false to ship int8 anyway')
