@@ -376,3 +376,42 @@ def _served(server_folder: Path, connections: int = 1):
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_http_endpoint_and_refused_frames(tmp_path):
+    """The server half behind POST /v1/split (real HTTP server process): answers like the TCP one,
+    and a frame naming the wrong tensor gets 400, not a crash."""
+    import urllib.error
+    import urllib.request
+    prepared = model_graph.prepare_model(REPO / "models/digits.onnx", {"input": [1, 1, 8, 8]})
+    graph = model_graph.analyse(prepared)
+    costs = cost_model.node_costs(graph.names, {n: 1.0 for n in graph.names})
+    cut = planner.evaluate(graph, costs, planner.frontier_sets(graph)[5], "fp32")
+    halves = extract.extract_halves(graph, cut)
+    files = extract.save_halves(halves, tmp_path)
+    server = subprocess.Popen([sys.executable, "-m", "edgebuild.split.serve", str(files["server"]), "--http",
+                               "--port", "0", "--connections", "5"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        url = server.stdout.readline().split()[1]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1/split")
+        client = DeviceClient(files["device"], url, "fp16", halves.sent)
+        full = ort_session(str(REPO / "models/digits.onnx"))
+        with np.load(REPO / "data/digits_eval.npz") as npz:
+            x = npz["input"][:3]
+        for i in range(3):
+            expected = full.run(None, {"input": x[i: i + 1]})[0]
+            np.testing.assert_allclose(client.run({"input": x[i: i + 1]})["logits"], expected, atol=0.02)
+        bad = urllib.request.Request(url, data=wire.encode({"wrong": np.zeros(3, np.float32)}), method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bad, timeout=30)
+        assert refused.value.code == 400
+        huge = urllib.request.Request(url, data=b"\0" * 200_000, method="POST")   # more than the cut can hold
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(huge, timeout=30)
+        assert refused.value.code == 411
+        server.wait(timeout=30)
+        assert server.returncode == 0
+    finally:
+        if server.poll() is None:
+            server.kill()

@@ -111,10 +111,13 @@ def send_frame(sock, frame: bytes) -> None:
     sock.sendall(frame)
 
 
-def recv_frame(sock) -> dict:
-    """Read one frame from a socket and decode it."""
+def recv_frame(sock, max_payload: int = MAX_PAYLOAD) -> dict:
+    """Read one frame from a socket and decode it; a header announcing more than max_payload bytes
+    is refused before any payload is read."""
     (size,) = struct.unpack(">I", _read_exact(sock, 4))
     if size > MAX_HEADER:
         raise ValueError("frame header too large")
     header = parse_header(_read_exact(sock, size))
+    if payload_size(header) > max_payload:
+        raise ValueError(f"frame announces {payload_size(header)} bytes, more than the {max_payload} expected")
     return decode_payload(header, _read_exact(sock, payload_size(header)))
