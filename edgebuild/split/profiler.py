@@ -9,8 +9,9 @@ kernel whose name is no node of the model is charged to the model node that ran 
 so a fused or expanded node's time lands on its neighbour (fused-away nodes show 0 ms).
 
 JSON: {"format": "edgebuild-split-profile/1", "model": file name, "runtime": "onnxruntime X",
-       "runs": N, "threads": T, "total_ms": median wall time of one run,
-       "kernel_ms": sum of node times, "nodes": {node name: ms per run}}
+       "runs": N, "threads": T, "total_ms": median wall time of one profiled run,
+       "wall_ms": median wall time without the profiler, "scale": wall_ms / sum of kernel times,
+       "kernel_ms": sum of node times, "nodes": {node name: ms per run, scaled to add up to wall_ms}}
 """
 from __future__ import annotations
 
@@ -90,6 +91,16 @@ def profile_model(model, feeds: dict, runs: int = 20, threads: int = 1, opt_leve
             "total_ms": statistics.median(walls), "kernel_ms": sum(nodes.values()), "nodes": nodes}
 
 
+def calibrated(doc: dict, wall_ms: float) -> dict:
+    """The profile with its node times scaled so they add up to `wall_ms`, the model's median wall
+    time without the profiler: kernel times leave out per-run overhead and include the profiler's
+    own, so unscaled sums drift from what a half takes when it runs (the planner predicts those)."""
+    kernel = sum(doc["nodes"].values())
+    scale = wall_ms / kernel if kernel > 0 else 1.0
+    return {**doc, "nodes": {n: v * scale for n, v in doc["nodes"].items()}, "kernel_ms": kernel * scale,
+            "wall_ms": wall_ms, "scale": scale}
+
+
 def time_model(model, feeds: dict, runs: int = 20, threads: int = 1, opt_level: str = "basic",
                warmup: int = 3) -> float:
     """Median wall time of one run in ms, without the profiler."""
@@ -147,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--opt-level", choices=sorted(LEVELS), default="basic")
     args = parser.parse_args(argv)
-    doc = profile_model(args.model, random_feeds(args.model), args.runs, args.threads, args.opt_level)
+    feeds = random_feeds(args.model)
+    doc = profile_model(args.model, feeds, args.runs, args.threads, args.opt_level)
+    doc = calibrated(doc, time_model(args.model, feeds, args.runs, args.threads, args.opt_level))
     doc["model"] = os.path.basename(args.model)
     tmp = args.out + ".tmp"
     with open(tmp, "w") as fh:

@@ -47,8 +47,10 @@ def plan_target(project, resolved) -> TargetPlan:
         raise ConfigError(str(exc), project.file, f"models.{model.name}") from None
     first = {n: samples[n][: graph.tensors[n].shape[0]] for n in graph.inputs}
     try:
-        host = profiler.profile_model(prepared.SerializeToString(), first, runs=config.profile_runs,
-                                      threads=config.threads)
+        model_bytes = prepared.SerializeToString()
+        host = profiler.profile_model(model_bytes, first, runs=config.profile_runs, threads=config.threads)
+        host = profiler.calibrated(host, profiler.time_model(model_bytes, first, runs=config.profile_runs,
+                                                             threads=config.threads))
     except Exception as exc:     # e.g. an op onnxruntime's CPU provider lacks
         raise BuildFailed(f"{model.source.name}: onnxruntime could not profile the model: "
                           f"{str(exc).splitlines()[0][:300]}") from None
@@ -71,5 +73,6 @@ def plan_target(project, resolved) -> TargetPlan:
         raise project.error(f"no node named {exc.args[0]!r} in the model (node names: "
                             f"{', '.join(graph.names[:5])}, ...)", f"{key}.split.keep_on_device") from None
     plan.notes.append(f"server times: measured here with onnxruntime's profiler ({config.profile_runs} runs, "
-                      f"{config.threads} thread(s)) x {config.server_speed_factor:g}")
+                      f"{config.threads} thread(s)), scaled by {host['scale']:.3g} to the model's wall time "
+                      f"{host['wall_ms']:.3f} ms, x {config.server_speed_factor:g}")
     return TargetPlan(plan, samples, data, host)
