@@ -296,7 +296,7 @@ class ActionCache:
         path = self._path(key)
         try:
             entry = json.loads(path.read_bytes())
-        except (FileNotFoundError, ValueError):
+        except (FileNotFoundError, ValueError, RecursionError):
             entry = None
         if entry is not None and (problem := entry_problem(entry)):
             _warn(f"action entry {key[:12]} in {self.root} is malformed ({problem}); treated as a miss")
@@ -362,7 +362,7 @@ class ActionCache:
                 return None
             try:
                 entry = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):    # e.g. "[[[[..." nested past the parser's depth
                 entry = None
             if problem := entry_problem(entry):
                 _warn(f"remote cache {remote.url}: action entry {key[:12]} is malformed ({problem}); ignored")
@@ -487,7 +487,7 @@ class LocalCache:
             for path in self.actions.keys():
                 try:
                     entry = json.loads(path.read_bytes())
-                except ValueError:
+                except (ValueError, RecursionError):
                     entry = None
                 if entry_problem(entry) is not None:
                     entry = None

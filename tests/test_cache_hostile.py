@@ -291,6 +291,21 @@ def test_tree_outputs_travel_authenticated_and_are_rechecked(server, tmp_path, m
         ["Data/weights.bin", "Manifest.json"]
 
 
+def test_entries_nested_past_the_parser_are_misses(server, tmp_path, monkeypatch, capsys):
+    from edgebuild.cache import LocalCache
+    monkeypatch.delenv("EDGEBUILD_REMOTE_CACHE_KEY", raising=False)
+    key = sha(b"deep")
+    server.store[f"/ac/{key}"] = b"[" * 200_000
+    cache = LocalCache(tmp_path / "cache", HttpCache(server.url))
+    assert cache.actions.get(key) is None
+    assert "malformed" in capsys.readouterr().err
+    local = tmp_path / "cache" / "ac" / key[:2] / key
+    local.parent.mkdir(parents=True)
+    local.write_bytes(b"{\"a\": " * 200_000)
+    assert LocalCache(tmp_path / "cache").actions.get(key) is None
+    assert LocalCache(tmp_path / "cache").gc(set(), 0)["removed_entries"] == 1
+
+
 def test_short_cache_key_is_refused_without_echo(tmp_path, server):
     project = write_demo(tmp_path / "demo")
     result = run_cli(project, "build", "--remote-cache", server.url, env=env("hunter2hunter2"))
