@@ -88,15 +88,6 @@ def make_parser() -> argparse.ArgumentParser:
                              help="an .onnx file or a Hugging Face model folder")
             cmd.add_argument("--device", action="append", default=[], dest="devices", metavar="NAME",
                              help="make targets for this device only (repeatable; default: one per recipe)")
-        if name == "split-plan":
-            cmd.add_argument("target", metavar="TARGET")
-            cmd.add_argument("--all", action="store_true", help="show every candidate cut, not the best 15")
-            cmd.add_argument("--out", metavar="DIR", help="also write both halves of the chosen cut, plan.json, "
-                             "and check that server(device(x)) equals the model")
-            cmd.add_argument("--link", metavar="NAME", help="with --out: the link whose chosen cut to write "
-                             "(default: the first)")
-            cmd.add_argument("--samples", type=int, default=32, metavar="N",
-                             help="with --out: samples of the evaluation data to check (default 32)")
         if name == "graph":
             cmd.add_argument("--format", choices=["dot", "mermaid", "json"], default="dot")
         if name == "verify":
