@@ -57,6 +57,10 @@ class TfliteConvert(Step):
             raise StepFailed(str(exc)) from None
         out_shapes = [(vi.name, prepare.dims(vi)) for vi in source.graph.output]
         _check_domains(source)
+        for name, shape in in_shapes.items():   # known before converting: fail in a second, not a minute
+            if not shape:
+                raise StepFailed(f"input '{name}' is a scalar (shape []): TFLite makes it [1], which edgebuild's "
+                                 f"TFLite I/O description does not bind yet")
         norm = layout.normalisation(p["mean"], p["std"])
         scratch = Path(tempfile.mkdtemp(prefix="edgebuild-tflite-"))
         try:
