@@ -415,3 +415,18 @@ def test_http_endpoint_and_refused_frames(tmp_path):
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_partial_device_profile_scales_the_rest_by_its_measured_ratio():
+    """A profile of the device half only: its nodes are taken as measured, the others are host time
+    x the ratio the measured nodes show (labelled an estimate); an explicit speed_factor wins."""
+    names = ["a", "b", "c", "d"]
+    host = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}
+    costs = cost_model.node_costs(names, host, {"nodes": {"a": 5.0, "b": 10.0, "zz": 1.0}})
+    assert costs.device_ms == {"a": 5.0, "b": 10.0, "c": 15.0, "d": 20.0}
+    assert costs.measured_on_device == {"a", "b"}
+    assert "measured 2 of 4" in costs.basis and "ESTIMATE" in costs.basis
+    forced = cost_model.node_costs(names, host, {"nodes": {"a": 5.0}}, speed_factor=2.0, server_factor=0.5)
+    assert forced.device_ms["a"] == 5.0 and forced.device_ms["d"] == 8.0 and forced.server_ms["d"] == 2.0
+    recipe = cost_model.node_costs(names, host, None, recipe_factor=3.0)
+    assert recipe.device_ms["c"] == 9.0 and "recipe" in recipe.basis
