@@ -8,10 +8,13 @@
 # A delta names, for every file of the new bundle, the file of the active version it is built
 # from and a list of segments, each producing the next bytes of the new file:
 #   ["copy", base_offset, length]                      bytes of the base file, unchanged
-#   ["data", codec, patch_offset, patch_length, out_length]
+#   ["data", codec, patch_offset, patch_length, out_length(, width)]
 #                                                      new bytes, compressed with codec
-#   ["xor", codec, patch_offset, patch_length, base_offset, length]
+#   ["xor", codec, patch_offset, patch_length, base_offset, length(, width)]
 #                                                      base bytes XOR the decompressed patch
+# With a width (2 or 4: the bytes of an fp16 or fp32 value), the decompressed bytes are stored
+# byte-plane by byte-plane (all first bytes, then all second bytes, ...): the sign and exponent
+# bytes of a fine-tuned weight barely change, so their plane compresses to almost nothing.
 #   ["bsdiff", patch_offset, patch_length, base_offset, base_length, out_length]
 #   ["zstd-prefix", patch_offset, patch_length, base_offset, base_length, out_length]
 #                                                      zstd with the base bytes as prefix
@@ -58,6 +61,19 @@ def _xor(a, b):
     return (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(len(a), "little")
 
 
+def _unshuffle(data, width):
+    """Byte planes back to interleaved values (the inverse of storing plane by plane)."""
+    if width == 1:
+        return data
+    if width not in (2, 4, 8) or len(data) % width:
+        raise DeltaRejected("bad byte-plane width %r for %d bytes" % (width, len(data)))
+    count = len(data) // width
+    out = bytearray(len(data))
+    for plane in range(width):
+        out[plane::width] = data[plane * count:(plane + 1) * count]
+    return bytes(out)
+
+
 def _check_ints(values, what):
     for value in values:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > MAX_SEGMENT:
@@ -84,15 +100,15 @@ def apply_segments(segments, base, patch, out):
         if op == "copy" and len(segment) == 3:
             _check_ints(segment[1:], op)
             data = _read(_needed(base, op), segment[1], segment[2], "base file")
-        elif op == "data" and len(segment) == 5:
+        elif op == "data" and len(segment) in (5, 6):
             _check_ints(segment[2:], op)
             raw = _read(_needed(patch, op), segment[2], segment[3], "patch")
-            data = _decompress(segment[1], raw, segment[4])
-        elif op == "xor" and len(segment) == 6:
+            data = _unshuffle(_decompress(segment[1], raw, segment[4]), segment[5] if len(segment) == 6 else 1)
+        elif op == "xor" and len(segment) in (6, 7):
             _check_ints(segment[2:], op)
             raw = _read(_needed(patch, op), segment[2], segment[3], "patch")
             data = _xor(_read(_needed(base, op), segment[4], segment[5], "base file"),
-                        _decompress(segment[1], raw, segment[5]))
+                        _unshuffle(_decompress(segment[1], raw, segment[5]), segment[6] if len(segment) == 7 else 1))
         elif op in ("bsdiff", "zstd-prefix") and len(segment) == 6:
             _check_ints(segment[1:], op)
             raw = _read(_needed(patch, op), segment[1], segment[2], "patch")

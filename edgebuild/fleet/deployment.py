@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgebuild.bundle.archive import read_signed_head
-from edgebuild.bundle.index import _atomic_write
+from edgebuild.bundle.index import _atomic_write, index_expires
 from edgebuild.bundle.keys import key_id
 from edgebuild.bundle.portable import parse_semver, sha256_stream
 from edgebuild.fleet.delta import DELTA_SUFFIX
@@ -69,7 +69,8 @@ def write_deployment(bundles_dir: Path, project: str, bundles: dict[str, Path], 
     path = bundles_dir / DEPLOYMENT_NAME
     if _unchanged(path, targets, signing, now, expiry_days):
         return path   # a no-op build rewrites nothing
-    doc = {"schema_version": 1, "project": project, "generated": _iso(now), "expires": _iso(now + expiry_days * 86400),
+    # day granularity, as index.json: two builds of one day write the same bytes
+    doc = {"schema_version": 1, "project": project, "expires": index_expires(expiry_days, now),
            "signing": signing, "targets": targets}
     data = json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True).encode("ascii") + b"\n"
     _atomic_write(bundles_dir / (DEPLOYMENT_NAME + ".sig"), key.sign(data))
@@ -87,10 +88,6 @@ def _unchanged(path: Path, targets: dict, signing: dict, now: int, expiry_days: 
         return False
     return (old.get("targets") == json.loads(json.dumps(targets)) and old.get("signing") == signing
             and expires - now > expiry_days * 86400 / 2 and expires - now <= expiry_days * 86400)
-
-
-def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _released_versions(bundles_dir: Path, project: str, target: str) -> list[str]:

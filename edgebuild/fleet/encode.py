@@ -56,8 +56,25 @@ def _zstd_prefix(old: bytes, new: bytes) -> bytes:
     return pyzstd.compress(new, level_or_option=option, zstd_dict=pyzstd.ZstdDict(old, is_raw=True).as_prefix)
 
 
-def _best_data(new: bytes, compressors) -> tuple[str, bytes]:
-    return min(((codec, fn(new)) for codec, fn in compressors.items()), key=lambda c: (len(c[1]), c[0] != "none"))
+def _shuffled(data: bytes, width: int) -> bytes:
+    """Byte planes: every value's first byte, then every second byte... (delta_apply._unshuffle)."""
+    import numpy as np
+    return np.frombuffer(data, np.uint8).reshape(-1, width).T.tobytes()
+
+
+def _best_data(data: bytes, compressors) -> tuple[str, bytes, int]:
+    """(codec, compressed bytes, byte-plane width) of the smallest encoding of `data`."""
+    options = []
+    for width in (1, 2, 4):
+        if width > 1 and (len(data) % width or len(data) < 64 * width):
+            continue
+        planes = _shuffled(data, width) if width > 1 else data
+        options += [(codec, fn(planes), width) for codec, fn in compressors.items()]
+    return min(options, key=lambda c: (len(c[1]), c[0] != "none", c[2]))
+
+
+def _with_width(segment: list, width: int) -> list:
+    return segment + [width] if width > 1 else segment
 
 
 def _encode_range(out: EncodedFile, new: bytes, old: bytes | None, old_offset: int, compressors, codecs) -> None:
@@ -66,12 +83,13 @@ def _encode_range(out: EncodedFile, new: bytes, old: bytes | None, old_offset: i
         out.segments.append(["copy", old_offset, len(new)])
         return
     candidates = []   # (patch bytes, segment builder)
-    codec, data = _best_data(new, compressors)
-    candidates.append((data, lambda off, ln, c=codec: ["data", c, off, ln, len(new)]))
+    codec, data, width = _best_data(new, compressors)
+    candidates.append((data, lambda off, ln, c=codec, w=width: _with_width(["data", c, off, ln, len(new)], w)))
     if old is not None:
         if len(old) == len(new):
-            xcodec, xdata = _best_data(_xor(old, new), compressors)
-            candidates.append((xdata, lambda off, ln, c=xcodec: ["xor", c, off, ln, old_offset, len(new)]))
+            xcodec, xdata, xwidth = _best_data(_xor(old, new), compressors)
+            candidates.append((xdata, lambda off, ln, c=xcodec, w=xwidth:
+                               _with_width(["xor", c, off, ln, old_offset, len(new)], w)))
         if "bsdiff4" in codecs and max(len(old), len(new)) <= BSDIFF_MAX_BYTES:
             import bsdiff4
             candidates.append((bsdiff4.diff(old, new),
