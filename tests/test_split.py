@@ -281,6 +281,7 @@ def test_device_profile_from_the_profiler_feeds_the_planner(tmp_path):
 @pytest.mark.parametrize("split,key", [
     ('linkz = { wifi = { uplink_mbps = 5 } }\n', "targets.phone.split.linkz"),
     ('intermediate = "fp8"\n', "targets.phone.split.intermediate"),
+    ('server_precision = "int4"\n', "targets.phone.split.server_precision"),
     ('links = { wifi = { uplink_mbps = 5, rtt = 3 } }\n', "targets.phone.split.links.wifi.rtt"),
     ('keep_on_device = ["no-such-node"]\n', "targets.phone.split.keep_on_device"),
 ])
@@ -312,10 +313,11 @@ def test_split_project_builds_signed_bundles_of_both_halves_that_serve_the_full_
     the model's answers across two processes and a socket."""
     project = write_demo(tmp_path / "p", _split_toml(
         'links = { fast = { uplink_mbps = 100000, rtt_ms = 0 } }\nspeed_factor = 100.0\nintermediate = "fp16"\n'
-        'keep_on_device = ["/features/features.3/Conv"]\n').replace(
+        'keep_on_device = ["/features/features.3/Conv"]\nserver_precision = "fp16"\n').replace(
         'recipe = "onnxruntime"\n', 'recipe = "tflite"\nprecision = "fp16"\n'))
     device_folder, server_folder, sent, _ = _plan_build_and_unpack(project, tmp_path, "fast")
     assert (device_folder / "device_fp16.tflite").is_file()        # the target's own recipe and precision
+    assert (server_folder / "server_fp16.onnx").is_file()          # split.server_precision
     full = ort_session(str(project / "models/digits.onnx"))
     with np.load(project / "data/digits_eval.npz") as npz:
         x = npz["input"][:40]

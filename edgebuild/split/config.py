@@ -6,6 +6,7 @@
     keep_on_device = ["Conv.0"]      # node names that must run on the device
     device_profile = "profiles/phone.json"   # per-node times measured on the device (split profiler)
     speed_factor = 6.0               # without a device profile: device time = host time x this (estimate)
+    server_precision = "fp16"        # the server half's onnxruntime precision (fp32 | fp16 | int8)
 
 Only the standard library here: project loading validates the table before anything heavy loads.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 KEYS = {"links", "intermediate", "keep_on_device", "device_profile", "speed_factor", "server_speed_factor",
-        "min_cosine", "threads", "profile_runs"}
+        "min_cosine", "threads", "profile_runs", "server_precision"}
 LINK_KEYS = {"uplink_mbps", "rtt_ms"}
 INTERMEDIATES = ("fp32", "fp16", "int8")
 # used when the table names no links: typical uplinks (Neurosurgeon's Wi-Fi / LTE / 3G scenarios)
@@ -50,6 +51,7 @@ class SplitConfig:
     min_cosine: float | None = None          # None: DEFAULT_MIN_COSINE[intermediate]
     threads: int = 1                         # intra-op threads when profiling here
     profile_runs: int = 20
+    server_precision: str = "fp32"           # the onnxruntime recipe's precision for the server half
 
     @property
     def cosine_gate(self) -> float:
@@ -92,6 +94,9 @@ def parse_split(table: Any, key: str, root: Path, fail: Callable[[str, str], Exc
     intermediate = table.get("intermediate", "fp32")
     if intermediate not in INTERMEDIATES:
         raise fail(f"'{intermediate}' is not one of {', '.join(INTERMEDIATES)}", f"{key}.intermediate")
+    server_precision = table.get("server_precision", "fp32")
+    if server_precision not in INTERMEDIATES:
+        raise fail(f"'{server_precision}' is not one of {', '.join(INTERMEDIATES)}", f"{key}.server_precision")
     keep = table.get("keep_on_device", [])
     if not (isinstance(keep, list) and all(isinstance(n, str) and n for n in keep)):
         raise fail(f"must be a list of node names, got {keep!r}", f"{key}.keep_on_device")
@@ -121,4 +126,4 @@ def parse_split(table: Any, key: str, root: Path, fail: Callable[[str, str], Exc
     return SplitConfig(links=tuple(links), intermediate=intermediate, keep_on_device=tuple(keep),
                        device_profile=profile, speed_factor=factors.get("speed_factor"),
                        server_speed_factor=factors.get("server_speed_factor", 1.0),
-                       min_cosine=factors.get("min_cosine"), **ints)
+                       min_cosine=factors.get("min_cosine"), server_precision=server_precision, **ints)

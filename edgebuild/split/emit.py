@@ -93,8 +93,9 @@ def write_project(out: Path, project, resolved, graph, halves: Halves, data: dic
             lines.append(f"device = {toml_value(target.device)}")
         lines += [f"{k} = {toml_value(v)}" for k, v in target.settings.items()] + [""]
     if halves.server is not None:
+        precision = target.split.server_precision if target.split is not None else "fp32"
         lines += [f"[targets.{target.name}-server]", 'model = "server"', 'recipe = "onnxruntime"',
-                  'precision = "fp32"', ""]
+                  f"precision = {toml_value(precision)}", ""]
     if project.signing_key:
         lines += ["[bundle]", f"signing_key = {toml_value(str((project.root / project.signing_key).resolve()))}", ""]
     tmp = out / "targets.toml.tmp"
