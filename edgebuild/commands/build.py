@@ -33,9 +33,10 @@ def run_build(args, targets: list[str] | None, bundle: bool) -> int:
             from edgebuild.bundling import bundle_targets
             bundle_targets(project, graph, sched, results, getattr(args, "bundle_version", None), args.quiet)
             if args.command == "all":
-                from edgebuild.commands.delta import _codecs
+                from edgebuild.fleet.encode import parse_codecs
                 from edgebuild.fleet.release import publish_release
-                publish_release(project, results, args.delta_from, args.max_ratio, _codecs(args.codecs), args.quiet)
+                publish_release(project, results, args.delta_from, args.max_ratio, parse_codecs(args.codecs),
+                                args.quiet)
     doc = summary(graph, sched.outcomes, results)
     doc["ok"] = exit_code(doc, args.strict) == 0
     for name, data in doc["targets"].items():

@@ -5,18 +5,19 @@ import json
 import sys
 from pathlib import Path
 
-from edgebuild.errors import BuildFailed, ConfigError
+from edgebuild.errors import ConfigError
 
 
 def run(args) -> int:
-    from edgebuild.fleet.delta import make_delta
+    from edgebuild.fleet.encode import parse_codecs
+    from edgebuild.fleet.release import checked_delta
 
     for path in (args.old, args.new):
         if not Path(path).is_file():
             raise ConfigError(f"bundle not found: {path}")
     key = signing_key(Path(args.project), args.key, args.quiet)
     out_dir = Path(args.out) if args.out else Path(args.new).parent
-    result = _made(make_delta, Path(args.old), Path(args.new), out_dir, key, args.max_ratio, _codecs(args.codecs))
+    result = checked_delta(Path(args.old), Path(args.new), out_dir, key, args.max_ratio, parse_codecs(args.codecs))
     if args.json:
         print(json.dumps({"ok": True, **result.as_dict()}, indent=1))
     elif not args.quiet:
@@ -24,25 +25,6 @@ def run(args) -> int:
         print(f"{what}: {result.delta_bytes} bytes against {result.full_bytes} for the full bundle "
               f"({result.reason}); tensors {result.tensors}")
     return 0
-
-
-def _made(make, *params):
-    from edgebuild.bundle import BundleError, BundleInvalid
-    try:
-        return make(*params)
-    except BundleInvalid as exc:
-        raise BuildFailed(f"cannot make a delta: {exc}") from None
-    except BundleError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def _codecs(text: str) -> tuple[str, ...]:
-    from edgebuild.fleet.encode import ALL_CODECS
-    codecs = tuple(c.strip() for c in text.split(",") if c.strip())
-    unknown = [c for c in codecs if c not in ALL_CODECS]
-    if unknown or not codecs:
-        raise ConfigError(f"--codecs: unknown codec {', '.join(unknown) or '(none)'}; choose from {', '.join(ALL_CODECS)}")
-    return codecs
 
 
 def signing_key(project_dir: Path, key_file: str | None, quiet: bool):

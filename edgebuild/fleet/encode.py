@@ -19,6 +19,16 @@ BSDIFF_MAX_BYTES = 16 << 20     # bsdiff's suffix sort is slow and memory-hungry
 ZSTD_LEVEL = 19
 
 
+def parse_codecs(text: str) -> tuple[str, ...]:
+    """--codecs zstd,zlib,bsdiff4 -> a tuple; a ConfigError names an unknown codec."""
+    from edgebuild.errors import ConfigError
+    codecs = tuple(c.strip() for c in text.split(",") if c.strip())
+    unknown = [c for c in codecs if c not in ALL_CODECS]
+    if unknown or not codecs:
+        raise ConfigError(f"--codecs: unknown codec {', '.join(unknown) or '(none)'}; choose from {', '.join(ALL_CODECS)}")
+    return codecs
+
+
 @dataclass
 class EncodedFile:
     segments: list = field(default_factory=list)

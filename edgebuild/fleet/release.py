@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from edgebuild.errors import ConfigError
+from edgebuild.errors import BuildFailed, ConfigError
 from edgebuild.fsutil import relative_to_root
 from edgebuild.project import SEMVER, Project
 
@@ -13,7 +13,6 @@ def publish_release(project: Project, results: dict, delta_from: str, max_ratio:
                     quiet: bool) -> None:
     """Adds `deltas` to each bundled target's result and writes bundles/deployment.json."""
     from edgebuild.bundling import _signer
-    from edgebuild.fleet.delta import make_delta
     from edgebuild.fleet.deployment import write_deployment
 
     versions = [v.strip() for v in delta_from.split(",") if v.strip()]
@@ -34,8 +33,7 @@ def publish_release(project: Project, results: dict, delta_from: str, max_ratio:
                 continue
             if old.resolve() == bundle.resolve():
                 continue
-            from edgebuild.commands.delta import _made
-            delta = _made(make_delta, old, bundle, project.bundles_dir, key, max_ratio, codecs)
+            delta = checked_delta(old, bundle, project.bundles_dir, key, max_ratio, codecs)
             entry = delta.as_dict()
             if delta.path is not None:
                 entry["delta"] = relative_to_root(delta.path, project.root)
@@ -43,3 +41,16 @@ def publish_release(project: Project, results: dict, delta_from: str, max_ratio:
         results[name].deltas = made
     peaks = {name: (results[name].metadata.get("metrics") or {}).get("peak_rss_mb") for name in bundled}
     write_deployment(project.bundles_dir, project.name, bundled, {k: v for k, v in peaks.items() if v}, key)
+
+
+def checked_delta(old, new, out_dir, key, max_ratio: float, codecs: tuple):
+    """make_delta with its errors as the CLI's: a bundle that fails verification is a failure
+    (exit 1), any other problem (two targets, a delta as input) a usage error (exit 2)."""
+    from edgebuild.bundle import BundleError, BundleInvalid
+    from edgebuild.fleet.delta import make_delta
+    try:
+        return make_delta(old, new, out_dir, key, max_ratio, codecs)
+    except BundleInvalid as exc:
+        raise BuildFailed(f"cannot make a delta: {exc}") from None
+    except BundleError as exc:
+        raise ConfigError(str(exc)) from None
