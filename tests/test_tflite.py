@@ -213,9 +213,19 @@ def test_selftest_runs_like_the_loader_would(full_int8, tmp_path):
 def test_verify_names_a_missing_evaluation_array(full_int8, tmp_path):
     bad = tmp_path / "eval.npz"
     np.savez(bad, pixels=np.zeros((4, 1, 8, 8), np.float32))
-    with pytest.raises(StepFailed, match="eval.npz: no array named 'input'"):
+    with pytest.raises(StepFailed, match=r"eval.npz has no array for model input\(s\) input"):
         run_here("tflite.verify", {"model": full_int8[0], "reference": MODEL, "evaluation": bad},
                  {"input_shapes": SHAPES}, tmp_path / "out")
+
+
+def test_verify_without_evaluation_data_compares_on_generated_inputs(full_int8, tmp_path):
+    """No evaluation (nor calibration) data: agreement with the source on generated inputs, no accuracy
+    figures (the summary then reports the accuracy gates as `not measured: no labels`)."""
+    meta = run_here("tflite.verify", {"model": full_int8[0], "reference": MODEL},
+                    {"input_shapes": SHAPES, "input_range": {"*": [0.0, 16.0]}}, tmp_path / "out")
+    m = meta["metrics"]
+    assert m["data"].startswith("generated inputs (32 samples: input uniform in [0, 16]")
+    assert "accuracy_drop" not in m and m["top1_agreement"] >= 0.8
 
 
 # ---------------------------------------------------------------------------------- inspection

@@ -1,16 +1,17 @@
 """tflite.verify: run the .tflite with ai-edge-litert against the onnxruntime fp32 reference.
 
-Runs in edgebuild's own environment. On the evaluation set it measures output error, top-1
-agreement with the reference and, when the set has `labels`, accuracy of both and the per-class
-drop; gates (parameters a target may override in targets.toml) turn a miss into a failure.
+Runs in edgebuild's own environment. On the evaluation set (else the calibration set, else inputs
+generated from the model's input dtypes: edgebuild.evaldata.verification_data) it measures output
+error, top-1 agreement with the reference and, when the set has `labels`, accuracy of both and the
+per-class drop; gates (parameters a target may override in targets.toml) turn a miss into a failure.
 Writes `selftest.npz` for the bundle: a raw source-layout input and the artifact's output.
 """
 from __future__ import annotations
 
 import resource
-from pathlib import Path
 from typing import Any
 
+from edgebuild.evaldata import verification_data
 from edgebuild.metrics import check_gates, compare, latency
 from edgebuild.npzfile import save_npz
 
@@ -27,9 +28,9 @@ GATES = ("min_top1_agreement", "max_accuracy_drop", "max_class_drop", "max_abs_e
 
 class TfliteVerify(Step):
     name = "tflite.verify"
-    version = "4"
+    version = "5"
     uses = ("ai-edge-litert", "onnxruntime", "numpy")
-    inputs = ("model", "reference", "evaluation")
+    inputs = ("model", "reference", "evaluation?", "calibration?")
     outputs = ("selftest.npz",)
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
@@ -51,22 +52,20 @@ class TfliteVerify(Step):
         except IoMismatch as exc:
             raise StepFailed(f"{ctx.input('model').name}: {exc}") from None
 
-        eval_path = ctx.input("evaluation")
-        data = np.load(eval_path)
-        for name, _ in src_in:
-            if name not in data.files:
-                raise StepFailed(f"evaluation file {Path(eval_path).name}: no array named '{name}' "
-                                 f"(found: {', '.join(data.files)})")
+        # integer inputs (token ids, byte values) keep their type and are not normalised
+        int_types = {i.name: _ONNX_INT_TYPES[i.type] for i in session.get_inputs() if i.type in _ONNX_INT_TYPES}
+        specs = [{"name": name, "shape": [d if d > 0 else None for d in shape], "dtype": int_types.get(name, "float32")}
+                 for name, shape in src_in]
+        data, labels, data_note = verification_data({k: ctx.inputs.get(k) for k in ("evaluation", "calibration")},
+                                                     specs, params, count=32)
         batch = max(1, io_desc["inputs"][0]["shape"][0])
         count = min(len(data[src_in[0][0]]), int(params.get("max_samples", 500)))
         count -= count % batch
         if count == 0:
-            raise StepFailed(f"evaluation file {Path(eval_path).name}: fewer samples than the batch size {batch}")
+            raise StepFailed(f"{data_note}: fewer samples than the batch size {batch}")
 
         interp = Interpreter(model_path=str(ctx.input("model")), num_threads=1)
         interp.allocate_tensors()
-        # integer inputs (token ids, byte values) keep their type and are not normalised
-        int_types = {i.name: _ONNX_INT_TYPES[i.type] for i in session.get_inputs() if i.type in _ONNX_INT_TYPES}
         refs, arts = [], []
         for start in range(0, count, batch):
             feed = {name: (np.asarray(data[name][start:start + batch]).astype(int_types[name]) if name in int_types
@@ -80,8 +79,8 @@ class TfliteVerify(Step):
 
         ref = [np.concatenate([r[k] for r in refs]) for k in range(len(src_out))]
         art = [np.concatenate([a[k] for a in arts]) for k in range(len(src_out))]
-        labels = data["labels"][:count] if "labels" in data.files else None
-        metrics = compare(ref[0], art[0], labels)
+        metrics = compare(ref[0], art[0], None if labels is None else labels[:count])
+        metrics["data"] = data_note
         if len(ref) > 1:
             metrics["outputs"] = {src_out[k][0]: compare(ref[k], art[k]) for k in range(1, len(ref))}
         metrics["latency"] = dict(latency(interp.invoke), threads=1, batch=batch)
