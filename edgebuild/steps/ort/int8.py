@@ -120,7 +120,7 @@ class OrtQuantize(Step):
         from edgebuild.evaldata import batches, load_npz, verification_data
         from edgebuild.onnxinfo import describe_io, fixed_batch
         from edgebuild.steps.ort.quantize import CalibrationReader, prepare, quantize
-        from edgebuild.steps.ort.search import Bench, Candidate, measure, search
+        from edgebuild.steps.ort.search import Bench, Candidate, best_agreeing, measure, search
 
         p = ctx.params
         prepared, prep = prepare(ctx.input("model"), work, options.per_channel, ctx.log)
@@ -174,11 +174,11 @@ class OrtQuantize(Step):
                 reason = "single configuration (int8_search = false)" if options.mode == "static" \
                     else "dynamic quantization (no search)"
             if winner is None:   # nothing passes the gates: ship the best-agreeing one; verification fails it
-                usable = [c for c in tried if c.error is None and c.figures.get("worst_output_cosine") is not None]
-                if not usable:
+                winner = best_agreeing(tried)
+                if winner is None:
                     raise StepFailed("; ".join(c.error for c in tried if c.error) or "no int8 candidate could be built")
-                winner = max(usable, key=lambda c: c.figures["worst_output_cosine"])
                 reason = "no candidate passes the gates: the best-agreeing one goes to verification"
+                max_ratio = None     # verification fails it on agreement, which names the output: the real problem
             elif winner.error:
                 raise StepFailed(winner.error)
             search_figures.update(candidates=[c.record() for c in tried], chosen=tried.index(winner),

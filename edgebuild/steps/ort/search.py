@@ -119,6 +119,17 @@ def measure(candidates: list[Candidate], bench: Bench) -> None:
                             ratio_to_fp32=round(math.prod(ratios) ** (1 / len(ratios)), 4))
 
 
+def best_agreeing(candidates: list[Candidate], tie: float = 0.005) -> Candidate | None:
+    """The candidate whose worst output agrees best with fp32; near-ties (within `tie` of cosine)
+    go to the faster one."""
+    usable = [c for c in candidates if c.error is None and c.figures.get("worst_output_cosine") is not None]
+    if not usable:
+        return None
+    top = max(c.figures["worst_output_cosine"] for c in usable)
+    close = [c for c in usable if c.figures["worst_output_cosine"] >= top - tie]
+    return min(close, key=lambda c: c.ratio if c.ratio is not None else float("inf"))
+
+
 def pick(candidates: list[Candidate], margin: float) -> Candidate | None:
     """The earliest passing candidate within `margin` of the fastest passing one (by ratio to fp32,
     which is comparable across timing rounds)."""
@@ -198,9 +209,10 @@ def search(base: Int8Options, vary: dict, prepared: Path, work: Path, baseline: 
     winner = pick(first, margin)
     reason = "fastest of the first round within the margin"
     if winner is None and vary.get("calibrate_method"):
-        fastest = min((c for c in first if c.ratio is not None), key=lambda c: c.ratio, default=first[0])
-        more = [build(fastest.options.but(calibrate_method=m)) for m in ("percentile", "entropy")
-                if m != fastest.options.calibrate_method]
+        # other calibrations change agreement, not speed: try them on the best-agreeing options
+        closest = best_agreeing(first) or first[0]
+        more = [build(closest.options.but(calibrate_method=m)) for m in ("percentile", "entropy")
+                if m != closest.options.calibrate_method]
         measure(more, bench)
         winner = pick(more, margin)
         reason = "the only calibration that passes the gates"
