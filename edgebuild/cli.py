@@ -23,6 +23,7 @@ COMMANDS = {
     "toolchain": "list, install or locate isolated toolchain environments",
     "report": "write an HTML report of every target's last build",
     "agent": "run a build agent: a Dask worker advertising this host's devices",
+    "delta": "make a signed delta bundle from an installed release to a new one",
     "split-plan": "where to cut a target with a split table between device and server (ranked table)",
 }
 
@@ -65,15 +66,6 @@ def make_parser() -> argparse.ArgumentParser:
         if name in ("all", "bundle"):
             cmd.add_argument("--version", dest="bundle_version", metavar="SEMVER",
                              help="bundle version (default: [project].version)")
-        if name == "split-plan":
-            cmd.add_argument("target", metavar="TARGET")
-            cmd.add_argument("--all", action="store_true", help="show every candidate cut, not the best 15")
-            cmd.add_argument("--out", metavar="DIR", help="also write both halves of the chosen cut, plan.json, "
-                             "and check that server(device(x)) equals the model")
-            cmd.add_argument("--link", metavar="NAME", help="with --out: the link whose chosen cut to write "
-                             "(default: the first)")
-            cmd.add_argument("--samples", type=int, default=32, metavar="N",
-                             help="with --out: samples of the evaluation data to check (default 32)")
         if name == "check":
             cmd.add_argument("model", nargs="?", metavar="MODEL.onnx",
                              help="check one model without a project (with --recipe)")
@@ -88,6 +80,15 @@ def make_parser() -> argparse.ArgumentParser:
                              help="an .onnx file or a Hugging Face model folder")
             cmd.add_argument("--device", action="append", default=[], dest="devices", metavar="NAME",
                              help="make targets for this device only (repeatable; default: one per recipe)")
+        if name == "split-plan":
+            cmd.add_argument("target", metavar="TARGET")
+            cmd.add_argument("--all", action="store_true", help="show every candidate cut, not the best 15")
+            cmd.add_argument("--out", metavar="DIR", help="also write both halves of the chosen cut, plan.json, "
+                             "and check that server(device(x)) equals the model")
+            cmd.add_argument("--link", metavar="NAME", help="with --out: the link whose chosen cut to write "
+                             "(default: the first)")
+            cmd.add_argument("--samples", type=int, default=32, metavar="N",
+                             help="with --out: samples of the evaluation data to check (default 32)")
         if name == "graph":
             cmd.add_argument("--format", choices=["dot", "mermaid", "json"], default="dot")
         if name == "verify":
@@ -110,6 +111,22 @@ def make_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--detect", action="store_true",
                              help="also advertise the GPUs (gpu-smXY) and TensorRT version found on this host")
             cmd.add_argument("--name", metavar="NAME", help="agent name shown in step logs (default: host-pid)")
+        if name == "delta":
+            cmd.add_argument("old", metavar="OLD_BUNDLE")
+            cmd.add_argument("new", metavar="NEW_BUNDLE")
+            cmd.add_argument("--out", metavar="DIR", help="where to write it (default: NEW_BUNDLE's folder)")
+            cmd.add_argument("--key", metavar="PRIVATE_KEY",
+                             help="signing key (PEM; default: the project's, as for bundles)")
+        if name in ("delta", "all"):
+            cmd.add_argument("--max-ratio", type=float, default=0.6, metavar="R",
+                             help="refuse a delta larger than R times the full bundle (default 0.6)")
+            cmd.add_argument("--codecs", default="zstd,zlib,bsdiff4", metavar="LIST",
+                             help="codecs a device may need to apply the delta (default zstd,zlib,bsdiff4; "
+                                  "'zlib' alone needs nothing but Python on the device)")
+        if name == "all":
+            cmd.add_argument("--delta-from", default="", metavar="VERSION[,VERSION]",
+                             help="also make delta bundles from these released versions (their bundles must be "
+                                  "in the bundles folder)")
         if name == "toolchain":
             cmd.add_argument("action", choices=["list", "install", "path"])
             cmd.add_argument("recipes", nargs="*", metavar="RECIPE")
