@@ -48,6 +48,7 @@ class TargetResult:
     failed_step: str | None = None
     log: str | None = None
     metadata: dict = field(default_factory=dict)    # metrics/coverage/io gathered from the steps
+    deltas: list = field(default_factory=list)      # delta bundles made for it (all --delta-from)
 
 
 class Scheduler:

@@ -14,6 +14,8 @@ def summary(graph, outcomes: dict, results: dict) -> dict:
     for name, r in results.items():
         targets[name] = {"status": r.status, "recipe": r.recipe, "artifacts": r.artifacts, "bundle": r.bundle,
                          "reason": r.reason, "device": r.device}
+        if r.deltas:
+            targets[name]["deltas"] = r.deltas
         if r.failed_step:
             targets[name]["failed_step"] = r.failed_step
             targets[name]["log"] = r.log
