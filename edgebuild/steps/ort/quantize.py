@@ -26,6 +26,7 @@ class Int8Options:
     exclude_nodes: tuple[str, ...] = ()
     reduce_range: bool = False
     symmetric_activations: bool = False
+    float_depthwise: bool = False     # keep depthwise Conv nodes float (onnxruntime's x86 QLinearConv is slow on them)
 
     def label(self) -> str:
         if self.mode == "dynamic":
@@ -35,6 +36,8 @@ class Int8Options:
                     f"{self.calibrate_method}")
         if self.exclude_op_types:
             text += ", float " + "/".join(self.exclude_op_types)
+        if self.float_depthwise:
+            text += ", float depthwise Conv"
         return text
 
     def as_dict(self) -> dict:
@@ -109,6 +112,15 @@ class CalibrationReader:
         self._iter = iter(self._feeds)
 
 
+def depthwise_convs(model_path: Path) -> list[str]:
+    """Names of the Conv nodes with more than one group (depthwise and grouped convolutions)."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    return [n.name for n in model.graph.node if n.op_type == "Conv" and n.name
+            and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+
+
 HISTOGRAM_BUDGET_BYTES = 2 * 1024 ** 3
 
 
@@ -136,8 +148,9 @@ def quantize(prepared: Path, out: Path, options: Int8Options, reader_factory, ca
     from onnxruntime import quantization as q
 
     types = {"int8": q.QuantType.QInt8, "uint8": q.QuantType.QUInt8}
+    excluded = list(options.exclude_nodes) + (depthwise_convs(prepared) if options.float_depthwise else [])
     common = dict(per_channel=options.per_channel, reduce_range=options.reduce_range,
-                  weight_type=types[options.weight_type], nodes_to_exclude=list(options.exclude_nodes))
+                  weight_type=types[options.weight_type], nodes_to_exclude=excluded)
     op_types = [t for t in QUANTIZABLE_OP_TYPES if t not in set(options.exclude_op_types)]
     try:
         if options.mode == "dynamic":

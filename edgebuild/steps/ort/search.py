@@ -4,7 +4,8 @@ Every candidate is checked against the gates on the agreement data and timed int
 fp32 artifact (so a ratio to fp32 is trustworthy even on a busy machine). The search is small and
 greedy: the device default, then the other activation type, then per-tensor weights, then the
 winner with the op types kept in float that onnxruntime's profiler shows slower in int8 than in
-fp32, and other calibration methods only when nothing passes the gates. A candidate beats an
+fp32 or with depthwise convolutions kept in float (onnxruntime's x86 QLinearConv is slow on them),
+and other calibration methods only when nothing passes the gates. A candidate beats an
 earlier one only when it is faster by more than `margin`, so near-ties keep the default and two
 builds on one host choose alike.
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebuild.steps.base import StepFailed
-from edgebuild.steps.ort.quantize import QUANTIZABLE_OP_TYPES, Int8Options, quantize
+from edgebuild.steps.ort.quantize import QUANTIZABLE_OP_TYPES, Int8Options, depthwise_convs, quantize
 
 
 @dataclass
@@ -222,15 +223,23 @@ def search(base: Int8Options, vary: dict, prepared: Path, work: Path, baseline: 
         except StepFailed as exc:
             log.warning("profiling failed: %s", exc)
             slow = []
-        if slow:
-            keep_float = winner.options.but(exclude_op_types=tuple(winner.options.exclude_op_types) + tuple(slow))
-            challenger = build(keep_float)
-            measure([winner, challenger], bench)
-            if challenger.passes and challenger.ratio is not None and winner.ratio is not None \
-                    and challenger.ratio < winner.ratio * (1 - margin):
-                winner, reason = challenger, f"keeping {'/'.join(slow)} in float (slower in int8 by profile) is faster"
+        challengers = []
+        if slow:    # the op types the profiler shows slower in int8, kept float
+            challengers.append((build(winner.options.but(exclude_op_types=tuple(winner.options.exclude_op_types)
+                                                         + tuple(slow))),
+                                f"keeping {'/'.join(slow)} in float (slower in int8 by profile)"))
+        if depthwise_convs(prepared) and not winner.options.float_depthwise:
+            challengers.append((build(winner.options.but(float_depthwise=True)),
+                                "keeping depthwise convolutions in float (slow as QLinearConv)"))
+        if challengers:
+            measure([winner] + [c for c, _ in challengers], bench)
+            fine = [(c, why) for c, why in challengers if c.passes and c.ratio is not None and winner.ratio is not None
+                    and c.ratio < winner.ratio * (1 - margin)]
+            if fine:
+                winner, why = min(fine, key=lambda cw: cw[0].ratio)
+                reason = f"{why} is faster"
             else:
-                reason += f"; keeping {'/'.join(slow)} in float was not faster by the margin"
+                reason += "; " + " and ".join(why for _, why in challengers) + " was not faster by the margin"
     for cand in tried:
         cand.session = None
     return winner, tried, reason
