@@ -335,22 +335,6 @@ def _max_bytes_from_env() -> int:
     return int(value) * 1024 * 1024
 
 
-def remote_for(cli_url: str | None, project) -> HttpCache | None:
-    """The remote cache a command uses: `--remote-cache URL` over targets.toml's `[cache] remote`;
-    `--remote-cache ''` turns a configured one off. None when there is none."""
-    if cli_url is not None:
-        if not cli_url:
-            return None
-        if problem := url_problem(cli_url):
-            raise ConfigError(problem, key="--remote-cache")
-        return HttpCache(cli_url)
-    if project.remote_cache:
-        if problem := url_problem(project.remote_cache):
-            raise project.error(problem, "cache.remote")
-        return HttpCache(project.remote_cache)
-    return None
-
-
 class _ReusedConnectionDropped(Exception):
     """Internal: a kept-alive connection turned out to be closed by the server."""
 

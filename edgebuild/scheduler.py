@@ -17,7 +17,7 @@ from pathlib import Path
 from edgebuild.actionkey import ToolchainMissing, action_key, key_parts, toolchain_versions
 from edgebuild.cache import LocalCache
 from edgebuild.errors import BuildFailed
-from edgebuild.executor import Executor, Task
+from edgebuild.executors.base import Executor, Task
 from edgebuild.fsutil import atomic_copy, file_lock, relative_to_root
 from edgebuild.graph import Graph, Node
 from edgebuild.hashing import StatCache, folder_digest

@@ -2,7 +2,7 @@
 
 A Dask worker in this process, advertising resources that device-bound steps require (e.g.
 `gpu-sm87` for a TensorRT engine for a Jetson Orin). Steps run in `python -m edgebuild.worker`
-child processes (edgebuild.dask_executor.run_on_agent), so a crashing converter never takes the
+child processes (edgebuild.executors.agent_side.run_on_agent), so a crashing converter never takes the
 agent down. `-j N` sets how many steps it runs at once.
 """
 from __future__ import annotations
@@ -73,7 +73,7 @@ def run(args) -> int:
     except ImportError:
         raise ConfigError("edgebuild agent needs the 'distributed' package: pip install 'edgebuild[distributed]'") \
             from None
-    from edgebuild.dask_executor import AGENT_ENV
+    from edgebuild.executors.agent_side import AGENT_ENV
     os.environ[AGENT_ENV] = name
     return asyncio.run(_serve(address, name, slots, resources))
 

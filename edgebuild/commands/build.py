@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from edgebuild.executor import make_executor
+from edgebuild.executors import make_executor
 from edgebuild.progress import make_reporter
 from edgebuild.scheduler import Scheduler
 from edgebuild.session import build_session
@@ -19,8 +19,7 @@ def run(args) -> int:
 def run_build(args, targets: list[str] | None, bundle: bool) -> int:
     with build_session(args, targets) as session:
         project, graph = session.project, session.graph
-        executor = make_executor(args.executor, args.jobs, remote_cache=args.remote_cache
-                                 if args.remote_cache is not None else project.remote_cache)
+        executor = make_executor(args.executor, args.jobs, session.remote.url)
         sched = Scheduler(project.root, graph, session.cache, session.stats, executor,
                           make_reporter(args.quiet, args.verbose))
         if args.dry_run:

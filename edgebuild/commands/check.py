@@ -14,7 +14,7 @@ import json
 import sys
 
 from edgebuild.errors import ConfigError
-from edgebuild.executor import LocalExecutor
+from edgebuild.executors.local import LocalExecutor
 from edgebuild.graph import Graph, TargetPlan
 from edgebuild.progress import make_reporter
 from edgebuild.scheduler import Outcome, Scheduler, _merge_metadata
