@@ -11,10 +11,9 @@ import json
 
 import numpy as np
 import onnx
-import pytest
+from conftest import run_cli
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_cli
 from edgebuild.coverage import check_model, evaluate_policy
 from edgebuild.coverage.partition import SUPPORTED, UNSUPPORTED
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tomllib
@@ -128,7 +127,7 @@ def test_fp16_and_dynamic_int8_stay_close(convert, tmp_path):
 
 
 def test_full_int8_records_layout_and_quantization(full_int8):
-    model, meta = full_int8
+    _, meta = full_int8
     (inp,), (out,) = meta["io"]["inputs"], meta["io"]["outputs"]
     assert inp["dtype"] == "int8" and out["dtype"] == "int8"
     assert inp["layout"] == "NHWC" and inp["source_shape"] == [1, 1, 8, 8]
@@ -252,6 +251,7 @@ def test_inspect_float_model_for_edgetpu_names_op_and_tensor(convert, tmp_path):
 def test_schema_reader_agrees_with_the_runtime(full_int8):
     """Our flatbuffer reader against ai-edge-litert's own view of the same file."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
     from edgebuild.steps.tflite.schema import read_model
     model = read_model(full_int8[0])
     # without the default XNNPACK delegate, which would replace ops with one DELEGATE node

@@ -17,7 +17,6 @@ import json
 import tarfile
 
 import pytest
-
 from bundle_helpers import run_loader
 from conftest import run_cli
 from corpus_models import real_model, real_model_data, real_model_entry

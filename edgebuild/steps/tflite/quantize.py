@@ -19,7 +19,6 @@ import io
 from pathlib import Path
 from typing import Any
 
-
 FP16_RECIPE = [{"regex": ".*", "operation": "*", "algorithm_key": "float_casting",
                 "op_config": {"weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT", "granularity": "TENSORWISE"},
                               "compute_precision": "FLOAT", "explicit_dequantize": True}}]
