@@ -33,7 +33,7 @@ IO_DTYPES = ("int8",)
 
 class TfliteConvert(Step):
     name = "tflite.convert"
-    version = "5"
+    version = "6"
     uses = ("onnx2tf", "onnx", "onnxsim", "numpy", "ai-edge-quantizer", "ai-edge-litert")
     inputs = ("model", "calibration?")
     outputs = ("model.tflite",)
@@ -46,7 +46,6 @@ class TfliteConvert(Step):
         import onnx
 
         from . import prepare
-        from .quantize import quantize
 
         p = _params(ctx.params)
         started = time.perf_counter()
@@ -79,11 +78,7 @@ class TfliteConvert(Step):
                 samples = (_calibration_samples(ctx, p, in_shapes, out_shapes, fp32, norm)
                            if p["precision"] == "int8" else None)
                 calib_count = len(samples) if samples else None
-                try:
-                    recipe = quantize(fp32, ctx.output("model.tflite"), p["precision"], p["quant_type"], samples)
-                except Exception as exc:
-                    raise StepFailed(f"ai-edge-quantizer could not quantize the model ({p['precision']}): "
-                                     f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
+                recipe = _quantize_with_fallback(fp32, ctx.output("model.tflite"), p, samples, conversion)
                 conversion["quantizer"] = f"ai-edge-quantizer {_version('ai-edge-quantizer')} {recipe}"
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -97,11 +92,32 @@ class TfliteConvert(Step):
             "io": io_desc,
             "precision": p["precision"],
             "conversion": conversion,
-            "quantization": ({"type": p["quant_type"], "input_dtype": "int8", "output_dtype": "int8",
+            "quantization": ({"type": conversion.get("quant_type", p["quant_type"]), "input_dtype": "int8",
+                              "output_dtype": "int8",
                               "calibration_samples": calib_count} if p["precision"] == "int8" else None),
             "metrics": {"convert_seconds": round(seconds, 3), "float_convert_seconds": round(float_seconds, 3),
                         "size_bytes": size, "size_ratio_vs_fp32": round(fp32_size / size, 3) if size else None},
         }
+
+
+def _quantize_with_fallback(fp32: Path, dst: Path, p: dict, samples, conversion: dict) -> str:
+    """ai-edge-quantizer with the asked weight granularity; where per-channel fails inside the
+    quantizer (seen on a Keras byte classifier: "Ranks of scales ... "), per-tensor is tried once and
+    the granularity used is recorded. Returns the recipe name."""
+    from .quantize import quantize
+    tries = [p["quant_type"]] + (["per-tensor"] if p["quant_type"] == "per-channel" and p["precision"] == "int8" else [])
+    errors = []
+    for quant_type in tries:
+        try:
+            recipe = quantize(fp32, dst, p["precision"], quant_type, samples)
+        except Exception as exc:
+            errors.append(f"{quant_type}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+            continue
+        if quant_type != p["quant_type"]:
+            conversion["quant_type"] = quant_type
+            conversion["quantizer_fallback"] = errors[0]
+        return recipe
+    raise StepFailed(f"ai-edge-quantizer could not quantize the model ({p['precision']}): " + "; ".join(errors))
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
@@ -194,11 +210,13 @@ def _calibration_samples(ctx: StepContext, p: dict, shapes: dict[str, list[int]]
     columns, count = {}, None
     for entry in io_desc["inputs"]:
         name = entry["name"]
-        arr = np.asarray(data[name], dtype=np.float32)
+        integer = np.dtype(entry["dtype"]).kind in "iub"     # token ids, byte values: fed as they are
+        arr = np.asarray(data[name]) if integer else np.asarray(data[name], dtype=np.float32)
         if list(arr.shape[1:]) != list(shapes[name][1:]):
             raise StepFailed(f"calibration file {Path(path).name}: '{name}' has samples of shape "
                              f"{list(arr.shape[1:])}, the model expects {shapes[name][1:]} (batch first)")
-        arr = _normalise(np, arr[: p["calibration_limit"]], norm)
+        arr = arr[: p["calibration_limit"]]
+        arr = arr.astype(entry["dtype"]) if integer else _normalise(np, arr, norm)
         batch = shapes[name][0]
         columns[by_index[entry["tensor_index"]]] = (np.ascontiguousarray(arr.transpose(entry["transpose"])), batch)
         count = len(arr) if count is None else min(count, len(arr))
@@ -209,7 +227,7 @@ def _calibration_samples(ctx: StepContext, p: dict, shapes: dict[str, list[int]]
             chunk = arr[start:start + batch]
             if len(chunk) < batch:
                 break
-            sample[key] = chunk.astype(np.float32)
+            sample[key] = chunk
         if len(sample) == len(columns):
             samples.append(sample)
     if not samples:

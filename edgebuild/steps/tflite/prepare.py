@@ -179,8 +179,8 @@ def int8_friendly_activations(model) -> int:
             diff = tmp(base)
             nodes.append(helper.make_node("Sub", [upper, cut], [diff], name=tmp(base)))
             result = diff
-        if lo_v != 0.0:
-            nodes.append(helper.make_node("Add", [result, const(lo_v)], [y], name=tmp(base)))
+        if lo_v != 0.0:       # x - (-c), never x + c: LiteRT aborts on an int8 ADD of a scalar constant
+            nodes.append(helper.make_node("Sub", [result, const(-lo_v)], [y], name=tmp(base)))
         else:
             nodes.append(helper.make_node("Identity", [result], [y], name=tmp(base)))
         return nodes
@@ -211,7 +211,7 @@ def int8_friendly_activations(model) -> int:
             alpha, beta = attrs.get("alpha", 0.2), attrs.get("beta", 0.5)
             scaled, shifted = tmp(base), tmp(base)
             out.append(helper.make_node("Mul", [node.input[0], const(alpha)], [scaled], name=tmp(base)))
-            out.append(helper.make_node("Add", [scaled, const(beta)], [shifted], name=tmp(base)))
+            out.append(helper.make_node("Sub", [scaled, const(-beta)], [shifted], name=tmp(base)))
             out += clip_nodes(shifted, node.output[0], 0.0, 1.0, base)
             changed += 1
             continue
