@@ -268,3 +268,10 @@ def test_device_defaults_where_the_host_cannot_measure(built):
     int8 = target["metrics"]["int8"]
     assert int8["options"]["activation_type"] == "int8" and int8["search"] is False
     assert "device is arm64, this build host is x86-64" in int8["defaults"]
+
+
+def test_a_gate_that_is_not_a_number_is_a_config_error(tmp_path):
+    project = write_project(tmp_path / "p", _target("typo", "cnn11", precision="fp16", min_output_cosine="high"))
+    result = run_cli(project, "build")
+    assert result.rc == 2
+    assert "min_output_cosine = 'high': a gate is a number, false or \"auto\"" in result.stderr

@@ -31,6 +31,13 @@ def unknown_op_types(names) -> list[str]:
     return problems
 
 
+def bad_gates(gates: dict) -> list[str]:
+    """Gate values that are neither a number, false nor "auto" (they would silently check nothing)."""
+    return [f"{name} = {value!r}: a gate is a number, false or \"auto\"" for name, value in (gates or {}).items()
+            if not (value is None or value is False or value == "auto"
+                    or (isinstance(value, (int, float)) and not isinstance(value, bool)))]
+
+
 def _precision(params: dict) -> str:
     """int8 (static, calibrated) or int8-dynamic; the old spelling int8_mode = "dynamic" still works."""
     if params.get("precision") == "int8-dynamic" or params.get("mode") == "dynamic":
@@ -57,7 +64,7 @@ class OrtQuantize(Step):
     outputs = ("model.onnx",)
 
     def required_inputs(self, params: dict) -> set[str]:
-        problems = unknown_op_types(params.get("exclude_op_types"))
+        problems = unknown_op_types(params.get("exclude_op_types")) + bad_gates(params.get("gates"))
         if problems:   # found while planning: a configuration mistake (exit 2), not a failed build
             raise ConfigError("; ".join(problems))
         return {"model"} if _precision(params) == "int8-dynamic" else {"model", "calibration"}

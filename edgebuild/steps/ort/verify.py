@@ -25,6 +25,15 @@ class OrtVerify(Step):
     inputs = ("reference", "model", "evaluation?", "calibration?", "baseline?")
     outputs = ("selftest.npz",)
 
+    def required_inputs(self, params: dict) -> set[str]:
+        from edgebuild.errors import ConfigError
+        from edgebuild.steps.ort.int8 import bad_gates
+
+        problems = bad_gates(params.get("gates"))
+        if problems:     # found while planning: a configuration mistake (exit 2)
+            raise ConfigError("; ".join(problems))
+        return super().required_inputs(params)
+
     def run(self, ctx: StepContext) -> dict:
         import numpy as np
 
