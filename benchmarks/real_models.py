@@ -38,11 +38,12 @@ INT8_COSINE = 0.98
 INT8_TOP1 = 0.95
 
 
-def run_worker(python: Path, step: str, inputs: dict, params: dict, out: Path, timeout: int = 600) -> tuple[dict, float]:
+def run_worker(python: Path, step: str, inputs: dict, params: dict, out: Path, timeout: int = 600,
+               upstream: dict | None = None) -> tuple[dict, float]:
     out.mkdir(parents=True)
     req, result = out.parent / f"{out.name}.req.json", out.parent / f"{out.name}.res.json"
     req.write_text(json.dumps({"step": step, "inputs": {k: str(v) for k, v in inputs.items()}, "params": params,
-                               "out": str(out), "result": str(result)}))
+                               "out": str(out), "result": str(result), "upstream": upstream or {}}))
     env = dict(os.environ, PYTHONPATH=toolchain.worker_pythonpath())
     started = time.perf_counter()
     try:
@@ -56,12 +57,12 @@ def run_worker(python: Path, step: str, inputs: dict, params: dict, out: Path, t
     return json.loads(result.read_text()), seconds
 
 
-def verify(model: Path, reference: Path, evaluation: Path, shapes: dict, out: Path) -> dict:
+def verify(model: Path, reference: Path, evaluation: Path, shapes: dict, out: Path, made: dict) -> dict:
     """The real tflite.verify step in a worker of edgebuild's own interpreter: LiteRT aborting on
     a converted file (it happens) is a result for that model, not the end of the benchmark."""
     res, _ = run_worker(Path(sys.executable), "tflite.verify",
                         {"model": model, "reference": reference, "evaluation": evaluation},
-                        {"input_shapes": shapes, "max_samples": 8}, out)
+                        {"input_shapes": shapes, "max_samples": 8}, out, upstream={"model": made})
     if res["status"] != "ok":
         return {"error": (res.get("message") or "failed")[:200]}
     return res["metadata"]["metrics"]
@@ -152,7 +153,7 @@ def run_model(name: str, env, tmp: Path) -> dict:
             files[precision] = tmp / precision / "model.tflite"
             r["route"] = meta["conversion"]["converter"]
             r["size_ratio"] = meta["metrics"].get("size_ratio_vs_fp32")
-            m = verify(files[precision], path, evaluation, shapes, tmp / f"verify-{precision}")
+            m = verify(files[precision], path, evaluation, shapes, tmp / f"verify-{precision}", meta)
             if "error" in m:
                 r["verify_error"] = m["error"]
             else:

@@ -33,7 +33,7 @@ IO_DTYPES = ("int8",)
 
 class TfliteConvert(Step):
     name = "tflite.convert"
-    version = "6"
+    version = "7"
     uses = ("onnx2tf", "onnx", "onnxsim", "numpy", "ai-edge-quantizer", "ai-edge-litert")
     inputs = ("model", "calibration?")
     outputs = ("model.tflite",)
@@ -80,13 +80,14 @@ class TfliteConvert(Step):
                 calib_count = len(samples) if samples else None
                 recipe = _quantize_with_fallback(fp32, ctx.output("model.tflite"), p, samples, conversion)
                 conversion["quantizer"] = f"ai-edge-quantizer {_version('ai-edge-quantizer')} {recipe}"
+            try:
+                io_desc = describe_io(ctx.output("model.tflite"), list(in_shapes.items()), out_shapes, norm)
+            except IoMismatch as exc:
+                raise StepFailed(f"converted model: {exc}") from None
+            _settle_ambiguous_outputs(io_desc, fp32, ctx.input("model"), in_shapes, out_shapes, norm)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         seconds = time.perf_counter() - started
-        try:
-            io_desc = describe_io(ctx.output("model.tflite"), list(in_shapes.items()), out_shapes, norm)
-        except IoMismatch as exc:
-            raise StepFailed(f"converted model: {exc}") from None
         size = ctx.output("model.tflite").stat().st_size
         return {
             "io": io_desc,
@@ -98,6 +99,55 @@ class TfliteConvert(Step):
             "metrics": {"convert_seconds": round(seconds, 3), "float_convert_seconds": round(float_seconds, 3),
                         "size_bytes": size, "size_ratio_vs_fp32": round(fp32_size / size, 3) if size else None},
         }
+
+
+def _settle_ambiguous_outputs(io_desc: dict, fp32: Path, onnx_path: Path, shapes: dict, out_shapes, norm) -> None:
+    """Outputs whose shape fits both channels-last and the identity ([1, 32, 32]) get the layout
+    with which the float32 file reproduces onnxruntime on one random input (the outputs of a
+    quantized file keep the float file's layout); recorded in the I/O description, which
+    verification and the bundle's loader use. Where the probe cannot run, the default stays and
+    verification judges it."""
+    ambiguous = [k for k, e in enumerate(io_desc["outputs"]) if len(layout.fitting_perms(e["source_shape"], e["shape"])) > 1]
+    if not ambiguous or any(len(layout.fitting_perms(e["source_shape"], e["shape"])) > 1 for e in io_desc["inputs"]):
+        return
+    try:
+        chosen = _probe_layouts(describe_io(fp32, list(shapes.items()), out_shapes, norm), fp32, onnx_path,
+                                shapes, ambiguous)
+    except Exception:                      # a runtime refusing the file: verification reports it
+        return
+    for k, perm in chosen.items():
+        entry = io_desc["outputs"][k]
+        entry["transpose"] = perm
+        entry["layout"] = layout.layout_name(perm) if len(perm) >= 3 else "unchanged"
+
+
+def _probe_layouts(io_desc: dict, tflite: Path, onnx_path: Path, shapes: dict, ambiguous: list[int]) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+    from ai_edge_litert.interpreter import Interpreter
+
+    from .verify import _from_artifact, _to_artifact
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feed = {}
+    for i in session.get_inputs():
+        shape = shapes[i.name]
+        feed[i.name] = (rng.integers(0, 4, shape).astype(np.int64 if "int64" in i.type else np.int32)
+                        if "int" in i.type else rng.uniform(0, 1, shape).astype(np.float32))
+    reference = session.run(None, feed)
+    interp = Interpreter(model_path=str(tflite), num_threads=1)
+    interp.allocate_tensors()
+    for entry in io_desc["inputs"]:
+        interp.set_tensor(entry["tensor_index"], _to_artifact(np, feed[entry["name"]], entry))
+    interp.invoke()
+    chosen = {}
+    for k in ambiguous:
+        entry = io_desc["outputs"][k]
+        raw = interp.get_tensor(entry["tensor_index"])
+        chosen[k] = min(layout.fitting_perms(entry["source_shape"], entry["shape"]),
+                        key=lambda perm: float(np.abs(_from_artifact(np, raw, dict(entry, transpose=perm))
+                                                      - reference[k]).mean()))
+    return chosen
 
 
 def _quantize_with_fallback(fp32: Path, dst: Path, p: dict, samples, conversion: dict) -> str:

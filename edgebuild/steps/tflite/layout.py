@@ -30,6 +30,19 @@ def infer_perm(source_shape: Sequence[int], artifact_shape: Sequence[int]) -> li
     return None
 
 
+def fitting_perms(source_shape: Sequence[int], artifact_shape: Sequence[int]) -> list[list[int]]:
+    """Every known layout that maps the source shape onto the artifact's (channels-last first);
+    more than one when dims repeat ([1, 32, 32]): then only running the model can tell."""
+    rank = len(source_shape)
+    if rank != len(artifact_shape):
+        return []
+    found = []
+    for perm in (channels_last_perm(rank), list(range(rank))):
+        if perm not in found and all(_dim_ok(source_shape[p], artifact_shape[i]) for i, p in enumerate(perm)):
+            found.append(perm)
+    return found
+
+
 def inverse(perm: Sequence[int]) -> list[int]:
     inv = [0] * len(perm)
     for i, p in enumerate(perm):

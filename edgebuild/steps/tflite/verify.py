@@ -51,6 +51,12 @@ class TfliteVerify(Step):
             io_desc = describe_io(read_model(ctx.input("model")), src_in, src_out, norm)
         except IoMismatch as exc:
             raise StepFailed(f"{ctx.input('model').name}: {exc}") from None
+        # the converter's I/O description settles layouts the shapes leave open ([1, 32, 32] outputs)
+        made = (ctx.upstream.get("model") or {}).get("io") or {}
+        for role in ("inputs", "outputs"):
+            for entry, known in zip(io_desc[role], made.get(role, [])):
+                if known.get("tensor_index") == entry["tensor_index"] and "transpose" in known:
+                    entry["transpose"], entry["layout"] = known["transpose"], known.get("layout", entry["layout"])
 
         # integer inputs (token ids, byte values) keep their type and are not normalised
         int_types = {i.name: _ONNX_INT_TYPES[i.type] for i in session.get_inputs() if i.type in _ONNX_INT_TYPES}
