@@ -276,3 +276,24 @@ def test_a_gate_that_is_not_a_number_is_a_config_error(tmp_path):
     result = run_cli(project, "build")
     assert result.rc == 2
     assert "min_output_cosine = 'high': a gate is a number, false or \"auto\"" in result.stderr
+
+
+def test_end_of_build_table_on_a_terminal(built):
+    import io
+
+    from edgebuild.summary import print_human
+
+    _, doc = built
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    pipe, tty = io.StringIO(), Terminal()
+    print_human(doc, pipe)
+    print_human(doc, tty)
+    assert "worst output (cosine)" not in pipe.getvalue()
+    rows = {line.split()[0]: line for line in tty.getvalue().splitlines() if line.startswith(("opset11 ", "heads "))}
+    assert "features (" not in rows["heads"] and "delta (" in rows["heads"]      # the worst output is named
+    ratio = doc["targets"]["opset11"]["metrics"]["latency"]["ratio_to_fp32"]
+    assert f"{ratio:.2f}" in rows["opset11"]
