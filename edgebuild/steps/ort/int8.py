@@ -58,7 +58,7 @@ class OrtQuantize(Step):
     """
 
     name = "ort.quantize"
-    version = "2"
+    version = "3"
     uses = ("onnx", "onnxruntime", "numpy")
     inputs = ("model", "calibration?", "baseline?", "evaluation?")
     outputs = ("model.onnx",)
