@@ -146,6 +146,11 @@ def _order_recipe_steps(resolved: ResolvedTarget) -> list[RecipeStep]:
     return ordered
 
 
+def _model_data(resolved: ResolvedTarget, ref: str) -> Path | None:
+    """The model file a recipe input refers to ("model.evaluation"), None when absent or not model data."""
+    return getattr(resolved.model, ref.split(".")[1]) if ref in MODEL_REFS else None
+
+
 def build_graph(targets: list[ResolvedTarget], digest: Callable[[Path], str], root: Path) -> Graph:
     nodes: dict[str, Node] = {}
     plans: dict[str, TargetPlan] = {}
@@ -159,6 +164,9 @@ def build_graph(targets: list[ResolvedTarget], digest: Callable[[Path], str], ro
             inputs: dict[str, InputRef] = {}
             missing: list[str] = []
             for role, ref in step.inputs.items():
+                primary = cls.fallback_inputs.get(role)
+                if primary and primary in step.inputs and _model_data(resolved, step.inputs[primary]) is not None:
+                    continue         # a stand-in for data the model has: not an input of this node
                 if ref in MODEL_REFS:
                     path = getattr(resolved.model, ref.split(".")[1])
                     if path is None:

@@ -316,3 +316,15 @@ def test_a_guess_that_does_not_run_is_replaced_by_one_that_does(tmp_path):
     assert result.rc == 0, result.stderr
     assert "checked as [1, 3, 48, 320]" in result.stderr
     assert "could not with the first guess x=[1, 3, 224, 224]" in result.stderr
+
+
+def test_verification_uses_the_calibration_data_when_there_is_no_evaluation_data(tmp_path):
+    project = _project(tmp_path, _target("cpu", "onnxruntime", latency_runs=20),
+                       'calibration = "data/calibration.npz"')
+    (project / "data").mkdir()
+    shutil.copyfile(REPO / "data" / "digits_calibration.npz", project / "data" / "calibration.npz")
+    result = run_cli(project, "build", "--json")
+    assert result.rc == 0, result.stderr
+    target = result.json["targets"]["cpu"]
+    assert target["metrics"]["data"].startswith("calibration data calibration.npz (")
+    assert target["not_measured"]["max_accuracy_drop"] == "no labels"

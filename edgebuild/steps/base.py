@@ -61,6 +61,9 @@ class Step:
     inputs: ClassVar[tuple[str, ...]] = ("model",)
     outputs: ClassVar[tuple[str, ...]] = ()
     reports_coverage: ClassVar[bool] = False   # `edgebuild check` runs it and shows metadata["coverage"]
+    # optional input -> the input it stands in for: given only when that one is absent (verification
+    # reads calibration data only without evaluation data, so changing it re-verifies nothing else)
+    fallback_inputs: ClassVar[dict[str, str]] = {}
 
     def resources(self, params: dict[str, Any]) -> dict[str, float]:
         return {}

@@ -23,6 +23,7 @@ class OrtVerify(Step):
     version = "3"
     uses = ("onnx", "onnxruntime", "numpy")
     inputs = ("reference", "model", "evaluation?", "calibration?", "baseline?")
+    fallback_inputs = {"calibration": "evaluation"}
     outputs = ("selftest.npz",)
 
     def required_inputs(self, params: dict) -> set[str]:

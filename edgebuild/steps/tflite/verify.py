@@ -31,6 +31,7 @@ class TfliteVerify(Step):
     version = "5"
     uses = ("ai-edge-litert", "onnxruntime", "numpy")
     inputs = ("model", "reference", "evaluation?", "calibration?")
+    fallback_inputs = {"calibration": "evaluation"}
     outputs = ("selftest.npz",)
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
