@@ -26,7 +26,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 MODULE = Path(__file__).resolve().parent.parent / "edgebuild" / "bundle" / "ed25519_verify.py"

@@ -162,14 +162,14 @@ def test_real_cnn_halves_bundled_and_served_over_a_socket_give_the_full_answer(r
     (project / "models").mkdir(parents=True)
     (project / "models/cnn.onnx").write_bytes(real_model(REAL).read_bytes())
     real_model_data(REAL, project / "eval.npz", n=4, labels=True)
-    (project / "targets.toml").write_text(f"""[project]
+    (project / "targets.toml").write_text("""[project]
 name = "real"
 version = "1.0.0"
 
 [models.cnn]
 source = "models/cnn.onnx"
 evaluation = "eval.npz"
-input_shapes = {{ x = [1, 3, 224, 224] }}
+input_shapes = { x = [1, 3, 224, 224] }
 
 [targets.phone]
 model = "cnn"
@@ -177,7 +177,7 @@ recipe = "onnxruntime"
 latency_runs = 10
 
 [targets.phone.split]
-links = {{ fast = {{ uplink_mbps = 100000, rtt_ms = 0 }}, slow = {{ uplink_mbps = 0.001, rtt_ms = 1000 }} }}
+links = { fast = { uplink_mbps = 100000, rtt_ms = 0 }, slow = { uplink_mbps = 0.001, rtt_ms = 1000 } }
 speed_factor = 100.0
 keep_on_device = ["Conv.10"]
 profile_runs = 5

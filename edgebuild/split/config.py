@@ -83,7 +83,7 @@ def parse_split(table: Any, key: str, root: Path, fail: Callable[[str, str], Exc
             raise fail("must be a table { uplink_mbps = ..., rtt_ms = ... }", where)
         for k in spec:
             if k not in LINK_KEYS:
-                raise fail(f"unknown key in a link profile; keys: uplink_mbps, rtt_ms", f"{where}.{k}")
+                raise fail("unknown key in a link profile; keys: uplink_mbps, rtt_ms", f"{where}.{k}")
         if not _number(spec.get("uplink_mbps")) or spec["uplink_mbps"] <= 0:
             raise fail(f"uplink_mbps must be a positive number, got {spec.get('uplink_mbps')!r}", where)
         rtt = spec.get("rtt_ms", 0.0)

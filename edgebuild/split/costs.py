@@ -46,6 +46,6 @@ def node_costs(names: list[str], host_ms: dict[str, float], device_profile: dict
         basis = (f"device profile measured {len(measured)} of {len(names)} nodes; the other {estimated} are an "
                  f"ESTIMATE: host time x {factor:.3g} ({source})")
     else:
-        basis = f"device profile measured every node"
+        basis = "device profile measured every node"
     return NodeCosts(device_ms=device, server_ms={n: host[n] * server_factor for n in names},
                      measured_on_device=set(measured), basis=basis)
