@@ -226,6 +226,8 @@ def totals(rows: list[dict]) -> dict:
         "right_blocks": sum(r.get("blocked", False) and not c for r, c in zip(rows, converts)),
         "missed_failures": sum(r.get("predicted_ok", False) and not c for r, c in zip(rows, converts)),
         "prediction_right": sum(bool(r.get("predicted_ok")) == c for r, c in zip(rows, converts)),
+        # check's verdict is "stops the target" (blocked) or "goes on" (advice at most)
+        "verdict_right": sum(bool(r.get("blocked")) != c for r, c in zip(rows, converts)),
         "check_convert_right": n,   # check --convert runs this very step: its verdict is the result
     }
 
@@ -252,8 +254,9 @@ def print_totals(t: dict) -> None:
     print(f"edgetpu int8 (integer_only): {t['edgetpu_converts']}/{t['models']} convert, {t['edgetpu_ok']}/{t['models']} "
           f"within the int8 goals, {t['edgetpu_zero_float']} with 0 float tensors")
     print(f"gate: {t['false_blocks']} false blocks (goal 0), {t['right_blocks']} right blocks, "
-          f"{t['missed_failures']} missed failures; plain check right on {t['prediction_right']}/{t['models']} "
-          f"({t['prediction_right'] / n:.0%}, goal 90%); check --convert runs the build's own step")
+          f"{t['missed_failures']} missed failures; check's verdict (stop / go on) right on "
+          f"{t['verdict_right']}/{t['models']} ({t['verdict_right'] / n:.0%}, goal 90%); prediction with no advice "
+          f"at all right on {t['prediction_right']}/{t['models']}; check --convert runs the build's own step")
 
 
 def main(argv: list[str]) -> None:
