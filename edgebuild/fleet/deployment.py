@@ -2,7 +2,8 @@
 
 Per target: the bundle's URI (file name next to this manifest), sha256 and size, version and
 release counter, the previous version, device class and accelerator, runtime requirements, the
-minimum memory a device needs (measured peak memory of verification, with a margin), the deltas
+minimum memory a device needs (measured peak memory of verification plus 25%, rounded up to a
+power-of-two tier), the deltas
 available and from which versions, rollout phases with their thresholds, the rollback policy and
 an expiry (against freeze attacks: a device or fleet tool refuses a stale deployment manifest).
 Signed like index.json: Ed25519 over the exact bytes of deployment.json.
@@ -26,6 +27,7 @@ from edgebuild.fleet.delta import DELTA_SUFFIX
 DEPLOYMENT_NAME = "deployment.json"
 DEFAULT_EXPIRY_DAYS = 90
 MEMORY_MARGIN = 1.25            # measured peak memory on the build host is a floor, not a budget
+MIN_MEMORY_TIER_MB = 64
 # Staged rollout: a canary share first, then wider, each phase soaking before the next.
 ROLLOUT_PHASES = [{"percent": 5, "soak_hours": 24}, {"percent": 25, "soak_hours": 24},
                   {"percent": 100, "soak_hours": 0}]
@@ -60,7 +62,7 @@ def write_deployment(bundles_dir: Path, project: str, bundles: dict[str, Path], 
             "status": manifest.get("status"), "device": manifest.get("device"),
             "accelerator": ACCELERATORS.get(manifest.get("recipe"), "cpu"), "runtime": manifest["runtime"],
             "requirements": manifest.get("requirements"),
-            "min_memory_mb": math.ceil(peak * MEMORY_MARGIN) if peak else None,
+            "min_memory_mb": memory_tier(peak) if peak else None,
             "deltas": _deltas(bundles_dir, project, target, version),
             "rollout": {"phases": ROLLOUT_PHASES, "device_selection": "stable hash of the device id"},
             "rollback": ROLLBACK_POLICY,
@@ -77,6 +79,14 @@ def write_deployment(bundles_dir: Path, project: str, bundles: dict[str, Path], 
     _atomic_write(path, data)
     _atomic_write(bundles_dir / "deployment.yaml", to_yaml(doc).encode("utf-8"))
     return path
+
+
+def memory_tier(peak_mb: float) -> int:
+    """The power-of-two memory tier (MB) that holds the measured peak plus the margin. Devices come
+    in such tiers, and the coarse step keeps run-to-run noise in the peak out of the (signed,
+    reproducible) manifest."""
+    need = max(peak_mb * MEMORY_MARGIN, MIN_MEMORY_TIER_MB)
+    return 1 << math.ceil(math.log2(need))
 
 
 def _unchanged(path: Path, targets: dict, signing: dict, now: int, expiry_days: int) -> bool:
