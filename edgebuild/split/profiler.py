@@ -59,12 +59,7 @@ def profile_model(model, feeds: dict, runs: int = 20, threads: int = 1, opt_leve
     names = set(_node_names(model_bytes))
     with tempfile.TemporaryDirectory() as tmp:
         session = _session(model_bytes, threads, opt_level, tmp)
-        walls = []
-        for i in range(warmup + runs):
-            start = time.perf_counter()
-            session.run(None, feeds)
-            if i >= warmup:
-                walls.append((time.perf_counter() - start) * 1000.0)
+        walls = _wall_times(session, feeds, warmup, runs)
         with open(session.end_profiling()) as fh:
             events = json.load(fh)
     run_spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
@@ -106,13 +101,19 @@ def time_model(model, feeds: dict, runs: int = 20, threads: int = 1, opt_level: 
     """Median wall time of one run in ms, without the profiler."""
     model_bytes = model if isinstance(model, bytes) else open(model, "rb").read()
     session = _session(model_bytes, threads, opt_level, None)
+    return statistics.median(_wall_times(session, feeds, warmup, runs))
+
+
+def _wall_times(session, feeds: dict, warmup: int, runs: int) -> list[float]:
+    """Milliseconds of each of `runs` runs after `warmup` untimed ones."""
+    for _ in range(warmup):
+        session.run(None, feeds)
     walls = []
-    for i in range(warmup + runs):
+    for _ in range(runs):
         start = time.perf_counter()
         session.run(None, feeds)
-        if i >= warmup:
-            walls.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(walls)
+        walls.append((time.perf_counter() - start) * 1000.0)
+    return walls
 
 
 def load_profile(path) -> dict:
