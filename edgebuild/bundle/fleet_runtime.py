@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (the names it uses are the loader's own, defined around it in loader.py)
 # Staged rollout and offline telemetry on the device: the loader's `install --canary`, `promote`,
 # `open_root` and `metrics`.
 #
