@@ -29,3 +29,11 @@ class ConfigError(EdgebuildError):
 
 class BuildFailed(EdgebuildError):
     """A step, gate or verification failed: exit 1."""
+
+
+class StepFailed(Exception):
+    """The step could not produce its outputs for a reason the user can act on (unsupported op,
+    gate missed, bad calibration data). The message is shown as is, without a traceback.
+
+    Defined here, below the steps, so that modules the steps use (edgebuild.evaldata: the npz
+    loader) raise it without importing edgebuild.steps; edgebuild.steps.base re-exports it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from edgebuild.steps.base import StepFailed
+from edgebuild.errors import StepFailed
 
 
 def load_npz(path: Path, input_names: list[str], what: str, specs: list[dict] | None = None) -> dict:
@@ -13,27 +13,10 @@ def load_npz(path: Path, input_names: list[str], what: str, specs: list[dict] | 
     sample count, only finite values, and where `specs` (describe_io's inputs) are given the rank,
     fixed dims and dtype each input expects (float data is cast to the input's float type). Every
     problem is one line naming the file, the array and what was expected."""
-    import zipfile
-
     import numpy as np
 
     where = f"{what} data {Path(path).name}"
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {}
-            for key in data.files:
-                try:
-                    arrays[key] = data[key]
-                except ValueError:
-                    raise StepFailed(f"{where}: array '{key}' holds Python objects (pickled), which are not "
-                                     f"loaded; save plain numeric arrays") from None
-    except StepFailed:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise StepFailed(f"{where} is not a readable .npz file ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
-    if not isinstance(arrays, dict):
-        raise StepFailed(f"{where} is a single .npy array, not an .npz with one array per model input")
+    arrays = read_npz(path, where)
     missing = [n for n in input_names if n not in arrays]
     if missing:
         raise StepFailed(f"{where} has no array for model input(s) {', '.join(missing)} "
@@ -67,6 +50,42 @@ def load_npz(path: Path, input_names: list[str], what: str, specs: list[dict] | 
             raise StepFailed(f"{where}: array 'labels' has {len(labels)} entries for {len(arrays[input_names[0]])} "
                              f"samples of '{input_names[0]}'")
     return arrays
+
+
+def read_npz(path: Path, where: str) -> dict:
+    """Every array of an .npz file, read without unpickling (the file is untrusted input): the one
+    place calibration/evaluation data is read. `where` names the file in messages, e.g.
+    "calibration data calib.npz". Raises StepFailed with one line for a file that is not a readable
+    .npz, a single .npy array, or an array of Python objects."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise _unreadable(where, exc) from None
+    if not isinstance(data, np.lib.npyio.NpzFile):     # np.load reads a .npy as one bare array
+        raise StepFailed(f"{where} is a single .npy array, not an .npz with one array per model input")
+    try:
+        with data:
+            arrays = {}
+            for key in data.files:
+                try:
+                    arrays[key] = data[key]
+                except ValueError:
+                    raise StepFailed(f"{where}: array '{key}' holds Python objects (pickled), which are not "
+                                     f"loaded; save plain numeric arrays") from None
+    except StepFailed:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise _unreadable(where, exc) from None
+    return arrays
+
+
+def _unreadable(where: str, exc: Exception) -> StepFailed:
+    return StepFailed(f"{where} is not a readable .npz file ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})")
 
 
 def _checked_input(array, spec: dict, where: str):

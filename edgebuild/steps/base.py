@@ -13,10 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-
-class StepFailed(Exception):
-    """The step could not produce its outputs for a reason the user can act on (unsupported op,
-    gate missed, bad calibration data). The message is shown as is, without a traceback."""
+from edgebuild.errors import StepFailed  # noqa: F401  (re-exported: lives below the steps, see errors.py)
 
 
 class Deferred(Exception):

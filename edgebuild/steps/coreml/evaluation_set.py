@@ -4,20 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgebuild.evaldata import read_npz
 from edgebuild.steps.base import StepFailed
 
 
 def load(path: Path, inputs: list, max_samples: int) -> tuple[list[dict[str, Any]], Any]:
     """Batches shaped like the converted model's inputs, and the matching labels (or None)."""
-    import numpy as np
-
-    try:
-        data = np.load(path)
-    except Exception as exc:
-        raise StepFailed(f"{path.name}: not a readable .npz file ({exc})") from None
-    missing = [info.name for info in inputs if info.name not in data.files]
+    data = read_npz(path, f"evaluation data {Path(path).name}")
+    missing = [info.name for info in inputs if info.name not in data]
     if missing:
-        raise StepFailed(f"{path.name}: no array '{missing[0]}' for model input '{missing[0]}' (arrays: {', '.join(data.files)})")
+        raise StepFailed(f"{path.name}: no array '{missing[0]}' for model input '{missing[0]}' (arrays: {', '.join(data)})")
     arrays = {info.name: data[info.name] for info in inputs}
     batch = inputs[0].shape[0] if inputs[0].shape else 1
     count = min(len(a) for a in arrays.values())
@@ -26,7 +22,7 @@ def load(path: Path, inputs: list, max_samples: int) -> tuple[list[dict[str, Any
         batches.append({info.name: _shaped(path, info, arrays[info.name][start:start + batch]) for info in inputs})
     if not batches:
         raise StepFailed(f"{path.name}: fewer samples ({count}) than the model's batch size {batch}")
-    labels = data["labels"][: len(batches) * batch] if "labels" in data.files else None
+    labels = data["labels"][: len(batches) * batch] if "labels" in data else None
     return batches, labels
 
 

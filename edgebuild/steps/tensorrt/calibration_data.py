@@ -5,18 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
+from edgebuild.evaldata import read_npz
 from edgebuild.steps.base import StepFailed
 from edgebuild.steps.tensorrt.model_io import concrete_shape
 
 
 def load(path: Path) -> dict[str, Any]:
-    import numpy as np
-
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:
-        raise StepFailed(f"{path.name}: cannot read calibration data ({exc})") from None
+    """Every array of the calibration file, read by the shared npz reader (no unpickling)."""
+    return read_npz(path, f"calibration data {Path(path).name}")
 
 
 def feeds(inputs: list[dict], arrays: dict[str, Any], limit: int, source: str = "calibration data") -> Iterator[dict]:
