@@ -6,7 +6,7 @@ version, or which input file changed.
 """
 from __future__ import annotations
 
-from edgebuild.actionkey import ToolchainMissing, action_key, key_parts, toolchain_versions
+from edgebuild.decision import BLOCKED, CACHE_MISS, CACHED, NEEDS_DATA
 from edgebuild.scheduler import Outcome, Scheduler
 from edgebuild.state import TargetState
 
@@ -33,7 +33,9 @@ def why_changed(old: dict | None, new: dict, node) -> list[str]:
 
 
 def dry_run(sched: Scheduler) -> list[dict]:
-    """One row per node: label, step, targets, would_run, reasons."""
+    """One row per node: label, step, targets, would_run, reasons. Each node gets the scheduler's
+    own decision (decision.py), made as if every step that would run had not produced its outputs
+    yet; only the wording is this module's."""
     states: dict[str, TargetState] = {}
     rows = []
     for nid in sched.graph.run_order():
@@ -41,29 +43,20 @@ def dry_run(sched: Scheduler) -> list[dict]:
         target, step_id = next(iter(node.uses.items()))
         state = states.setdefault(target, TargetState.load(sched.root, target))
         row = {"label": node.label, "step": node.step, "targets": sorted(node.uses), "would_run": True}
-        pending = [sched.graph.nodes[d].label for d in node.deps if sched.outcomes[d].status != "cached"]
-        if node.missing:
-            row["reasons"] = [f"cannot run: {sched.graph.needs_data_message(node)}"]
-            sched.outcomes[nid] = Outcome("run")
-        elif pending:
-            row["reasons"] = [f"runs after {', '.join(pending)} (input not built yet)"]
-            sched.outcomes[nid] = Outcome("run")
+        decision = sched.decide(node)
+        planned = Outcome("run")       # would run: its outputs are unknown, so its consumers wait on it
+        if decision.action == CACHED:
+            row.update(would_run=False, reasons=[])
+            planned = Outcome.of(decision)
+        elif decision.cause == NEEDS_DATA:     # the build would try it and fail with this note
+            row["reasons"] = [f"cannot run: {decision.reason}"]
+        elif decision.action == BLOCKED:       # behind a step a cached entry deferred on this host
+            row.update(would_run=False, reasons=[decision.reason])
+            planned = Outcome.of(decision)
+        elif decision.cause == CACHE_MISS:
+            row["reasons"] = why_changed(state.steps.get(step_id, {}).get("parts"), decision.parts, node)
         else:
-            try:
-                versions = toolchain_versions(node)
-            except ToolchainMissing as exc:
-                row["reasons"] = [f"toolchain environment '{exc}' is not installed yet"]
-                sched.outcomes[nid] = Outcome("run")
-                rows.append(row)
-                continue
-            parts = key_parts(node, sched.input_digests(node), versions)
-            key = action_key(parts)
-            entry = sched.cache.actions.get(key, remote=sched.remote_ok(node))
-            if entry is not None:
-                row.update(would_run=False, reasons=[])
-                sched.outcomes[nid] = Outcome("cached", key=key, parts=parts, entry=entry)
-            else:
-                row["reasons"] = why_changed(state.steps.get(step_id, {}).get("parts"), parts, node)
-                sched.outcomes[nid] = Outcome("run")
+            row["reasons"] = [decision.reason]
+        sched.outcomes[nid] = planned
         rows.append(row)
     return rows

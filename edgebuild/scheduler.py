@@ -14,8 +14,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebuild.actionkey import ToolchainMissing, action_key, key_parts, toolchain_versions
+from edgebuild.actionkey import toolchain_versions
 from edgebuild.cache import LocalCache
+from edgebuild.decision import CACHED, RUN, Decision, decide, key_of, look_up
 from edgebuild.errors import BuildFailed
 from edgebuild.executors.base import Executor, Task
 from edgebuild.fsutil import atomic_copy, file_lock, relative_to_root
@@ -34,6 +35,12 @@ class Outcome:
     message: str | None = None
     log: Path | None = None
     seconds: float = 0.0
+
+    @classmethod
+    def of(cls, decision: Decision) -> Outcome:
+        """The outcome a decision settles a node to without running it."""
+        return cls(decision.status, key=decision.key, parts=decision.parts, entry=decision.entry,
+                   message=decision.reason)
 
 
 @dataclass
@@ -73,35 +80,9 @@ class Scheduler:
             self._local_only = local_only_nodes(self.graph)
         return node.id not in self._local_only
 
-    # --- planning helpers shared with dry-run ---------------------------------------------------
-
-    def input_digests(self, node: Node) -> dict[str, str] | None:
-        """Content digests of a node's inputs, or None while an upstream output is not known."""
-        digests = {}
-        for role, ref in node.inputs.items():
-            if ref.node is None:
-                digests[role] = ref.digest
-                continue
-            upstream = self.outcomes.get(ref.node)
-            record = upstream.entry["outputs"].get(ref.output) if upstream and upstream.entry else None
-            if record is None:
-                return None
-            digests[role] = record["digest"]
-        return digests
-
-    def blocked_by(self, node: Node) -> Outcome | None:
-        for dep in node.deps:
-            upstream = self.outcomes[dep]
-            label = self.graph.nodes[dep].label
-            if upstream.status == "blocked":       # already names the root cause
-                return Outcome("blocked", message=upstream.message)
-            if upstream.status == "failed":
-                return Outcome("blocked", message=f"not run: {label} failed: {_first_line(upstream.message)}")
-            if upstream.status == "deferred":
-                needed = [r.output for r in node.inputs.values() if r.node == dep]
-                if any(o not in upstream.entry["outputs"] for o in needed):
-                    return Outcome("deferred", message=upstream.message or upstream.entry.get("message"))
-        return None
+    def decide(self, node: Node) -> Decision:
+        """decision.py's verdict on this node, given the outcomes settled so far."""
+        return decide(node, self.graph, self.outcomes, self.cache.actions, self.remote_ok)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -151,24 +132,13 @@ class Scheduler:
                 ready.append(consumer)
 
     def _settle_without_running(self, node: Node) -> Outcome | None:
-        blocked = self.blocked_by(node)
-        if blocked is not None:
-            return blocked
-        if node.missing:     # its model lacks data it needs: nothing to run, the note says how to add it
-            return Outcome("failed", message=self.graph.needs_data_message(node))
-        digests = self.input_digests(node)
-        try:
-            versions = toolchain_versions(node)
-        except ToolchainMissing:
-            return None    # the worker thread creates the environment, then computes the key
-        parts = key_parts(node, digests, versions)
-        key = action_key(parts)
-        entry = self.cache.actions.get(key, remote=self.remote_ok(node))
-        if entry is None:
+        """The node's outcome when it needs no run (a hit, blocked), else None."""
+        decision = self.decide(node)
+        if decision.action == RUN:
             return None
-        self.cache.actions.touch(key)
-        return Outcome("cached" if entry["status"] == "ok" else "deferred", key=key, parts=parts, entry=entry,
-                       message=entry.get("message"))
+        if decision.action == CACHED:
+            self.cache.actions.touch(decision.key)
+        return Outcome.of(decision)
 
     def _execute(self, node: Node) -> Outcome:
         started = time.monotonic()
@@ -176,13 +146,11 @@ class Scheduler:
         if node.toolchain is not None:
             from edgebuild.toolchain import ensure
             python = str(ensure(node.toolchain).python)
-        parts = key_parts(node, self.input_digests(node), toolchain_versions(node))
-        key = action_key(parts)
+        key, parts = key_of(node, self.outcomes, toolchain_versions(node))
         with file_lock(self._locks_dir / key[:2] / f"{key}.lock"):
-            entry = self.cache.actions.get(key, remote=self.remote_ok(node))
-            if entry is not None:    # another build finished it while we waited
-                return Outcome("cached" if entry["status"] == "ok" else "deferred", key=key, parts=parts,
-                               entry=entry, message=entry.get("message"))
+            decision = look_up(key, parts, self.cache.actions, self.remote_ok(node))
+            if decision.action == CACHED:    # another build finished it while we waited
+                return Outcome.of(decision)
             workdir = self.cache.store.tmp_dir()
             try:
                 return self._run_step(node, key, parts, workdir, python, started)
@@ -317,11 +285,6 @@ def unmeasured_gates(resolved, metrics: dict | None) -> dict[str, str]:
             found[gate] = "no labels" if resolved.model.evaluation is None else \
                 "no labels in the evaluation data, or not a classifier output"
     return found
-
-
-def _first_line(message: str | None) -> str:
-    lines = (message or "no reason given").strip().splitlines()
-    return lines[0] if lines else "no reason given"
 
 
 def _listing_digest(record: dict) -> str:
