@@ -122,8 +122,15 @@ def make_delta(old_bundle: Path, new_bundle: Path, out_dir: Path, key: Ed25519Pr
                              "ship the full bundle")
             final.unlink(missing_ok=True)
             return result
-        os.chmod(tmp_archive, 0o644)
-        shutil.move(str(tmp_archive), str(final))   # same-bytes rewrite or new file; temp dir -> atomic enough
+        # copied next to its final name, then renamed: a kill never leaves a partial delta there
+        fd, staged = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=out_dir)
+        os.close(fd)
+        try:
+            shutil.copyfile(tmp_archive, staged)
+            os.chmod(staged, 0o644)
+            os.replace(staged, final)
+        finally:
+            Path(staged).unlink(missing_ok=True)
         result.path = final
         result.reason = f"{result.ratio:.1%} of the full bundle"
         return result
