@@ -1,5 +1,6 @@
 """Runs a step graph: cached nodes are settled at once, the rest run in parallel through an
-executor, failures block only their dependents, and finished artifacts are copied into build/.
+executor, failures block only their dependents, and finished artifacts are copied into build/
+(materialize.py). What to do with each node is decision.py's `decide()`, which `build -n` shares.
 
 Per node: compute the action key from the actual input digests; a hit in the action cache settles
 it. A miss takes a per-key lock (so two concurrent builds never run the same work twice), checks
@@ -17,11 +18,11 @@ from pathlib import Path
 from edgebuild.actionkey import toolchain_versions
 from edgebuild.cache import LocalCache
 from edgebuild.decision import CACHED, RUN, Decision, decide, key_of, look_up
-from edgebuild.errors import BuildFailed
 from edgebuild.executors.base import Executor, Task
-from edgebuild.fsutil import atomic_copy, file_lock, relative_to_root
+from edgebuild.fsutil import file_lock, relative_to_root
 from edgebuild.graph import Graph, Node
-from edgebuild.hashing import StatCache, folder_digest
+from edgebuild.hashing import StatCache
+from edgebuild.materialize import materialize
 from edgebuild.progress import Reporter
 from edgebuild.state import TargetState
 
@@ -232,40 +233,13 @@ class Scheduler:
                 if unmeasured:
                     result.metadata["metrics"] = {**result.metadata["metrics"], "not_measured": unmeasured}
             if result.status != "failed":
-                result.artifacts = self._materialize(name, plan, state)
+                result.artifacts = materialize(self.root, name, plan, self.outcomes, self.cache.store, self.stats,
+                                               state)
             state.record_steps({node.uses[name]: {"key": o.key, "parts": o.parts} for node, o in outcomes
                                 if o.key is not None})
             state.save()
             results[name] = result
         return results
-
-    def _materialize(self, name: str, plan, state: TargetState) -> list[str]:
-        """Copy the target's artifacts to build/<target>/, skipping files already identical."""
-        out_dir = self.root / "build" / name
-        written = []
-        for artifact in plan.artifacts:
-            entry = self.outcomes[artifact.node].entry
-            record = entry["outputs"].get(artifact.output) if entry else None
-            if record is None:
-                continue   # a deferred step's artifact that this host could not make
-            dst = out_dir / artifact.filename
-            want = _listing_digest(record)
-            if not (dst.exists() and self.stats.digest(dst) == want):
-                atomic_copy(self.cache.store.output_path(record), dst)
-                if self.stats.digest(dst) != want:      # the blob changed since its entry was checked
-                    shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
-                    self.cache.store.evict(record["digest"])
-                    raise BuildFailed(f"content-store blob {record['digest'][:12]} changed during the build; "
-                                      "evicted: run the build again")
-            written.append(relative_to_root(dst, self.root))
-        for stale in set(state.artifacts) - set(written):   # left over from an earlier configuration
-            path = self.root / stale
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
-                path.unlink()
-        state.artifacts = written
-        return written
 
 
 LABEL_GATES = {"max_accuracy_drop": "accuracy_drop", "max_class_drop": "worst_class_drop"}
@@ -285,13 +259,6 @@ def unmeasured_gates(resolved, metrics: dict | None) -> dict[str, str]:
             found[gate] = "no labels" if resolved.model.evaluation is None else \
                 "no labels in the evaluation data, or not a classifier output"
     return found
-
-
-def _listing_digest(record: dict) -> str:
-    """The digest StatCache.digest gives the materialised file or folder."""
-    if record["type"] == "file":
-        return record["digest"]
-    return folder_digest({rel: f["digest"] for rel, f in record["files"].items()})
 
 
 def _merge_metadata(into: dict, metadata: dict) -> None:
