@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
-from edgebuild.errors import BuildFailed, ConfigError
+from edgebuild.errors import BuildFailed, ConfigError, StepFailed
+from edgebuild.evaldata import read_npz
 from edgebuild.project import did_you_mean, load_project
 from edgebuild.targets import resolve_all
 
@@ -72,8 +73,6 @@ def _time_halves(plan, cut, halves, samples, host_profile, config) -> dict:
 def _extract(project, resolved, args, result) -> dict:
     from pathlib import Path
 
-    import numpy as np
-
     from edgebuild.split.emit import write_project
     from edgebuild.split.extract import check_composition, extract_halves, save_halves
 
@@ -106,8 +105,11 @@ def _extract(project, resolved, args, result) -> dict:
     for role in ("calibration", "evaluation"):
         path = getattr(resolved.model, role)
         if path is not None:
-            with np.load(path, allow_pickle=False) as npz:
-                data[role] = {k: npz[k] for k in npz.files if k in plan.graph.tensors or k == "labels"}
+            try:
+                arrays = read_npz(path, f"{role} data {path.name}")
+            except StepFailed as exc:
+                raise ConfigError(str(exc)) from None
+            data[role] = {k: v for k, v in arrays.items() if k in plan.graph.tensors or k == "labels"}
     if not data:
         data["evaluation"] = {n: v for n, v in result.samples.items() if n in plan.graph.tensors}
     cut_text = "device-only" if cut.kind == "device-only" else ("server-only" if cut.kind == "server-only"
