@@ -19,8 +19,8 @@ from edgebuild.errors import BuildFailed, ConfigError
 from edgebuild.fsutil import atomic_write_json, relative_to_root
 from edgebuild.hashing import canonical_json, sha256_bytes
 from edgebuild.project import SEMVER, Project
+from edgebuild.runtimes import get_runtime
 
-RUNTIME_OPTIONS = ("providers", "delegate")
 UNREPRODUCIBLE_METRICS = ("latency", "peak_rss_mb", "int8_search")   # and every "*_seconds" figure
 
 
@@ -135,7 +135,8 @@ def make_spec(project: Project, plan, sched, result, version: str) -> tuple[dict
         status="deferred" if result.status == "deferred" else "built",
         remaining=result.reason if result.status == "deferred" else None,
         coverage=result.metadata.get("coverage"), metrics=metrics, provenance=provenance,
-        runtime_options={k: resolved.params[k] for k in RUNTIME_OPTIONS if k in resolved.params},
+        runtime_options={k: resolved.params[k] for k in get_runtime(resolved.recipe.runtime).option_keys
+                         if k in resolved.params},
         requirements=bundle_requirements(resolved.device_profile))
     return spec, digests
 

@@ -6,7 +6,7 @@ a project's own recipes/ folder adds recipes or replaces built-in ones of the sa
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,8 @@ from edgebuild.errors import ConfigError
 from edgebuild.project import did_you_mean
 from edgebuild.tomlpos import key_lines, line_of
 
-RECIPE_KEYS = {"recipe", "parameters", "choices", "devices", "steps", "toolchain", "data"}
-HEADER_KEYS = {"name", "description", "runtime", "toolchain", "default_device", "device_bound"}
+RECIPE_KEYS = {"recipe", "parameters", "choices", "devices", "steps", "toolchain"}
+HEADER_KEYS = {"name", "description", "runtime", "toolchain", "default_device"}
 STEP_KEYS = {"id", "step", "inputs", "params", "when", "artifact", "toolchain", "after"}
 MODEL_REFS = {"model.source", "model.calibration", "model.evaluation"}
 
@@ -50,7 +50,6 @@ class Recipe:
     devices: dict[str, dict]
     steps: list[RecipeStep]
     toolchain: dict | None            # [toolchain] spec, None = edgebuild's own environment
-    data: dict = field(default_factory=dict)
 
 
 def recipe_files(project_root: Path | None) -> dict[str, Path]:
@@ -90,6 +89,8 @@ def parse_recipe(file: Path) -> Recipe:
     name = header.get("name")
     if name != file.stem:
         raise fail(f"recipe name '{name}' must equal the file name '{file.stem}'", "recipe.name")
+    runtime = header.get("runtime", name)
+    _check_runtime(runtime, fail)
     parameters = data.get("parameters", {})
     choices = data.get("choices", {})
     for key, allowed in choices.items():
@@ -131,8 +132,18 @@ def parse_recipe(file: Path) -> Recipe:
     _check_step_kinds(steps, fail)
     toolchain = data.get("toolchain")
     return Recipe(name=name, file=file, description=header.get("description", ""),
-                  runtime=header.get("runtime", name), default_device=default_device, parameters=parameters,
-                  choices=choices, devices=devices, steps=steps, toolchain=toolchain, data=data.get("data", {}))
+                  runtime=runtime, default_device=default_device, parameters=parameters,
+                  choices=choices, devices=devices, steps=steps, toolchain=toolchain)
+
+
+def _check_runtime(runtime, fail) -> None:
+    """recipe.runtime names a runtime of edgebuild.runtimes (a built-in or an installed plugin)."""
+    from edgebuild.runtimes import UnknownRuntime, get_runtime
+
+    try:
+        get_runtime(runtime)
+    except UnknownRuntime as exc:
+        raise fail(str(exc), "recipe.runtime") from None
 
 
 def _check_device_platforms(devices: dict, fail) -> None:

@@ -11,22 +11,19 @@ import jinja2
 from edgebuild.bundle import delta_apply, ed25519_verify, fleet_runtime, portable
 from edgebuild.bundle.errors import BundleError
 from edgebuild.bundle.spec import BundleSpec
+from edgebuild.runtimes import UnknownRuntime, builtin_runtimes, get_runtime, runtimes
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-# runtime name -> template file; "llama.cpp" has a dot, which file names avoid
-LOADER_TEMPLATES = {
-    "onnxruntime": "loader_onnxruntime.py.j2",
-    "tflite": "loader_tflite.py.j2",
-    "coreml": "loader_coreml.py.j2",
-    "llama.cpp": "loader_llama_cpp.py.j2",
-    "tensorrt": "loader_tensorrt.py.j2",
-}
+# runtime name -> template file, for the built-in runtimes (each declares its own: edgebuild/runtimes/)
+LOADER_TEMPLATES = {name: runtime.loader_template for name, runtime in builtin_runtimes().items()}
 
 
-def _environment() -> jinja2.Environment:
+def _environment(first: Path | None = None) -> jinja2.Environment:
+    # a third-party runtime's templates come first; edgebuild's (_common.py.j2, ...) after them
+    folders = [str(first)] if first is not None and Path(first) != TEMPLATES else []
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader([*folders, str(TEMPLATES)]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -36,12 +33,14 @@ def _environment() -> jinja2.Environment:
 
 
 def render_loader(spec: BundleSpec) -> str:
-    template_name = LOADER_TEMPLATES.get(spec.runtime)
-    if template_name is None:
-        raise BundleError(f"no loader for runtime {spec.runtime!r} (known: {', '.join(LOADER_TEMPLATES)})")
-    if not (TEMPLATES / template_name).is_file():
+    try:
+        runtime = get_runtime(spec.runtime)
+    except UnknownRuntime:
+        raise BundleError(f"no loader for runtime {spec.runtime!r} (known: {', '.join(runtimes())})") from None
+    template_name = runtime.loader_template
+    if not (Path(runtime.templates_dir) / template_name).is_file():
         raise BundleError(f"loader template {template_name} for runtime {spec.runtime!r} is not installed")
-    return _environment().get_template(template_name).render(
+    return _environment(runtime.templates_dir).get_template(template_name).render(
         bundle_name=spec.folder_name,
         runtime=spec.runtime,
         options_json=json.dumps(spec.runtime_options, sort_keys=True),

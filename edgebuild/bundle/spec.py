@@ -4,8 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RUNTIMES = ("onnxruntime", "tflite", "coreml", "llama.cpp", "tensorrt")
-
 
 @dataclass
 class BundleSpec:
@@ -14,7 +12,7 @@ class BundleSpec:
     target: str
     device: str
     recipe: str
-    runtime: str                      # one of RUNTIMES: picks templates/loader_<runtime>.py.j2
+    runtime: str                      # a runtime of edgebuild.runtimes: picks its loader template
     artifacts: dict[str, Path]        # name inside the bundle -> file or folder (e.g. an .mlpackage)
     io: dict                          # {"inputs": [...], "outputs": [...]} per the metadata convention
     selftest: Path | None             # selftest.npz, shipped as selftest/selftest.npz

@@ -11,10 +11,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edgebuild.bundle.archive import read_signed_head, write_tar_gz
 from edgebuild.bundle.errors import BundleError, VersionExists
 from edgebuild.bundle.keys import key_id
-from edgebuild.bundle.loaders import render_loader, render_readme, render_swift
+from edgebuild.bundle.loaders import render_loader, render_readme
 from edgebuild.bundle.manifest import LOADER_NAME, SELFTEST_NAME, build_manifest, manifest_bytes
 from edgebuild.bundle.portable import MANIFEST_NAME, SIGNATURE_NAME, parse_semver, sha256_stream
-from edgebuild.bundle.spec import RUNTIMES, BundleSpec
+from edgebuild.bundle.spec import BundleSpec
+from edgebuild.runtimes import UnknownRuntime, get_runtime, runtimes
 
 GENERATED = (LOADER_NAME, "README.md", "LoadModel.swift")
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+")
@@ -30,8 +31,11 @@ def write_bundle(spec: BundleSpec, bundles_dir: Path, key: Ed25519PrivateKey) ->
     _check_spec(spec)
     files = _collect_files(spec)
     generated: dict[str, bytes] = {LOADER_NAME: render_loader(spec).encode("utf-8")}
-    if spec.runtime == "coreml":
-        generated["LoadModel.swift"] = render_swift(spec).encode("utf-8")
+    for name, data in get_runtime(spec.runtime).extra_files(spec).items():   # e.g. Core ML's LoadModel.swift
+        _check_inner_name(name)
+        if name in generated or name in files or name in ("README.md", MANIFEST_NAME, SIGNATURE_NAME):
+            raise BundleError(f"runtime {spec.runtime!r} generates {name!r}, a name already in the bundle")
+        generated[name] = data
     readme_files = sorted(set(files) | set(generated) | {"README.md", MANIFEST_NAME, SIGNATURE_NAME})
     generated["README.md"] = render_readme(spec, readme_files).encode("utf-8")
     table = {name: _hash_file(path) for name, path in files.items()}
@@ -79,8 +83,10 @@ def _check_spec(spec: BundleSpec) -> None:
     for label, value in (("project name", spec.project), ("target name", spec.target)):
         if not value or not set(value) <= _NAME_OK:
             raise BundleError(f"{label} {value!r} cannot name a bundle file: use letters, digits, '.', '_', '-'")
-    if spec.runtime not in RUNTIMES:
-        raise BundleError(f"runtime {spec.runtime!r} has no loader (known: {', '.join(RUNTIMES)})")
+    try:
+        get_runtime(spec.runtime)
+    except UnknownRuntime:
+        raise BundleError(f"runtime {spec.runtime!r} has no loader (known: {', '.join(runtimes())})") from None
     if spec.status not in ("built", "deferred"):
         raise BundleError(f"bundle status must be 'built' or 'deferred', got {spec.status!r}")
     if not spec.artifacts:

@@ -35,20 +35,14 @@ def parse_resources(text: str) -> dict[str, float]:
 
 
 def detect_resources(slots: int) -> dict[str, float]:
-    """What this host offers device-bound steps: one `gpu-smXY` unit per GPU of compute capability
-    X.Y, and `tensorrt-MAJOR.MINOR` (as many as the agent runs at once) when TensorRT is installed."""
-    from edgebuild.steps.tensorrt import gpu_probe
+    """What this host offers device-bound steps: each runtime's own detection (edgebuild/runtimes/),
+    e.g. TensorRT's `gpu-smXY` per GPU and `tensorrt-MAJOR.MINOR`."""
+    from edgebuild.runtimes import runtimes
 
     found: dict[str, float] = {}
-    for gpu in gpu_probe.gpus():
-        name = "gpu-sm" + gpu.compute_capability.replace(".", "")
-        found[name] = found.get(name, 0) + 1
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-        trt = version("tensorrt")
-        found["tensorrt-" + ".".join(trt.split(".")[:2])] = float(slots)
-    except PackageNotFoundError:
-        pass
+    for runtime in runtimes().values():
+        for name, amount in runtime.detect_resources(slots).items():
+            found.setdefault(name, amount)
     return found
 
 

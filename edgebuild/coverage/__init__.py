@@ -7,10 +7,10 @@ Module map: graph_walk (ONNX -> node records) -> one module per route (onnxrunti
 tflite, edgetpu, coreml; data in recipes/coverage/) -> partition (single-cut accelerators) ->
 report (table, JSON) -> policy (targets.toml `fallback`, `min_accelerated_share`).
 """
-from .checker import ROUTES, UnknownRouteError, check_model, route_for_recipe
+from .checker import ROUTES, UnknownRouteError, check_model
 from .graph_walk import ModelLoadError
 from .policy import PolicyError, evaluate_policy, validate_policy
 from .report import CoverageReport
 
 __all__ = ["ROUTES", "CoverageReport", "ModelLoadError", "PolicyError", "UnknownRouteError", "check_model",
-           "evaluate_policy", "route_for_recipe", "validate_policy"]
+           "evaluate_policy", "validate_policy"]

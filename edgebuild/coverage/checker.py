@@ -6,15 +6,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from edgebuild.runtimes import builtin_runtimes, coverage_routes, coverage_rules
+
 from .graph_walk import WalkedGraph, walk_model
 from .report import CoverageReport, NodeResult, RouteResult
 
-ROUTES = ("onnxruntime", "tensorrt", "edgetpu", "tflite", "coreml")
-
-
-def route_for_recipe(recipe: str) -> str | None:
-    """The coverage route of a built-in recipe (same name), or None where coverage does not apply (gguf)."""
-    return recipe if recipe in ROUTES else None
+# The built-in runtimes' routes (a fixed list for tests and reports); check_model also accepts the
+# routes of runtimes installed through the `edgebuild.runtimes` entry points.
+ROUTES = tuple(coverage_routes(builtin_runtimes()))
 
 
 class UnknownRouteError(ValueError):
@@ -30,9 +29,10 @@ def check_model(model_path: Path, route: str, settings: dict[str, Any] | None = 
     input_shapes that do not fit the model, UnknownRouteError for an unknown route.
     """
     settings = dict(settings or {})
-    if route not in ROUTES:
-        raise UnknownRouteError(f"unknown coverage route '{route}' (choose one of {', '.join(ROUTES)})")
-    rules = importlib.import_module(f"{__package__}.{route}")
+    module = coverage_rules(route)
+    if module is None:
+        raise UnknownRouteError(f"unknown coverage route '{route}' (choose one of {', '.join(coverage_routes())})")
+    rules = importlib.import_module(module)
     graph = walk_model(Path(model_path), settings.get("input_shapes"), settings.get("source", "input_shapes"))
     return assemble_report(graph, route, rules.check(graph, settings), settings)
 

@@ -3,7 +3,7 @@ each loaded only when it is written."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -13,10 +13,3 @@ class PlannedTensor:
     load: Callable[[], Any]           # returns the float32 numpy array; called once, while writing
     keep_f32: bool = False            # norms, biases, rope factors: never quantized
 
-
-class ArchitectureLayout(Protocol):
-    arch: str                         # llama.cpp architecture name ("llama", "qwen2", "bert")
-
-    def write_hparams(self, writer: Any) -> None: ...
-
-    def tensors(self) -> list[PlannedTensor]: ...

@@ -1,0 +1,128 @@
+"""Runtime plugins (edgebuild/runtimes/): a toy runtime from a test package, registered the way a
+third party would (entry points in the groups `edgebuild.runtimes` and `edgebuild.steps`, from a
+.dist-info folder on PYTHONPATH), builds end to end to a signed bundle carrying its own loader,
+its extra file and its runtime options, without touching any file of edgebuild."""
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+
+import pytest
+
+from conftest import run_cli, write_demo
+from edgebuild.errors import ConfigError
+from edgebuild.recipes import parse_recipe
+
+TOY_MODULE = '''
+import shutil
+from pathlib import Path
+
+from edgebuild.runtimes import RuntimeInterface
+from edgebuild.steps.base import Step
+
+
+class Copy(Step):
+    name = "toyrt.copy"
+    version = "1"
+    inputs = ("model",)
+    outputs = ("model.toy",)
+
+    def run(self, ctx):
+        shutil.copyfile(ctx.input("model"), ctx.output("model.toy"))
+        return {}
+
+
+class ToyRuntime(RuntimeInterface):
+    name = "toy"
+    loader_template = "loader_toy.py.j2"
+    templates_dir = Path(__file__).parent / "toyrt_templates"
+    option_keys = ("greeting",)
+
+    def extra_files(self, spec):
+        return {"TOY.txt": ("toy runtime for " + spec.target + "\\n").encode()}
+'''
+
+TOY_LOADER = '''#!/usr/bin/env python3
+"""Toy loader of {{ bundle_name }} (runtime {{ runtime }})."""
+import json
+RUNTIME_OPTIONS = json.loads({{ options_json | tojson }})
+print(RUNTIME_OPTIONS["greeting"])
+'''
+
+TOY_RECIPE = '''
+[recipe]
+name = "toy"
+description = "copies the model; bundled for the toy runtime"
+runtime = "{runtime}"
+default_device = "cpu"
+
+[parameters]
+greeting = "hello"
+
+[devices.cpu]
+description = "any host"
+
+[[steps]]
+id = "copy"
+step = "toyrt.copy"
+inputs = {{ model = "model.source" }}
+artifact = "model.toy"
+'''
+
+TARGETS = ('[project]\nname = "toyproj"\nversion = "1.0.0"\n\n[models.digits]\nsource = "models/digits.onnx"\n\n'
+           '[targets.toy-cpu]\nmodel = "digits"\nrecipe = "toy"\ngreeting = "hi from toy"\n')
+
+
+@pytest.fixture(scope="module")
+def toy_env(tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("toyrt")
+    (base / "edgebuild_toyrt.py").write_text(TOY_MODULE)
+    (base / "toyrt_templates").mkdir()
+    (base / "toyrt_templates" / "loader_toy.py.j2").write_text(TOY_LOADER)
+    info = base / "edgebuild_toyrt-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: edgebuild-toyrt\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[edgebuild.steps]\ntoyrt.copy = edgebuild_toyrt:Copy\n\n"
+                                           "[edgebuild.runtimes]\ntoy = edgebuild_toyrt:ToyRuntime\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGEBUILD_REMOTE_CACHE", "EDGEBUILD_SIGNING_KEY")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(base), env.get("PYTHONPATH")]))
+    return env
+
+
+def _toy_project(dest, runtime: str):
+    project = write_demo(dest, TARGETS)
+    (project / "recipes").mkdir()
+    (project / "recipes" / "toy.toml").write_text(TOY_RECIPE.format(runtime=runtime))
+    return project
+
+
+def test_a_toy_runtime_from_an_entry_point_builds_a_bundle(tmp_path, toy_env):
+    project = _toy_project(tmp_path / "p", "toy")
+    result = run_cli(project, "all", "--json", env=toy_env)
+    assert result.rc == 0, result.stderr
+    bundle = project / result.json["targets"]["toy-cpu"]["bundle"]
+    with tarfile.open(bundle) as tar:
+        names = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
+        top = tar.getmembers()[0].name.split("/")[0]
+        loader = tar.extractfile(f"{top}/loader.py").read().decode()
+        extra = tar.extractfile(f"{top}/TOY.txt").read().decode()
+        manifest = json.loads(tar.extractfile(f"{top}/manifest.json").read())
+    assert {"loader.py", "TOY.txt", "model.toy", "manifest.json"} <= names
+    assert "Toy loader of toyproj-toy-cpu-1.0.0 (runtime toy)" in loader
+    assert extra == "toy runtime for toy-cpu\n"
+    assert manifest["runtime"] == "toy"
+    assert manifest["runtime_options"] == {"greeting": "hi from toy"}
+
+
+def test_an_unknown_runtime_is_one_line_naming_the_recipe_and_the_known_runtimes(tmp_path, toy_env):
+    project = _toy_project(tmp_path / "p", "openvino")
+    with pytest.raises(ConfigError) as caught:
+        parse_recipe(project / "recipes" / "toy.toml")
+    message = str(caught.value)
+    assert "toy.toml" in message and "unknown runtime 'openvino'" in message
+    assert "onnxruntime" in message and "llama.cpp" in message
+    result = run_cli(project, "build", env=toy_env)
+    assert result.rc == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "unknown runtime 'openvino'" in result.stderr
+    assert "toy" in result.stderr.split("known:")[1]    # the installed plugin is among the known runtimes
