@@ -22,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from support import free_port, start_nginx
+from support import free_port, start_nginx  # also puts tests/ on sys.path
+
+from plugin_package import write_plugin_package  # noqa: E402
 
 # a trivial step, registered through the `edgebuild.steps` entry-point group like a third-party plugin
 PLUGIN = '''
@@ -51,11 +53,8 @@ def wait_listening(port: int, proc: subprocess.Popen, what: str) -> None:
 
 
 def write_plugin(base: Path) -> None:
-    (base / "edgebuild_benchplug.py").write_text(PLUGIN)
-    info = base / "edgebuild_benchplug-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: edgebuild-benchplug\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[edgebuild.steps]\nbenchplug.append = edgebuild_benchplug:Append\n")
+    write_plugin_package(base, "edgebuild_benchplug", PLUGIN,
+                         {"edgebuild.steps": {"benchplug.append": "edgebuild_benchplug:Append"}})
 
 
 def write_project(dest: Path, steps: int, chain: int) -> None:

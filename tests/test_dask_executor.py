@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ort_demo_toml, run_cli, write_demo
+from plugin_package import env_with_plugins, write_plugin_package
 
 distributed = pytest.importorskip("distributed", reason="the dask executor tests need 'distributed' "
                                                         "(pip install 'dask[distributed]')")
@@ -140,17 +141,12 @@ def nginx(tmp_path_factory):
 def plugin_env(tmp_path_factory) -> dict:
     """Environment for the build host and the agents: the test plugin on PYTHONPATH, a markers folder."""
     base = tmp_path_factory.mktemp("plugin")
-    (base / "edgebuild_testplug.py").write_text(PLUGIN)
-    info = base / "edgebuild_testplug-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: edgebuild-testplug\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[edgebuild.steps]\ntestplug.work = edgebuild_testplug:Work\n"
-                                           "testplug.pinned = edgebuild_testplug:Pinned\n")
+    write_plugin_package(base, "edgebuild_testplug", PLUGIN, {"edgebuild.steps": {
+        "testplug.work": "edgebuild_testplug:Work", "testplug.pinned": "edgebuild_testplug:Pinned"}})
     _fake_distribution(base, "1.0")
     markers = base / "markers"
     markers.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("EDGEBUILD_REMOTE_CACHE", "EDGEBUILD_SIGNING_KEY")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(base), env.get("PYTHONPATH")]))
+    env = env_with_plugins(base)
     env["EDGEBUILD_TEST_MARKERS"] = str(markers)
     return env
 

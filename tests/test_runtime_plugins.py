@@ -5,12 +5,12 @@ its extra file and its runtime options, without touching any file of edgebuild."
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 
 import pytest
 
 from conftest import run_cli, write_demo
+from plugin_package import env_with_plugins, write_plugin_package
 from edgebuild.errors import ConfigError
 from edgebuild.recipes import parse_recipe
 
@@ -77,17 +77,12 @@ TARGETS = ('[project]\nname = "toyproj"\nversion = "1.0.0"\n\n[models.digits]\ns
 @pytest.fixture(scope="module")
 def toy_env(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("toyrt")
-    (base / "edgebuild_toyrt.py").write_text(TOY_MODULE)
+    write_plugin_package(base, "edgebuild_toyrt", TOY_MODULE, {
+        "edgebuild.steps": {"toyrt.copy": "edgebuild_toyrt:Copy"},
+        "edgebuild.runtimes": {"toy": "edgebuild_toyrt:ToyRuntime"}})
     (base / "toyrt_templates").mkdir()
     (base / "toyrt_templates" / "loader_toy.py.j2").write_text(TOY_LOADER)
-    info = base / "edgebuild_toyrt-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: edgebuild-toyrt\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[edgebuild.steps]\ntoyrt.copy = edgebuild_toyrt:Copy\n\n"
-                                           "[edgebuild.runtimes]\ntoy = edgebuild_toyrt:ToyRuntime\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("EDGEBUILD_REMOTE_CACHE", "EDGEBUILD_SIGNING_KEY")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(base), env.get("PYTHONPATH")]))
-    return env
+    return env_with_plugins(base)
 
 
 def _toy_project(dest, runtime: str):
