@@ -26,6 +26,7 @@ import zlib
 
 DELTA_KIND = "delta"
 MAX_SEGMENT = 1 << 31   # bytes one segment may produce (a bound, not a format limit)
+COPY_CHUNK = 1 << 22
 
 
 class DeltaRejected(Exception):
@@ -99,7 +100,14 @@ def apply_segments(segments, base, patch, out):
         op = segment[0]
         if op == "copy" and len(segment) == 3:
             _check_ints(segment[1:], op)
-            data = _read(_needed(base, op), segment[1], segment[2], "base file")
+            # in chunks: an unchanged multi-GB model is copied without holding it in memory
+            for offset in range(segment[1], segment[1] + segment[2], COPY_CHUNK):
+                length = min(COPY_CHUNK, segment[1] + segment[2] - offset)
+                data = _read(_needed(base, op), offset, length, "base file")
+                digest.update(data)
+                out.write(data)
+            size += segment[2]
+            continue
         elif op == "data" and len(segment) in (5, 6):
             _check_ints(segment[2:], op)
             raw = _read(_needed(patch, op), segment[2], segment[3], "patch")

@@ -148,7 +148,7 @@ def _check_pair(old: dict, new: dict, old_path: Path, new_path: Path) -> None:
         if old.get(key) != new.get(key):
             raise BundleError(f"{old_path.name} and {new_path.name} are bundles of different {key}s "
                               f"({old.get(key)} and {new.get(key)}): a delta joins two versions of one target")
-    if old.get("kind", "bundle") != "bundle" and old.get("kind") is not None or new.get("kind") == DELTA_KIND:
+    if old.get("kind") not in (None, "bundle") or new.get("kind") == DELTA_KIND:
         raise BundleError("a delta is made from two full bundles, not from a delta")
     if old["version"] == new["version"]:
         raise BundleError(f"{old_path.name} and {new_path.name} have the same version {new['version']}")
