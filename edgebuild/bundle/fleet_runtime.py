@@ -345,22 +345,14 @@ def prometheus_metrics(root):
 
 def deployment_policy(path, public_key, target):
     """The rollback thresholds for `target` from a signed, unexpired deployment.json."""
-    import calendar
     path = Path(path)
     if public_key is None:
         raise BundleRejected("--deployment needs --key: the deployment manifest is only worth its signature")
+    doc = read_signed_json(path, public_key, "the deployment manifest")
     try:
-        data = path.read_bytes()[:MAX_SIGNED_FILE + 1]
-        signature = Path(str(path) + ".sig").read_bytes()[:1024]
-    except OSError as exc:
-        raise BundleRejected("cannot read the deployment manifest: %s" % exc) from None
-    verify_signature(data, signature, public_key)
-    try:
-        doc = json.loads(data.decode("utf-8"))
-        expires = calendar.timegm(_fleet_time.strptime(doc["expires"], "%Y-%m-%dT%H:%M:%SZ"))
         rollback = doc["targets"][target]["rollback"]
-    except (ValueError, KeyError, TypeError):
-        raise BundleRejected("%s has no rollback policy for target %s" % (path.name, target)) from None
-    if _fleet_time.time() > expires:
-        raise BundleRejected("%s expired at %s: fetch a freshly signed one" % (path.name, doc["expires"]))
+    except (KeyError, TypeError):
+        rollback = None
+    if not isinstance(rollback, dict):
+        raise BundleRejected("%s has no rollback policy for target %s" % (path.name, target))
     return dict((key, rollback[key]) for key in DEFAULT_POLICY if isinstance(rollback.get(key), (int, float)))
