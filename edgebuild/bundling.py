@@ -52,7 +52,7 @@ def bundle_targets(project: Project, graph, sched, results: dict, version: str |
         state[name] = {"fingerprint": fingerprint, "stat": _stat(written)}
         result.bundle = relative_to_root(written, project.root)
         changed = True
-    if changed or (state and _index_needs_refresh(project.bundles_dir / "index.json", project.index_expiry_days)):
+    if changed or (state and signed_file_needs_refresh(project.bundles_dir / "index.json", project.index_expiry_days)):
         # an index past half its lifetime is re-signed, so devices never see it expire
         from edgebuild.bundle import update_index
         update_index(project.bundles_dir, (signer or _signer(project, quiet)), project.index_expiry_days)
@@ -60,9 +60,10 @@ def bundle_targets(project: Project, graph, sched, results: dict, version: str |
         atomic_write_json(state_file, state)
 
 
-def _index_needs_refresh(index: Path, expiry_days: int) -> bool:
-    """Missing, unreadable, or past half its lifetime (read here without importing the bundle
-    package, which a no-op build should not pay for)."""
+def signed_file_needs_refresh(index: Path, expiry_days: int) -> bool:
+    """A signed file with `expires` (index.json, deployment.json) that is missing, unreadable, or
+    past half its lifetime (read here without importing the bundle package, which a no-op build
+    should not pay for)."""
     import calendar
     import time
     try:

@@ -212,7 +212,7 @@ def test_install_with_an_index_checks_its_signature_expiry_and_listing(releases,
 
 def test_index_expiry_setting_and_refresh(keypair, bundle, tmp_path):
     from conftest import ort_demo_toml, run_cli, write_demo
-    from edgebuild.bundling import _index_needs_refresh
+    from edgebuild.bundling import signed_file_needs_refresh
 
     project = write_demo(tmp_path / "demo", ort_demo_toml("\n[bundle]\nindex_expiry_days = 0\n"))
     bad = run_cli(project, "graph")
@@ -224,7 +224,7 @@ def test_index_expiry_setting_and_refresh(keypair, bundle, tmp_path):
     expires = json.loads(index.read_text())["expires"]
     assert time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 9 * 86400)) < expires
     assert expires <= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 10 * 86400))
-    assert not _index_needs_refresh(index, 10)
-    assert _index_needs_refresh(index, 30), "10 days left of a 30-day lifetime: past half, re-sign"
+    assert not signed_file_needs_refresh(index, 10)
+    assert signed_file_needs_refresh(index, 30), "10 days left of a 30-day lifetime: past half, re-sign"
     update_index(folder, keypair[0], expiry_days=10, now=time.time() - 6 * 86400)
-    assert _index_needs_refresh(index, 10)
+    assert signed_file_needs_refresh(index, 10)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -69,7 +68,7 @@ def write_deployment(bundles_dir: Path, project: str, bundles: dict[str, Path], 
         }
     signing = {"algorithm": "ed25519", "key_id": key_id(key.public_key())}
     path = bundles_dir / DEPLOYMENT_NAME
-    if _unchanged(path, targets, signing, now, expiry_days):
+    if _unchanged(path, targets, signing, expiry_days):
         return path   # a no-op build rewrites nothing
     # day granularity, as index.json: two builds of one day write the same bytes
     doc = {"schema_version": 1, "project": project, "expires": index_expires(expiry_days, now),
@@ -89,15 +88,13 @@ def memory_tier(peak_mb: float) -> int:
     return 1 << math.ceil(math.log2(need))
 
 
-def _unchanged(path: Path, targets: dict, signing: dict, now: int, expiry_days: int) -> bool:
-    """The same targets, signer and expiry policy, with more than half of the expiry still ahead."""
-    try:
-        old = json.loads(path.read_text())
-        expires = datetime.strptime(old["expires"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-    except (OSError, ValueError, KeyError, TypeError):
+def _unchanged(path: Path, targets: dict, signing: dict, expiry_days: int) -> bool:
+    """The same targets and signer, with more than half of the expiry still ahead."""
+    from edgebuild.bundling import signed_file_needs_refresh
+    if signed_file_needs_refresh(path, expiry_days):
         return False
-    return (old.get("targets") == json.loads(json.dumps(targets)) and old.get("signing") == signing
-            and expires - now > expiry_days * 86400 / 2 and expires - now <= expiry_days * 86400)
+    old = json.loads(path.read_text())
+    return old.get("targets") == json.loads(json.dumps(targets)) and old.get("signing") == signing
 
 
 def _released_versions(bundles_dir: Path, project: str, target: str) -> list[str]:
