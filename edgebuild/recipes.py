@@ -5,6 +5,7 @@ a project's own recipes/ folder adds recipes or replaces built-in ones of the sa
 """
 from __future__ import annotations
 
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,11 @@ from edgebuild.project import did_you_mean
 from edgebuild.tomlpos import key_lines, line_of
 
 RECIPE_KEYS = {"recipe", "parameters", "choices", "devices", "steps", "toolchain"}
-HEADER_KEYS = {"name", "description", "runtime", "toolchain", "default_device"}
+HEADER_KEYS = {"name", "description", "runtime", "default_device"}
+# `[recipe] toolchain` was accepted but never read (the [toolchain] table and each step's `toolchain`
+# decide where a step runs: graph.py); files that still set it get a warning, not an error.
+DEPRECATED_HEADER_KEYS = {"toolchain"}
+_warned: set[tuple[str, str]] = set()
 STEP_KEYS = {"id", "step", "inputs", "params", "when", "artifact", "toolchain", "after"}
 MODEL_REFS = {"model.source", "model.calibration", "model.evaluation"}
 
@@ -84,7 +89,9 @@ def parse_recipe(file: Path) -> Recipe:
     if not isinstance(header, dict):
         raise fail("missing [recipe] table")
     for key in header:
-        if key not in HEADER_KEYS:
+        if key in DEPRECATED_HEADER_KEYS:
+            _warn_deprecated(file, key)
+        elif key not in HEADER_KEYS:
             raise fail(f"unknown key{did_you_mean(key, HEADER_KEYS)}", f"recipe.{key}")
     name = header.get("name")
     if name != file.stem:
@@ -134,6 +141,15 @@ def parse_recipe(file: Path) -> Recipe:
     return Recipe(name=name, file=file, description=header.get("description", ""),
                   runtime=runtime, default_device=default_device, parameters=parameters,
                   choices=choices, devices=devices, steps=steps, toolchain=toolchain)
+
+
+def _warn_deprecated(file: Path, key: str) -> None:
+    """One line per file and key per process (recipes are parsed more than once per command)."""
+    if (str(file), key) not in _warned:
+        _warned.add((str(file), key))
+        print(f"edgebuild: warning: {file}: [recipe] {key} is deprecated and ignored (the [toolchain] table "
+              f"and each step's `toolchain` decide where steps run); remove it",
+              file=sys.stderr)
 
 
 def _check_runtime(runtime, fail) -> None:

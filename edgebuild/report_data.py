@@ -368,8 +368,9 @@ def build_report(project_name: str, version: str, results: dict[str, dict], targ
                                            if t["latency"] and not t["latency"]["host_known"]),
             "trust_rules": {"unstable_if_p95_over_p50": SPREAD_LIMIT, "p95_min_runs": P95_MIN_RUNS,
                             "p99_min_runs": P99_MIN_RUNS},
-            "counts": {s: sum(t["status"] == s for t in targets.values())
-                       for s in ("built", "cached", "deferred", "failed", "skipped")},
+            # no target is ever skipped; the key stays (always 0) for scripts reading `report --json`
+            "counts": {**{s: sum(t["status"] == s for t in targets.values())
+                          for s in ("built", "cached", "deferred", "failed")}, "skipped": 0},
             "models": models, "targets": targets, "unassigned": unassigned,
             "deployment_manifest": ({"file": "deployment.json", "expires": _text(deployment.get("expires")),
                                      "generated": _text(deployment.get("generated")),

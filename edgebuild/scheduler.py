@@ -47,7 +47,7 @@ class Outcome:
 @dataclass
 class TargetResult:
     name: str
-    status: str                     # built | cached | failed | deferred | skipped
+    status: str                     # built | cached | failed | deferred
     recipe: str
     device: str = ""
     artifacts: list[str] = field(default_factory=list)

@@ -41,8 +41,7 @@ def exit_code(doc: dict, strict: bool) -> int:
 
 
 def print_human(doc: dict, stream) -> None:
-    marks = {"built": "built   ", "cached": "cached  ", "failed": "FAILED  ", "deferred": "deferred",
-             "skipped": "skipped "}
+    marks = {"built": "built   ", "cached": "cached  ", "failed": "FAILED  ", "deferred": "deferred"}
     for name, t in doc["targets"].items():
         line = f"{marks.get(t['status'], t['status'])} {name} [{t['recipe']}]"
         if t["artifacts"]:

@@ -95,3 +95,22 @@ def test_broken_project_recipe_is_reported_by_name(tmp_path):
     result = run_cli(project, "build", "-n")
     assert result.rc == 2
     assert "recipes/onnxruntime.toml" in result.stderr and "cycle: a -> b -> a" in result.stderr
+
+
+def test_a_recipe_still_setting_the_dropped_toolchain_key_warns_once_and_builds(tmp_path):
+    """`[recipe] toolchain` was never read: a project recipe that sets it is one warning naming the
+    file, not an error; the built-in recipes no longer set it."""
+    from edgebuild.recipes import builtin_recipe_dir
+
+    project = write_demo(tmp_path / "p")
+    (project / "recipes").mkdir()
+    builtin = (builtin_recipe_dir() / "onnxruntime.toml").read_text()
+    assert "\n[recipe]\n" in builtin
+    (project / "recipes" / "onnxruntime.toml").write_text(
+        builtin.replace("\n[recipe]\n", '\n[recipe]\ntoolchain = "default"\n', 1))
+    result = run_cli(project, "build", "-n")
+    assert result.rc == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "deprecated" in line]
+    assert len(warnings) == 1 and "recipes/onnxruntime.toml" in warnings[0] and "[recipe] toolchain" in warnings[0]
+    (project / "recipes" / "onnxruntime.toml").unlink()
+    assert "deprecated" not in run_cli(project, "build", "-n").stderr
