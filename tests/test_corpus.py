@@ -90,3 +90,24 @@ def test_classifier_labels_are_the_reference_models_own_top1(tmp_path):
         assert data["bytes"].dtype == np.int32 and data["bytes"].max() <= 256
         logits = corpus.run_onnxruntime("magika", {"bytes": data["bytes"]})[0]
         assert np.array_equal(data["labels"], logits.argmax(axis=1))
+
+
+def test_natural_image_samples_are_normalized_crops_from_disjoint_pools(tmp_path):
+    """natural_images.sample on stand-in PNGs (the real ones come from the scikit-image wheel in the
+    benchmarks): the model's layout, its package's normalization, deterministic per seed, and
+    calibration (even seed) and evaluation (odd seed) drawing from disjoint image pools."""
+    from PIL import Image
+    import natural_images as ni
+    for i, name in enumerate(sorted(ni.IMAGES)):
+        Image.new("RGB", (64 + i, 48), (i * 10, 100, 200)).save(tmp_path / name)
+    nchw = ni.sample(tmp_path, [1, 3, 32, 48], ni.IMAGENET_BGR, n=3, seed=0)
+    assert nchw.shape == (3, 3, 32, 48) and nchw.dtype == np.float32
+    # BGR order: channel 0 is the blue 200, normalized with the first mean/std (0.485, 0.229)
+    assert np.allclose(nchw[:, 0], (200 / 255 - 0.485) / 0.229, atol=0.05)  # .jpg names: lossy
+    assert np.array_equal(nchw, ni.sample(tmp_path, [1, 3, 32, 48], ni.IMAGENET_BGR, n=3, seed=0))
+    nhwc = ni.sample(tmp_path, [1, 20, 30, 3], ni.UNIT, n=2, seed=1)
+    assert nhwc.shape == (2, 20, 30, 3) and 0.0 <= nhwc.min() and nhwc.max() <= 1.0
+    gray = ni.sample(tmp_path, [1, 1, 16, 40], ni.PLUS_MINUS_ONE, n=1, seed=2)
+    assert gray.shape == (1, 1, 16, 40) and -1.0 <= gray.min() and gray.max() <= 1.0
+    assert not set(ni._pool(0)) & set(ni._pool(1)) and set(ni._pool(0)) | set(ni._pool(1)) == set(ni.IMAGES)
+    assert ni.image_layout([1, 100, 400]) is None and ni.image_layout([1, 76, 32, 1]) == (1, 76, 32, False)
