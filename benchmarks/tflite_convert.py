@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
     env = toolchain.ensure(spec)
     print(f"toolchain litert: {'reused' if existed else 'created'} in {time.perf_counter() - started:.1f} s "
           f"(onnx2tf {env.versions.get('onnx2tf')}, ai-edge-quantizer {env.versions.get('ai-edge-quantizer')})")
-    from edgebuild.steps.tflite.verify import TfliteVerify
+    from edgebuild.steps.tflite.verify import TfliteVerifyStep
     with tempfile.TemporaryDirectory() as tmp:
         for i, (precision, extra) in enumerate(VARIANTS):
             params = dict(extra, precision=precision, input_shapes=shapes)
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> None:
             ctx = StepContext({"model": tfl, "reference": model, "evaluation": evaluation},
                               {"input_shapes": shapes, "max_samples": 500}, Path(tmp) / f"verify{i}")
             ctx.out.mkdir()
-            m = TfliteVerify().run(ctx)["metrics"]
+            m = TfliteVerifyStep().run(ctx)["metrics"]
             label = precision + "".join(f" {k}={v}" for k, v in extra.items())
             acc = f" accuracy {m['accuracy']:.3f} (fp32 {m['accuracy_source']:.3f})" if "accuracy" in m else ""
             print(f"{label:38} convert {seconds:5.1f} s  peak RSS {rss:5d} MiB  size {tfl.stat().st_size:8d} B  "

@@ -14,7 +14,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from plugin_package import write_plugin_package
 
 from edgebuild import steps

@@ -8,7 +8,7 @@ from .base import Step, StepContext, StepFailed
 POLICY_KEYS = ("fallback", "min_accelerated_share")
 
 
-class CoverageCheck(Step):
+class CoverageCheckStep(Step):
     """Check the input ONNX model for one route; fail with the summary line when the policy is broken.
 
     params: route ("onnxruntime" | "tensorrt" | "edgetpu" | "tflite" | "coreml"), fallback
@@ -54,4 +54,4 @@ class CoverageCheck(Step):
         return {"coverage": data}
 
 
-STEPS = {"coverage.check": CoverageCheck}
+STEPS = {"coverage.check": CoverageCheckStep}

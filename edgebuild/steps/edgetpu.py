@@ -19,7 +19,7 @@ _OP_LINE = re.compile(r"^([A-Z][A-Z0-9_]*)\s+(\d+)\s+(\S.*)$")
 MAPPED = "Mapped to Edge TPU"
 
 
-class EdgetpuCompile(Step):
+class EdgetpuCompileStep(Step):
     name = "edgetpu.compile"
     version = "1"
     tools = ("edgetpu_compiler",)
@@ -99,4 +99,4 @@ def _version(text: str) -> str:
     return m.group(1) if m else "unknown"
 
 
-STEPS = {EdgetpuCompile.name: EdgetpuCompile}
+STEPS = {EdgetpuCompileStep.name: EdgetpuCompileStep}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from edgebuild.steps.base import Step, StepContext, StepFailed
 
 
-class OnnxCheck(Step):
+class OnnxCheckStep(Step):
     """Validate the model, fix dynamic dimensions from `input_shapes`, run shape inference.
 
     params: input_shapes {input: [dims]}; static_shapes (bool): fail when a dimension stays dynamic.
@@ -77,7 +77,7 @@ def _fix_shapes(model, shapes: dict) -> None:
             dim.dim_value = value
 
 
-class OnnxSimplify(Step):
+class OnnxSimplifyStep(Step):
     """Constant folding and redundant-node elimination with onnxruntime's provider-independent
     (basic) graph optimizations; the result is still a portable ONNX graph."""
 
@@ -94,4 +94,4 @@ class OnnxSimplify(Step):
         return {"nodes_before": before, "nodes_after": after}
 
 
-STEPS = {OnnxCheck.name: OnnxCheck, OnnxSimplify.name: OnnxSimplify}
+STEPS = {OnnxCheckStep.name: OnnxCheckStep, OnnxSimplifyStep.name: OnnxSimplifyStep}

@@ -8,12 +8,12 @@ Only the standard library is imported here; torch and coremltools load inside `r
 """
 from __future__ import annotations
 
-from .compress import CoreMLCompress
-from .convert import CoreMLConvert
-from .inspect_package import CoreMLInspect
+from .compress import CoremlCompressStep
+from .convert import CoremlConvertStep
+from .inspect_package import CoremlInspectStep
 from .swift_snippet import swift_snippet
-from .verify import CoreMLVerify
+from .verify import CoremlVerifyStep
 
-STEPS = {step.name: step for step in (CoreMLConvert, CoreMLCompress, CoreMLInspect, CoreMLVerify)}
+STEPS = {step.name: step for step in (CoremlConvertStep, CoremlCompressStep, CoremlInspectStep, CoremlVerifyStep)}
 
 __all__ = ["STEPS", "swift_snippet"]

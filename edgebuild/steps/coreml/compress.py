@@ -38,7 +38,7 @@ def _package_bytes(package) -> int:
     return sum(p.stat().st_size for p in package.rglob("*") if p.is_file())
 
 
-class CoreMLCompress(Step):
+class CoremlCompressStep(Step):
     name = "coreml.compress"
     version = "1"
     uses = ("coremltools", "scikit-learn", "numpy")

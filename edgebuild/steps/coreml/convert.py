@@ -44,7 +44,7 @@ def describe_io(prepared, spec, options) -> dict[str, list[dict[str, Any]]]:
     return io
 
 
-class CoreMLConvert(Step):
+class CoremlConvertStep(Step):
     name = "coreml.convert"
     version = "1"
     uses = ROUTE_LIBRARIES

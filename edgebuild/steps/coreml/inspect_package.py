@@ -54,7 +54,7 @@ def source_io(model_path, shapes: dict) -> tuple[list[dict], list[dict], Counter
     return inputs, outs, Counter(prepared.node_ops)
 
 
-class CoreMLInspect(Step):
+class CoremlInspectStep(Step):
     name = "coreml.inspect"
     version = "1"
     uses = ("coremltools", "onnx", "onnxruntime", "numpy")

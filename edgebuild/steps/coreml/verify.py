@@ -57,7 +57,7 @@ def _top1(values):
     return flat.argmax(axis=1)
 
 
-class CoreMLVerify(Step):
+class CoremlVerifyStep(Step):
     name = "coreml.verify"
     version = "2"
     uses = ("coremltools", "torch", "onnx", "onnxruntime", "numpy")

@@ -40,7 +40,7 @@ def _io_from_gguf(path: Path) -> dict[str, Any]:
     return {"inputs": inputs, "outputs": outputs}
 
 
-class CheckStep(Step):
+class GgufCheckStep(Step):
     """Fail early, naming the field, when the folder's architecture or tokenizer is unsupported."""
     name = "gguf.check"
     version = "1"
@@ -65,7 +65,7 @@ class CheckStep(Step):
                                         f"supported by the GGUF converter"}}
 
 
-class ConvertStep(Step):
+class GgufConvertStep(Step):
     """Hugging Face folder -> GGUF (F32, F16, BF16 or Q8_0), streamed one tensor at a time."""
     name = "gguf.convert"
     version = "1"
@@ -84,7 +84,7 @@ class ConvertStep(Step):
                 "metrics": {"size_bytes": size, "bits_per_weight": round(8 * size / max(summary["n_params"], 1), 3)}}
 
 
-class QuantizeStep(Step):
+class GgufQuantizeStep(Step):
     """F16 GGUF -> the target's llama.cpp quantization (F16 itself is passed through unchanged)."""
     name = "gguf.quantize"
     version = "1"
@@ -105,7 +105,7 @@ class QuantizeStep(Step):
         return {"io": _io_from_gguf(ctx.output("model.gguf")), "quantization": level, "metrics": metrics}
 
 
-class VerifyStep(Step):
+class GgufVerifyStep(Step):
     """Compare the artifact in llama.cpp against transformers; a threshold miss fails the target."""
     name = "gguf.verify"
     version = "3"

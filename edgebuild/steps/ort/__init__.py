@@ -8,11 +8,11 @@ gate; verify.py: the verification step.
 """
 from __future__ import annotations
 
-from edgebuild.steps.ort.convert import OrtFloat16, OrtOptimize
-from edgebuild.steps.ort.int8 import OrtQuantize
+from edgebuild.steps.ort.convert import OrtFp16Step, OrtOptimizeStep
+from edgebuild.steps.ort.int8 import OrtQuantizeStep
 from edgebuild.steps.ort.runtime import optimize_offline, smoke_run
-from edgebuild.steps.ort.verify import OrtVerify
+from edgebuild.steps.ort.verify import OrtVerifyStep
 
 __all__ = ["optimize_offline", "smoke_run", "STEPS"]
 
-STEPS = {s.name: s for s in (OrtOptimize, OrtFloat16, OrtQuantize, OrtVerify)}
+STEPS = {s.name: s for s in (OrtOptimizeStep, OrtFp16Step, OrtQuantizeStep, OrtVerifyStep)}

@@ -5,7 +5,7 @@ from edgebuild.steps.base import Step, StepContext, StepFailed
 from edgebuild.steps.ort.runtime import LEVELS, describe, optimize_offline, smoke_run
 
 
-class OrtOptimize(Step):
+class OrtOptimizeStep(Step):
     """An offline-optimized fp32 model for onnxruntime. params: opt_level (basic|extended|all);
     `extended` and `all` may fuse into onnxruntime-specific ops, which is fine for this runtime."""
 
@@ -25,7 +25,7 @@ class OrtOptimize(Step):
         return describe(out)
 
 
-class OrtFloat16(Step):
+class OrtFp16Step(Step):
     """fp16 weights and activations; inputs and outputs stay float32 so callers need not change."""
 
     name = "ort.fp16"

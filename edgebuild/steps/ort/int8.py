@@ -45,10 +45,12 @@ def _precision(params: dict) -> str:
     return "int8"
 
 
-class OrtQuantize(Step):
+class OrtQuantizeStep(Step):
     """int8 with onnxruntime.quantization, chosen by measurement against the fp32 artifact.
 
     params: precision (int8 | int8-dynamic; `mode` = dynamic is the old spelling); int8_search;
+    int8_accuracy_fallback (when no searched candidate passes the gates, keep the nodes around the
+    worst-quantized activations in float, a few per round: fallback.py);
     activation_type / per_channel / calibrate_method ("auto": searched, or the device default);
     weight_type; calibration_samples; exclude_nodes; exclude_op_types; reduce_range;
     symmetric_activations; arch (device class: x86-64 | arm64 | host); threads; latency_runs;
@@ -58,13 +60,15 @@ class OrtQuantize(Step):
     """
 
     name = "ort.quantize"
-    version = "3"
+    version = "4"
     uses = ("onnx", "onnxruntime", "numpy")
     inputs = ("model", "calibration?", "baseline?", "evaluation?")
     outputs = ("model.onnx",)
 
     def required_inputs(self, params: dict) -> set[str]:
         problems = unknown_op_types(params.get("exclude_op_types")) + bad_gates(params.get("gates"))
+        if not isinstance(params.get("accuracy_fallback", True), bool):
+            problems.append(f"int8_accuracy_fallback = {params['accuracy_fallback']!r}: it is true or false")
         if problems:   # found while planning: a configuration mistake (exit 2), not a failed build
             raise ConfigError("; ".join(problems))
         return {"model"} if _precision(params) == "int8-dynamic" else {"model", "calibration"}
@@ -170,9 +174,18 @@ class OrtQuantize(Step):
                           int(p.get("latency_runs", 100)), float(p.get("latency_budget_s", 30.0)))
             search_figures["data"] = data_note
             if p.get("int8_search", True) and options.mode == "static":
-                winner, tried, reason = search(options, vary, prepared, work, baseline, bench, reader,
-                                               float(p.get("search_margin", 0.05)), ctx.log)
+                winner, tried, reason, fallback = search(
+                    options, vary, prepared, work, baseline, bench, reader, float(p.get("search_margin", 0.05)),
+                    ctx.log, accuracy_fallback=p.get("accuracy_fallback", True), max_ratio=max_ratio)
                 int8_info["search"] = True
+                if fallback is not None:
+                    # which nodes went back to float and why (reproducible: no timings) in the
+                    # manifest; every round's candidate figures in the summary
+                    int8_info["accuracy_fallback"] = {
+                        "result": fallback.get("result"), "budget_nodes": fallback["budget_nodes"],
+                        "rounds": [{k: r[k] for k in ("round", "failing_outputs", "float_tensors", "excluded_nodes")}
+                                   for r in fallback["rounds"]]}
+                    search_figures["accuracy_fallback"] = fallback
             else:
                 winner = Candidate(options, work / "candidate.onnx")
                 quantize(prepared, winner.path, options, reader, work)

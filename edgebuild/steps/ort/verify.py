@@ -7,7 +7,7 @@ import resource
 from edgebuild.steps.base import Step, StepContext, StepFailed
 
 
-class OrtVerify(Step):
+class OrtVerifyStep(Step):
     """Run the fp32 source and the artifact on the evaluation data (else the calibration data, else
     generated inputs); record per-output agreement (cosine, relative error), top-1 agreement,
     accuracy against labels where there are labels, latency interleaved with the fp32 artifact

@@ -36,7 +36,7 @@ def _usable_gpu(params: dict, settings: dict):
     return None
 
 
-class BuildStep(Step):
+class TensorrtBuildStep(Step):
     name = "tensorrt.build"
     version = "1"
     uses = ("tensorrt",)

@@ -48,7 +48,7 @@ def make_config(params: dict, io: dict, onnx_sha256: str) -> dict[str, Any]:
     }
 
 
-class ConfigStep(Step):
+class TensorrtConfigStep(Step):
     name = "tensorrt.config"
     version = "1"
     uses = ("onnx",)

@@ -64,7 +64,7 @@ def _drop_unused_opsets(model) -> None:
     model.opset_import.extend(kept)
 
 
-class PrepareStep(Step):
+class TensorrtPrepareStep(Step):
     name = "tensorrt.prepare"
     version = "1"
     uses = ("onnx", "onnxruntime", "numpy")

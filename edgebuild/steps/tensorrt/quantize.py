@@ -53,7 +53,7 @@ def convert_fp16(source: Path, target: Path) -> None:
     onnx.save(converted, str(target))
 
 
-class QuantizeStep(Step):
+class TensorrtQuantizeStep(Step):
     name = "tensorrt.quantize"
     version = "1"
     uses = ("onnx", "onnxruntime", "numpy")

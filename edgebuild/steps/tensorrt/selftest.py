@@ -31,7 +31,7 @@ def reference_feed(inputs: list[dict], arrays: dict | None, profiles: list[dict]
     return feed
 
 
-class SelftestStep(Step):
+class TensorrtSelftestStep(Step):
     name = "tensorrt.selftest"
     version = "2"
     uses = ("onnx", "onnxruntime", "numpy")

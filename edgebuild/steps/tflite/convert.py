@@ -31,7 +31,7 @@ QUANT_TYPES = ("per-channel", "per-tensor")
 IO_DTYPES = ("int8",)
 
 
-class TfliteConvert(Step):
+class TfliteConvertStep(Step):
     name = "tflite.convert"
     version = "7"
     uses = ("onnx2tf", "onnx", "onnxsim", "numpy", "ai-edge-quantizer", "ai-edge-litert")

@@ -16,7 +16,7 @@ from .schema import NotATfliteFile, read_model
 RULES = ("none", "edgetpu")
 
 
-class TfliteInspect(Step):
+class TfliteInspectStep(Step):
     name = "tflite.inspect"
     version = "1"
     inputs = ("model",)

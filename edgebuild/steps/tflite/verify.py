@@ -26,7 +26,7 @@ _ONNX_INT_TYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(i
 GATES = ("min_top1_agreement", "max_accuracy_drop", "max_class_drop", "max_abs_error", "min_cosine")
 
 
-class TfliteVerify(Step):
+class TfliteVerifyStep(Step):
     name = "tflite.verify"
     version = "5"
     uses = ("ai-edge-litert", "onnxruntime", "numpy")
