@@ -4,7 +4,6 @@ configuration, and the engine step deferring on a host without TensorRT or a mat
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -13,20 +12,15 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgebuild.steps.base import Deferred, StepContext, StepFailed
+from step_runner import run_step
+
+from edgebuild.steps.base import Deferred, StepFailed
 from edgebuild.steps.tensorrt import STEPS, qdq_rules
 from edgebuild.steps.tensorrt.gpu_probe import gpus
 
 PROFILE = {"input": {"min": [1, 1, 8, 8], "opt": [4, 1, 8, 8], "max": [8, 1, 8, 8]}}
 ORIN = {"device": "jetson-orin-nano", "compute_capability": "8.7", "tensorrt_versions": ["8.6", "10.3"],
         "device_platform": "jetson", "device_memory_mb": 8192, "device_fp16": True, "device_int8": True}
-
-
-def run_step(kind: str, out: Path, inputs: dict, **params):
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = StepContext(inputs={k: Path(v) for k, v in inputs.items()}, params=params, out=out,
-                      log=logging.getLogger("test"))
-    return STEPS[kind]().run(ctx)
 
 
 def _init(name, array, dtype=np.float32):
@@ -275,9 +269,8 @@ def test_build_defers_without_tensorrt_or_gpu(work, builder_config, lowered):
         pytest.skip("this host has TensorRT and an 8.7 GPU: the engine is built (tests/test_tensorrt_gpu.py)")
     out = work / "build"
     out.mkdir()
-    ctx = StepContext(inputs={"model": lowered["int8"][0], "config": builder_config[0]}, params=ORIN, out=out)
     with pytest.raises(Deferred) as raised:
-        STEPS["tensorrt.build"]().run(ctx)
+        run_step("tensorrt.build", out, {"model": lowered["int8"][0], "config": builder_config[0]}, ORIN)
     message = str(raised.value)
     assert "builds the engine on first run on the device (jetson-orin-nano: compute capability 8.7" in message
     assert ("TensorRT is not installed" in message) == (not _tensorrt_importable())

@@ -14,6 +14,9 @@ import signal
 import socket
 import sys
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.errors import ConfigError
 
 CONNECT_SECONDS = 30    # give up (exit 1) when the scheduler cannot be reached for this long
@@ -88,3 +91,16 @@ async def _serve(address: str, name: str, slots: int, resources: dict[str, float
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.close()))
     await worker.finished()
     return 0
+
+
+@click.command("agent")
+@click.option("--scheduler", required=True, metavar="ADDRESS", help="dask scheduler, HOST:PORT")
+@click.option("--resources", default="", metavar="NAME=N,...",
+              help="resources to advertise, e.g. gpu-sm87=1 (steps that need them run here)")
+@click.option("--detect", is_flag=True,
+              help="also advertise the GPUs (gpu-smXY) and TensorRT version found on this host")
+@click.option("--name", metavar="NAME", help="agent name shown in step logs (default: host-pid)")
+@opt.jobs
+@opt.verbose
+def command(**params) -> int:
+    return opt.call(run, params)

@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import sys
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.executors import make_executor
 from edgebuild.progress import make_reporter
 from edgebuild.scheduler import Scheduler
@@ -59,3 +62,10 @@ def _print_dry_run(rows: list[dict], as_json: bool) -> int:
     would = sum(r["would_run"] for r in rows)
     print(f"{would} of {len(rows)} steps would run")
     return 0
+
+
+@click.command("build")
+@click.argument("targets", nargs=-1, metavar="[TARGET]...")
+@opt.build_options
+def command(**params) -> int:
+    return opt.call(run, params)

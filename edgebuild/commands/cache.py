@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.cache import LocalCache
 from edgebuild.project import load_project
 from edgebuild.state import TargetState
@@ -23,3 +26,14 @@ def run(args) -> int:
         for key, value in result.items():
             print(f"{key:16} {value}")
     return 0
+
+
+@click.command("cache")
+@click.argument("action", type=click.Choice(["stats", "gc"]))
+@click.option("--max-age", type=float, default=30.0, metavar="DAYS",
+              help="gc: keep entries used within DAYS (default 30) or by the current project")
+@opt.project
+@opt.json_summary
+@opt.verbose
+def command(**params) -> int:
+    return opt.call(run, params)

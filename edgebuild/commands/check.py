@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import sys
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.errors import ConfigError
 from edgebuild.executors.local import LocalExecutor
 from edgebuild.graph import Graph, TargetPlan
@@ -211,3 +214,22 @@ def _render(reports: dict) -> None:
             console.print(f"{'conversion':>13}  {conversion['verdict']}{why}", highlight=False, markup=False)
         for note in report.get("notes", []):
             console.print(f"{'note':>13}  {note}", highlight=False, markup=False)
+
+
+@click.command("check")
+@click.argument("model", required=False, metavar="[MODEL.onnx]")
+@opt.targets
+@opt.project
+@opt.jobs
+@opt.json_summary
+@opt.verbose
+@opt.quiet
+@opt.remote_cache
+@opt.trust_project_toolchains
+@click.option("--recipe", metavar="NAME", help="with MODEL: the recipe to check against")
+@click.option("--device", metavar="NAME", help="with MODEL: the recipe's device")
+@click.option("--input-shape", multiple=True, metavar="NAME=D,D,...",
+              help="with MODEL: fix an input's shape (repeatable)")
+@click.option("--convert", is_flag=True, help="run the real conversion (cached, reused by build) and report its verdict")
+def command(**params) -> int:
+    return opt.call(run, params)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import shutil
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.cache import LocalCache
 from edgebuild.project import load_project
 
@@ -25,3 +28,12 @@ def run(args) -> int:
         for path in removed:
             print(f"removed {path}")
     return 0
+
+
+@click.command("clean")
+@click.option("--cache", is_flag=True, help="also remove .edgebuild/ (cache and state)")
+@opt.project
+@opt.verbose
+@opt.quiet
+def command(**params) -> int:
+    return opt.call(run, params)

@@ -5,6 +5,9 @@ import json
 import sys
 from pathlib import Path
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.errors import ConfigError
 
 
@@ -45,3 +48,18 @@ def signing_key(project_dir: Path, key_file: str | None, quiet: bool):
     if not quiet and "development" in source:
         print(f"edgebuild: delta signed with {source}", file=sys.stderr)
     return key
+
+
+@click.command("delta")
+@click.argument("old", metavar="OLD_BUNDLE")
+@click.argument("new", metavar="NEW_BUNDLE")
+@click.option("--out", metavar="DIR", help="where to write it (default: NEW_BUNDLE's folder)")
+@click.option("--key", metavar="PRIVATE_KEY", help="signing key (PEM; default: the project's, as for bundles)")
+@opt.max_ratio
+@opt.codecs
+@opt.project
+@opt.json_summary
+@opt.verbose
+@opt.quiet
+def command(**params) -> int:
+    return opt.call(run, params)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild import graph as graphs
 from edgebuild.hashing import StatCache
 from edgebuild.project import load_project
@@ -19,3 +22,11 @@ def run(args) -> int:
     else:
         print(graphs.to_dot(graph) if args.format == "dot" else graphs.to_mermaid(graph), end="")
     return 0
+
+
+@click.command("graph")
+@click.option("--format", type=click.Choice(["dot", "mermaid", "json"]), default="dot", help="default: dot")
+@opt.project
+@opt.verbose
+def command(**params) -> int:
+    return opt.call(run, params)

@@ -15,6 +15,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.errors import ConfigError
 from edgebuild.project import PROJECT_FILE, parse_project, to_name
 
@@ -267,3 +270,16 @@ def run(args) -> int:
             print("  some input dimensions are guesses: see the comments in targets.toml", file=sys.stderr)
         print("next: edgebuild check && edgebuild all", file=sys.stderr)
     return 0
+
+
+@click.command("init")
+@click.argument("models", nargs=-1, required=True, metavar="MODEL...")
+@click.option("--device", "devices", multiple=True, metavar="NAME",
+              help="make targets for this device only (repeatable; default: one per recipe)")
+@opt.project
+@opt.jobs
+@opt.verbose
+@opt.quiet
+@opt.remote_cache
+def command(**params) -> int:
+    return opt.call(run, params)

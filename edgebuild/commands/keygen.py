@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.errors import ConfigError
 
 
@@ -16,3 +19,11 @@ def run(args) -> int:
         print(f"private key: {private} (keep it secret; mode 0600)")
         print(f"public key:  {public} (give it to devices and to `edgebuild verify --key`)")
     return 0
+
+
+@click.command("keygen")
+@click.option("--out", required=True, metavar="DIR", help="folder for edgebuild.key and edgebuild.pub.pem")
+@opt.verbose
+@opt.quiet
+def command(**params) -> int:
+    return opt.call(run, params)

@@ -6,6 +6,9 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.errors import ConfigError
 from edgebuild.fsutil import atomic_write_bytes
 from edgebuild.project import load_project
@@ -38,3 +41,13 @@ def run(args) -> int:
         note = f" (not built yet: {', '.join(missing)})" if missing else ""
         print(f"report: {out}{note}")
     return 0
+
+
+@click.command("report")
+@click.option("--out", metavar="FILE", help="where to write it (default: build/report.html)")
+@opt.project
+@opt.json_summary
+@opt.verbose
+@opt.quiet
+def command(**params) -> int:
+    return opt.call(run, params)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import sys
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.errors import BuildFailed, ConfigError, StepFailed
 from edgebuild.evaldata import read_npz
 from edgebuild.project import did_you_mean, load_project
@@ -122,3 +125,18 @@ def _extract(project, resolved, args, result) -> dict:
     files["plan"] = str(plan_file)
     print(f"split-plan: wrote halves for link {link} to {out}", file=sys.stderr)
     return doc
+
+
+@click.command("split-plan")
+@click.argument("target", metavar="TARGET")
+@click.option("--all", is_flag=True, help="show every candidate cut, not the best 15")
+@click.option("--out", metavar="DIR", help="also write both halves of the chosen cut, plan.json, and check that "
+              "server(device(x)) equals the model")
+@click.option("--link", metavar="NAME", help="with --out: the link whose chosen cut to write (default: the first)")
+@click.option("--samples", type=int, default=32, metavar="N",
+              help="with --out: samples of the evaluation data to check (default 32)")
+@opt.project
+@opt.json_summary
+@opt.verbose
+def command(**params) -> int:
+    return opt.call(run, params)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.errors import ConfigError
 from edgebuild.project import did_you_mean, load_project
 from edgebuild.recipes import load_recipe, recipe_files
@@ -67,3 +70,15 @@ def run(args) -> int:
     except toolchain.ToolchainError as exc:
         raise ConfigError(str(exc)) from None
     return 0
+
+
+@click.command("toolchain")
+@click.argument("action", type=click.Choice(["list", "install", "path"]))
+@click.argument("recipes", nargs=-1, metavar="[RECIPE]...")
+@opt.project
+@opt.json_summary
+@opt.verbose
+@opt.quiet
+@opt.trust_project_toolchains
+def command(**params) -> int:
+    return opt.call(run, params)

@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
+
+from edgebuild import cli_options as opt
 from edgebuild.errors import BuildFailed, ConfigError
 
 
@@ -30,3 +33,13 @@ def run(args) -> int:
         what = "signature and checksums" if key else "checksums (no --key given: signature NOT checked)"
         print(f"{bundle}: OK ({what})")
     return 0
+
+
+@click.command("verify")
+@click.argument("bundle", metavar="BUNDLE")
+@click.option("--key", metavar="PUBLIC_KEY", help="public key (PEM) to check the signature with")
+@opt.json_summary
+@opt.verbose
+@opt.quiet
+def command(**params) -> int:
+    return opt.call(run, params)
