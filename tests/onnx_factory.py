@@ -185,3 +185,43 @@ def single_op_model(path: Path, op: str, opset: int, dtype=TensorProto.FLOAT, sh
                               [helper.make_tensor_value_info("x", dtype, list(shape))],
                               [helper.make_tensor_value_info("y", dtype, list(shape))])
     return _save(_model(graph, opset), path)
+
+
+def outlier_channel_cnn(path: Path, offset: float = 5000.0) -> Path:
+    """Two heads over a shared Conv/Relu stem: `score` (a chain of Conv/Relu, pooled, Gemm, Softmax)
+    and `mask` (conv2 -> Relu -> 1x1 conv3). conv2's channel 0 carries a constant `offset` that
+    conv3 ignores: quantized per tensor, that activation's range is set by channel 0 and its other
+    channels fall to a step or two, so int8 breaks `mask` (and only `mask`) unless conv2, its Relu
+    and conv3 stay float. 15 quantizable nodes."""
+    rng = np.random.default_rng(3)
+    c = 8
+    w2 = rng.normal(0, 0.3, (c, c, 3, 3))
+    b2 = np.zeros(c)
+    b2[0] = offset
+    w3 = rng.normal(0, 0.3, (2, c, 1, 1))
+    w3[:, 0] = 0.0
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], "conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"], "relu1"),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], "conv2", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c2"], ["r2"], "relu2"),
+             helper.make_node("Conv", ["r2", "w3", "b3"], ["mask"], "conv3")]
+    inits = [_init("w1", rng.normal(0, 0.3, (c, 3, 3, 3)).astype(np.float32)), _init("b1", np.zeros(c, np.float32)),
+             _init("w2", w2.astype(np.float32)), _init("b2", b2.astype(np.float32)),
+             _init("w3", w3.astype(np.float32)), _init("b3", np.zeros(2, np.float32))]
+    prev = "r1"
+    for i in range(3):
+        nodes += [helper.make_node("Conv", [prev, f"wa{i}", f"ba{i}"], [f"ca{i}"], f"conv_a{i}", pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"ca{i}"], [f"ra{i}"], f"relu_a{i}")]
+        inits += [_init(f"wa{i}", rng.normal(0, 0.3, (c, c, 3, 3)).astype(np.float32)),
+                  _init(f"ba{i}", np.zeros(c, np.float32))]
+        prev = f"ra{i}"
+    nodes += [helper.make_node("GlobalAveragePool", [prev], ["g"], "gap"),
+              helper.make_node("Flatten", ["g"], ["f"], "flatten"),
+              helper.make_node("Gemm", ["f", "wf", "bf"], ["logits"], "fc", transB=1),
+              helper.make_node("Softmax", ["logits"], ["score"], "softmax", axis=-1)]
+    inits += [_init("wf", rng.normal(0, 0.3, (4, c)).astype(np.float32)), _init("bf", np.zeros(4, np.float32))]
+    graph = helper.make_graph(nodes, "outlier_channel_cnn",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                              [helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", 2, 16, 16]),
+                               helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 4])], inits)
+    return _save(_model(graph), path)

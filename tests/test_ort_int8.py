@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
+from onnx_factory import outlier_channel_cnn
 
 PROJECT = """
 [project]
@@ -35,6 +36,11 @@ evaluation = "data/cnn_bad_rank.npz"
 [models.sqrt]
 source = "models/sqrt.onnx"
 evaluation = "data/heads_eval.npz"
+
+[models.outlier]
+source = "models/outlier.onnx"
+calibration = "data/cnn_calib.npz"
+evaluation = "data/cnn_eval.npz"
 """
 
 
@@ -58,6 +64,7 @@ TARGETS = (
     + _target("sqrt", "sqrt", precision="fp32")
     + _target("dynamic", "cnn11", precision="int8-dynamic", max_latency_ratio=False)
     + _target("dynamic-old-spelling", "cnn11", int8_mode="dynamic", max_latency_ratio=False)
+    + _target("fallback", "outlier", max_latency_ratio=False)
 )
 
 
@@ -120,6 +127,7 @@ def write_project(root: Path, targets: str = TARGETS) -> Path:
     _cnn_opset11(root / "models" / "cnn11.onnx")
     _two_heads(root / "models" / "twoheads.onnx")
     _sqrt(root / "models" / "sqrt.onnx")
+    outlier_channel_cnn(root / "models" / "outlier.onnx")
     rng = np.random.default_rng(0)
     images = rng.standard_normal((48, 3, 16, 16)).astype(np.float32)
     np.savez(root / "data" / "cnn_calib.npz", x=images[:32])
@@ -255,6 +263,48 @@ def test_search_tries_other_calibrations_when_nothing_passes(built):
     tried = [c["options"] for c in target["metrics"]["int8_search"]["candidates"]]
     assert any(o.endswith("percentile") for o in tried) and any(o.endswith("entropy") for o in tried)
     assert "no candidate passes the gates" in target["metrics"]["int8"]["reason"]
+
+
+def test_accuracy_fallback_keeps_the_worst_quantized_nodes_float(built):
+    import onnx
+
+    project, doc = built
+    target = doc["targets"]["fallback"]
+    assert target["status"] == "built", target["reason"]
+    search = target["metrics"]["int8_search"]
+    # every searched configuration breaks `mask` (conv2's outlier channel sets its activation's range)
+    searched = [c for c in search["candidates"] if "node(s) in float" not in c["options"]]
+    assert searched and all(any("output 'mask'" in m for m in c["misses"]) for c in searched)
+    int8 = target["metrics"]["int8"]
+    fallback = int8["accuracy_fallback"]
+    assert int8["reason"].startswith("accuracy fallback: passes the gates with 3 node(s) in float")
+    assert fallback["rounds"][0]["failing_outputs"] == ["mask"]
+    assert fallback["rounds"][0]["float_tensors"][0]["tensor"] == "r2"      # the crushed activation first
+    assert sorted(int8["options"]["exclude_nodes"]) == ["conv2", "conv3", "relu2"]
+    assert fallback["rounds"][-1]["excluded_nodes"] == int8["options"]["exclude_nodes"]
+    assert target["metrics"]["outputs"]["mask"]["cosine_mean"] >= 0.98       # verification agrees
+    assert target["metrics"]["latency"]["ratio_to_fp32"] > 0                 # still timed against fp32
+    model = onnx.load(str(project / target["artifacts"][0]))
+    assert {n.name for n in model.graph.node if n.op_type == "Conv"} >= {"conv2", "conv3"}   # float Convs
+    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)       # the rest is int8
+
+
+def test_accuracy_fallback_that_cannot_help_still_names_the_output(built):
+    _, doc = built
+    target = doc["targets"]["heads-searched"]
+    assert target["status"] == "failed" and "on output 'delta'" in target["reason"]
+    fallback = target["metrics"]["int8"]["accuracy_fallback"]
+    assert fallback["budget_nodes"] == 1          # 20% of the two MatMuls, at least one
+    assert fallback["rounds"][0]["failing_outputs"] == ["delta"]
+    assert fallback["result"].startswith("budget spent")
+    assert "no candidate passes the gates" in target["metrics"]["int8"]["reason"]
+
+
+def test_accuracy_fallback_flag_is_checked_at_parse(tmp_path):
+    project = write_project(tmp_path / "p", _target("typo", "cnn11", int8_accuracy_fallback="yes"))
+    result = run_cli(project, "build")
+    assert result.rc == 2
+    assert "targets.typo.int8_accuracy_fallback: must be bool, got 'yes'" in result.stderr
 
 
 def test_device_defaults_where_the_host_cannot_measure(built):

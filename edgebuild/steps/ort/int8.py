@@ -67,8 +67,6 @@ class OrtQuantizeStep(Step):
 
     def required_inputs(self, params: dict) -> set[str]:
         problems = unknown_op_types(params.get("exclude_op_types")) + bad_gates(params.get("gates"))
-        if not isinstance(params.get("accuracy_fallback", True), bool):
-            problems.append(f"int8_accuracy_fallback = {params['accuracy_fallback']!r}: it is true or false")
         if problems:   # found while planning: a configuration mistake (exit 2), not a failed build
             raise ConfigError("; ".join(problems))
         return {"model"} if _precision(params) == "int8-dynamic" else {"model", "calibration"}

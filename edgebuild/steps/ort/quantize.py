@@ -38,6 +38,8 @@ class Int8Options:
             text += ", float " + "/".join(self.exclude_op_types)
         if self.float_depthwise:
             text += ", float depthwise Conv"
+        if self.exclude_nodes:
+            text += f", {len(self.exclude_nodes)} node(s) in float"
         return text
 
     def as_dict(self) -> dict:
@@ -93,7 +95,27 @@ def prepare(src: Path, work: Path, want_per_channel: bool, log) -> tuple[Path, d
     except Exception as exc:   # pre-processing only helps; quantize the model as it is
         log.warning("quant_pre_process failed (%s); quantizing without it", exc)
         shutil.copyfile(current, prepared)
+    name_nodes(prepared)
     return prepared, notes
+
+
+def name_nodes(path: Path) -> None:
+    """Give unnamed (or same-named) nodes unique names, op type and index: nodes_to_exclude
+    selects nodes by name, and the accuracy fallback has to name the nodes it keeps in float."""
+    import onnx
+
+    model = onnx.load(str(path))
+    seen: set[str] = set()
+    renamed = False
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+            while node.name in seen:
+                node.name += "_"
+            renamed = True
+        seen.add(node.name)
+    if renamed:
+        onnx.save(model, str(path))
 
 
 class CalibrationReader:

@@ -28,6 +28,7 @@ class Candidate:
     session: object = None
     figures: dict = field(default_factory=dict)    # p50_ms, ratio_to_fp32, worst output, misses
     error: str | None = None
+    outputs: dict = field(default_factory=dict)    # every output's agreement figures (for the fallback's ranking)
 
     @property
     def passes(self) -> bool:
@@ -100,6 +101,7 @@ def measure(candidates: list[Candidate], bench: Bench) -> None:
         except StepFailed as exc:
             cand.error = str(exc)
             continue
+        cand.outputs = figures["outputs"]
         worst = min(figures["outputs"].items(), key=lambda kv: kv[1]["cosine_mean"])
         cand.figures.update(worst_output=worst[0], worst_output_cosine=round(worst[1]["cosine_mean"], 6),
                             size_bytes=os.path.getsize(cand.path), misses=misses)
@@ -184,11 +186,15 @@ def _source_op(op: str) -> str:
 
 
 def search(base: Int8Options, vary: dict, prepared: Path, work: Path, baseline: Path, bench: Bench,
-           reader_factory, margin: float, log) -> tuple[Candidate | None, list[Candidate], str]:
+           reader_factory, margin: float, log, accuracy_fallback: bool = False,
+           max_ratio: float | None = None) -> tuple[Candidate | None, list[Candidate], str, dict | None]:
     """The winning candidate (None when none passes the gates: the best-agreeing one is then in
-    the list), every candidate tried, and why the winner won. vary: which options the user left to
-    the search ({"activation_type", "per_channel", "calibrate_method"} as keys set to True)."""
+    the list), every candidate tried, why the winner won, and the accuracy fallback's record (None
+    when it did not run). vary: which options the user left to the search ({"activation_type",
+    "per_channel", "calibrate_method"} as keys set to True). accuracy_fallback: when nothing passes
+    the gates, keep the nodes around the worst-quantized activations in float (fallback.py)."""
     tried: list[Candidate] = []
+    fallback_record = None
 
     def build(options: Int8Options) -> Candidate:
         path = work / f"candidate-{len(tried)}.onnx"
@@ -217,6 +223,20 @@ def search(base: Int8Options, vary: dict, prepared: Path, work: Path, baseline: 
         measure(more, bench)
         winner = pick(more, margin)
         reason = "the only calibration that passes the gates"
+    if winner is None and accuracy_fallback:
+        from edgebuild.steps.ort.fallback import failing_outputs, fallback
+
+        start = best_agreeing(tried)
+        if start is not None:
+            op_types = [t for t in QUANTIZABLE_OP_TYPES if t not in start.options.exclude_op_types]
+            winner, fallback_record = fallback(
+                start, prepared, bench, build, lambda cands: measure(cands, bench),
+                lambda c: failing_outputs({"outputs": c.outputs}, bench.gates), reader_factory, op_types,
+                max_ratio, work, log)
+            if winner is not None:
+                for cand in tried:
+                    cand.session = None
+                return winner, tried, f"accuracy fallback: {fallback_record['result']}", fallback_record
     if winner is not None:
         try:
             slow = slower_op_types(winner, bench, work, baseline)
@@ -242,4 +262,4 @@ def search(base: Int8Options, vary: dict, prepared: Path, work: Path, baseline: 
                 reason += "; " + " and ".join(why for _, why in challengers) + " was not faster by the margin"
     for cand in tried:
         cand.session = None
-    return winner, tried, reason
+    return winner, tried, reason, fallback_record
