@@ -1,14 +1,15 @@
-"""Rendering the files a bundle generates from Jinja2 templates: loader.py (one template per
-runtime), README.md, and LoadModel.swift for Core ML bundles. Output depends only on the
-arguments, so bundles stay reproducible."""
+"""Rendering the files a bundle generates: loader.py (one Jinja2 template per runtime, which
+pastes the package's loader modules verbatim with `source()` and fills in the bundle's
+constants), README.md, and LoadModel.swift for Core ML bundles. Output depends only on the
+arguments and the package's files, so bundles stay reproducible."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import jinja2
 
-from edgebuild.bundle import delta_apply, ed25519_verify, fleet_runtime, portable
 from edgebuild.bundle.errors import BundleError
 from edgebuild.bundle.spec import BundleSpec
 from edgebuild.runtimes import UnknownRuntime, builtin_runtimes, get_runtime, runtimes
@@ -32,6 +33,18 @@ def _environment(first: Path | None = None) -> jinja2.Environment:
     )
 
 
+def module_source(name: str) -> str:
+    """The source text of an importable module (e.g. "edgebuild.bundle.loader_cli"), which a loader
+    template pastes verbatim: the loader runs the very code the package imports and tests."""
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.origin or not found.origin.endswith(".py"):
+        raise BundleError(f"a loader template pastes module {name!r}, which has no Python source here")
+    return Path(found.origin).read_text(encoding="utf-8")
+
+
 def render_loader(spec: BundleSpec) -> str:
     try:
         runtime = get_runtime(spec.runtime)
@@ -47,10 +60,7 @@ def render_loader(spec: BundleSpec) -> str:
         manifest_project=spec.project,
         manifest_target=spec.target,
         manifest_version=spec.version,
-        portable_source=Path(portable.__file__).read_text(encoding="utf-8"),
-        ed25519_source=Path(ed25519_verify.__file__).read_text(encoding="utf-8"),
-        delta_source=Path(delta_apply.__file__).read_text(encoding="utf-8"),
-        fleet_source=Path(fleet_runtime.__file__).read_text(encoding="utf-8"),
+        source=module_source,
     )
 
 

@@ -1,9 +1,10 @@
 """Building a serialized TensorRT engine from an ONNX file and a builder_config.json dict.
 
-Written against the real TensorRT Python API (8.5 to 11.x) and importing nothing but the standard
-library: the `tensorrt` module is passed in, so a host without TensorRT can still import this file.
-The generated loader (templates/loader_tensorrt.py.j2) carries the same logic for first-run builds
-on the device; tests/test_tensorrt_builder_api.py keeps the two in step.
+Written against the real TensorRT Python API (8.5 to 11.x) and importing nothing: the `tensorrt`
+module is passed in, so a host without TensorRT can still import this file. The build step uses it
+on build agents, and the generated loader of TensorRT bundles carries this file verbatim
+(templates/loader_tensorrt.py.j2) for first-run builds on the device, so it must stay Python 3.7
+code with no `from __future__` line and no imports.
 
 Precision: TensorRT 11 networks are always strongly typed, so precision comes from the ONNX graph
 (FP16 tensors, Q/DQ nodes) and no precision flags exist. 10.x and 8.x take builder flags: FP16 for
