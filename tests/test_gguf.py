@@ -18,18 +18,13 @@ pytest.importorskip("transformers", reason="transformers (gguf extra) is not ins
 
 from gguf import GGUFReader  # noqa: E402
 
-from edgebuild.steps.base import StepContext, StepFailed  # noqa: E402
-from edgebuild.steps.gguf import STEPS  # noqa: E402
+from edgebuild.steps.base import StepFailed  # noqa: E402
 from gguf_models import REPO, TINY_LLAMA, build_second_decoder, copy_folder, fetch_minilm  # noqa: E402
+from step_runner import run_step  # noqa: E402
 
 RECIPE = tomllib.loads((REPO / "recipes" / "gguf.toml").read_text())
 DEFAULTS = RECIPE["parameters"]
 ENCODER_PROMPTS = ["A man is playing a guitar.", "The new movie is awesome", "Edge devices run small models."]
-
-
-def run_step(kind: str, out: Path, params: dict, **inputs: Path) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    return STEPS[kind]().run(StepContext(inputs=inputs, params=params, out=out))
 
 
 def sha256(path: Path) -> str:
@@ -52,8 +47,8 @@ class Built:
 
     def _convert(self, outtype: str) -> Path:
         out = self.root / f"convert-{outtype}"
-        self.meta[f"convert-{outtype}"] = run_step("gguf.convert", out, {"name": self.name, "outtype": outtype},
-                                                   model=self.source)
+        self.meta[f"convert-{outtype}"] = run_step("gguf.convert", out, {"model": self.source},
+                                                   {"name": self.name, "outtype": outtype})
         return out / "model.gguf"
 
     def direct(self, outtype: str) -> Path:
@@ -63,7 +58,7 @@ class Built:
     def quantized(self, level: str) -> Path:
         out = self.root / f"quantize-{level}"
         if not (out / "model.gguf").is_file():
-            self.meta[level] = run_step("gguf.quantize", out, {"quantization": level}, model=self.f16)
+            self.meta[level] = run_step("gguf.quantize", out, {"model": self.f16}, {"quantization": level})
         return out / "model.gguf"
 
     def verify(self, gguf_path: Path, level: str, prompts: list[str] | None = None, **overrides) -> dict:
@@ -71,7 +66,7 @@ class Built:
                   "thresholds": DEFAULTS["thresholds"], "min_cosine": -1.0, "min_argmax_agreement": -1.0,
                   "require_tokenizer_match": True, **overrides}
         out = self.root / f"verify-{gguf_path.parent.name}-{len(overrides)}"
-        meta = run_step("gguf.verify", out, params, gguf=gguf_path, model=self.source)
+        meta = run_step("gguf.verify", out, {"gguf": gguf_path, "model": self.source}, params)
         meta["selftest"] = dict(np.load(out / "selftest.npz"))
         return meta
 
@@ -100,10 +95,10 @@ def minilm(tmp_path_factory) -> Built:
 
 def test_same_model_converts_to_identical_bytes_whatever_the_folder_name(tiny: Built, tmp_path: Path):
     renamed = copy_folder(TINY_LLAMA, tmp_path / "some-other-folder-name")
-    again = run_step("gguf.convert", tmp_path / "again", {"name": "tiny-llama", "outtype": "F16"}, model=renamed)
+    again = run_step("gguf.convert", tmp_path / "again", {"model": renamed}, {"name": "tiny-llama", "outtype": "F16"})
     assert sha256(tmp_path / "again" / "model.gguf") == sha256(tiny.f16)
     assert again["conversion"]["n_params"] == tiny.meta["convert-F16"]["conversion"]["n_params"]
-    other_name = run_step("gguf.convert", tmp_path / "named", {"name": "renamed", "outtype": "F16"}, model=renamed)
+    other_name = run_step("gguf.convert", tmp_path / "named", {"model": renamed}, {"name": "renamed", "outtype": "F16"})
     assert other_name["conversion"] == again["conversion"]
     assert sha256(tmp_path / "named" / "model.gguf") != sha256(tiny.f16)
 
@@ -155,7 +150,7 @@ def test_direct_q8_0_and_bf16_are_written_by_the_converter(tiny: Built):
 
 def test_quantization_is_deterministic_and_shrinks(tiny: Built, tmp_path: Path):
     q4 = tiny.quantized("Q4_K_M")
-    run_step("gguf.quantize", tmp_path / "q4", {"quantization": "Q4_K_M"}, model=tiny.f16)
+    run_step("gguf.quantize", tmp_path / "q4", {"model": tiny.f16}, {"quantization": "Q4_K_M"})
     assert sha256(tmp_path / "q4" / "model.gguf") == sha256(q4)
     assert q4.stat().st_size < tiny.quantized("Q8_0").stat().st_size < tiny.f16.stat().st_size
     types = {t.tensor_type.name for t in GGUFReader(q4).tensors}
@@ -166,9 +161,9 @@ def test_quantization_is_deterministic_and_shrinks(tiny: Built, tmp_path: Path):
 
 def test_unknown_quantization_is_a_clear_failure(tiny: Built, tmp_path: Path):
     with pytest.raises(StepFailed, match="param quantization: 'Q9_X' is not a llama.cpp type"):
-        run_step("gguf.quantize", tmp_path, {"quantization": "Q9_X"}, model=tiny.f16)
+        run_step("gguf.quantize", tmp_path, {"model": tiny.f16}, {"quantization": "Q9_X"})
     with pytest.raises(StepFailed, match="general.name must come from targets.toml"):
-        run_step("gguf.convert", tmp_path / "c", {"name": "", "outtype": "F16"}, model=TINY_LLAMA)
+        run_step("gguf.convert", tmp_path / "c", {"model": TINY_LLAMA}, {"name": "", "outtype": "F16"})
 
 
 # --- verification against transformers ---------------------------------------------------------
@@ -215,7 +210,7 @@ def test_a_broken_conversion_is_caught(tiny: Built, tmp_path: Path):
     original = llama_arch._interleave_rope_rows
     llama_arch._interleave_rope_rows = lambda w, n_head: w
     try:
-        run_step("gguf.convert", tmp_path / "broken", {"name": "tiny-llama", "outtype": "F32"}, model=TINY_LLAMA)
+        run_step("gguf.convert", tmp_path / "broken", {"model": TINY_LLAMA}, {"name": "tiny-llama", "outtype": "F32"})
     finally:
         llama_arch._interleave_rope_rows = original
     with pytest.raises(StepFailed, match="cosine_min"):
@@ -251,7 +246,7 @@ def test_rope_scaling_variants_are_written(tmp_path: Path):
     readers = {}
     for kind, rope in variants.items():
         (model / "config.json").write_text(json.dumps({**config, "rope_parameters": rope}))
-        run_step("gguf.convert", tmp_path / kind, {"name": "t", "outtype": "F32"}, model=model)
+        run_step("gguf.convert", tmp_path / kind, {"model": model}, {"name": "t", "outtype": "F32"})
         readers[kind] = GGUFReader(tmp_path / kind / "model.gguf")
     assert field_value(readers["yarn"], "llama.rope.scaling.type") == "yarn"
     assert field_value(readers["yarn"], "llama.rope.scaling.factor") == pytest.approx(4.0)
