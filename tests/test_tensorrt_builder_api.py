@@ -15,9 +15,10 @@ import types
 from pathlib import Path
 
 import pytest
+from step_runner import run_step
 
-from edgebuild.steps.base import Deferred, StepContext, StepFailed
-from edgebuild.steps.tensorrt import STEPS, engine_builder, gpu_probe
+from edgebuild.steps.base import Deferred, StepFailed
+from edgebuild.steps.tensorrt import engine_builder, gpu_probe
 
 PROFILE = {"input": {"min": [1, 1, 8, 8], "opt": [4, 1, 8, 8], "max": [8, 1, 8, 8]}}
 
@@ -222,10 +223,8 @@ def _build(tmp_path, monkeypatch, trt, found_gpus, hardware="none"):
     config = tmp_path / "builder_config.json"
     config.write_text(json.dumps(make_config("fp16", hardware=hardware)))
     out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
     params = {"device": "a10", "compute_capability": "8.6", "tensorrt_versions": ["10", "11"]}
-    ctx = StepContext(inputs={"model": tmp_path / "m.onnx", "config": config}, params=params, out=out)
-    return STEPS["tensorrt.build"]().run(ctx), out
+    return run_step("tensorrt.build", out, {"model": tmp_path / "m.onnx", "config": config}, params), out
 
 
 def test_build_defers_for_a_tensorrt_version_the_device_does_not_run(tmp_path, monkeypatch):
