@@ -1,17 +1,17 @@
 """The coverage checker on self-made ONNX models: every route, subgraphs, domains, dtypes,
 restrictions, dynamic shapes, external data, policy, and the coverage.check step."""
 import json
-import logging
 
 import onnxruntime as ort
 import pytest
 from rich.console import Console
 
 import onnx_factory as factory
+from step_runner import run_step
+
 from edgebuild.coverage import ROUTES, ModelLoadError, check_model, evaluate_policy
 from edgebuild.coverage.partition import FALLBACK, RESTRICTION, SUPPORTED, UNSUPPORTED
-from edgebuild.steps.base import StepContext, StepFailed
-from edgebuild.steps.coverage import STEPS
+from edgebuild.steps.base import StepFailed
 
 
 @pytest.fixture(scope="session")
@@ -189,19 +189,15 @@ def test_render_table(models):
 
 
 def test_coverage_step_passes_and_fails(models, tmp_path):
-    step = STEPS["coverage.check"]()
     ok_out = tmp_path / "ok"
-    ok_out.mkdir()
-    meta = step.run(StepContext({"model": models["cnn"]}, {"route": "edgetpu", "fallback": "error",
-                                                            "min_accelerated_share": 0.9}, ok_out,
-                                logging.getLogger("test")))
+    meta = run_step("coverage.check", ok_out, {"model": models["cnn"]},
+                    {"route": "edgetpu", "fallback": "error", "min_accelerated_share": 0.9})
     assert meta["coverage"]["ok"] and (ok_out / "coverage.json").exists()
     bad_out = tmp_path / "bad"
-    bad_out.mkdir()
     with pytest.raises(StepFailed, match="policy:.*fall back to the CPU"):
-        step.run(StepContext({"model": models["cut"]}, {"route": "edgetpu", "fallback": "error"}, bad_out))
+        run_step("coverage.check", bad_out, {"model": models["cut"]}, {"route": "edgetpu", "fallback": "error"})
     with pytest.raises(StepFailed, match="unknown coverage route"):
-        step.run(StepContext({"model": models["cnn"]}, {"route": "nope"}, bad_out))
+        run_step("coverage.check", bad_out, {"model": models["cnn"]}, {"route": "nope"})
 
 
 @pytest.mark.parametrize("opset", [7, 9, 11, 13, 17, 21])

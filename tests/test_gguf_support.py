@@ -8,8 +8,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from step_runner import run_step
 
-from edgebuild.steps.base import StepContext, StepFailed
+from edgebuild.steps.base import StepFailed
 from edgebuild.steps.gguf import STEPS
 from edgebuild.steps.gguf.support import check_model_folder
 
@@ -98,9 +99,8 @@ def test_known_pre_tokenizers_are_recognised():
 def test_check_step_fails_with_the_field(tiny_copy: Path, tmp_path: Path):
     _edit_json(tiny_copy / "config.json", model_type="mamba")
     out = tmp_path / "out"
-    out.mkdir()
     with pytest.raises(StepFailed, match="config.json:model_type: 'mamba' is not supported"):
-        STEPS["gguf.check"]().run(StepContext(inputs={"model": tiny_copy}, params={}, out=out))
+        run_step("gguf.check", out, {"model": tiny_copy})
     assert json.loads((out / "support.json").read_text())["supported"] is False
 
 
