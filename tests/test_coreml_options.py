@@ -82,3 +82,26 @@ def test_swift_snippet_escapes_names_and_handles_images_and_half_floats():
     assert "NSNumber(value: Float(v))" in swift
     assert '"image.0": image0Feature' in swift
     assert "import CoreGraphics" in swift
+
+
+def test_bundled_swift_is_the_same_generator_with_image_inputs(tmp_path):
+    """Core ML bundles carry LoadModel.swift from swift_snippet too (no second generator): image
+    inputs take a CGImage, and the unpacked bundle's model is compiled on the device."""
+    from edgebuild.bundle.loaders import render_swift
+    from edgebuild.bundle.spec import BundleSpec
+
+    io = {"inputs": [{"name": "x", "shape": [1, 3, 32, 48], "dtype": "float32", "image": {"color_space": "RGB"}}],
+          "outputs": [{"name": "probs", "shape": [1, 5], "dtype": "float32"}]}
+    spec = BundleSpec(project="demo", version="1.0.0", target="mac", device="mac", recipe="coreml", runtime="coreml",
+                      artifacts={"Model.mlpackage": tmp_path}, io=io, selftest=None,
+                      runtime_options={"compute_units": "CPU_ONLY"})
+    swift = render_swift(spec)
+    assert swift == swift_snippet(io, "Model", "CPU_ONLY", model_file="Model.mlpackage", bundle_name="demo-mac-1.0.0")
+    assert "x: CGImage" in swift and "imageConstraint" in swift and "import CoreGraphics" in swift
+    assert 'MLModel.compileModel(at: bundleFolder.appendingPathComponent("Model.mlpackage"))' in swift
+    assert "configuration.computeUnits = .cpuOnly" in swift and "loader.py verify" in swift
+    assert swift.count("{") == swift.count("}")
+    # a bundle whose I/O is unknown: inputs by name, every multi-array output returned
+    bare = render_swift(BundleSpec(**{**spec.__dict__, "io": {}}))
+    assert "static func predict(model: MLModel, inputs: [String: MLMultiArray])" in bare
+    assert "for name in result.featureNames" in bare and bare.count("{") == bare.count("}")

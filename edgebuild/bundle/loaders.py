@@ -71,9 +71,11 @@ def render_readme(spec: BundleSpec, files: list[str]) -> str:
 
 
 def render_swift(spec: BundleSpec) -> str:
-    """A Swift snippet loading the Core ML artifact, shipped in coreml bundles as LoadModel.swift."""
+    """A Swift snippet loading the Core ML artifact, shipped in coreml bundles as LoadModel.swift
+    (the same generator as the coreml.inspect step's, image inputs included)."""
+    from edgebuild.steps.coreml.swift_snippet import swift_snippet
+
     names = sorted(spec.artifacts)
     model = next((n for n in names if n.endswith((".mlpackage", ".mlmodel"))), names[0])
-    return _environment().get_template("LoadModel.swift.j2").render(
-        spec=spec, model=model, inputs=spec.io.get("inputs", []),
-        outputs=spec.io.get("outputs", []))
+    return swift_snippet(spec.io, Path(model).stem, str(spec.runtime_options.get("compute_units", "ALL")),
+                         model_file=model, bundle_name=spec.folder_name)
