@@ -100,7 +100,7 @@ def test_pasted_parts_define_no_name_twice(runtime):
 
 
 def test_ruff_pyflakes_rules_pass_on_every_rendered_loader(rendered):
-    # --ignore-noqa: the modules' `# ruff: noqa: F821` (names read from other parts) must not hide
+    # --ignore-noqa: the modules' file-wide F821 exemptions (names read from other parts) must not hide
     # a name that no part of the whole loader defines
     done = subprocess.run([str(RUFF), "check", "--select", "F", "--ignore", "F811", "--ignore-noqa",
                            "--output-format", "concise", *map(str, rendered.values())],
