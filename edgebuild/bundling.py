@@ -20,7 +20,7 @@ from edgebuild.errors import BuildFailed, ConfigError
 from edgebuild.fsutil import atomic_write_json, relative_to_root
 from edgebuild.hashing import canonical_json, sha256_bytes
 from edgebuild.project import SEMVER, Project
-from edgebuild.runtimes import get_runtime
+from edgebuild.runtimes import StepRecord, get_runtime
 
 if TYPE_CHECKING:
     from edgebuild.build_result import BuildResult
@@ -106,23 +106,22 @@ def make_spec(project: Project, build: BuildResult, target: str, version: str) -
     plan, result = build.graph.targets[target], build.targets[target]
     resolved = plan.resolved
     nodes = build.steps_of(target)
-    artifacts, digests = {}, {}
-    io = None
+    artifacts, digests, artifact_steps = {}, {}, []
     for artifact in plan.artifacts:
-        entry = build.outcomes[artifact.node].entry
-        record = entry["outputs"].get(artifact.output) if entry else None
+        outcome = build.outcomes[artifact.node]
+        record = outcome.entry["outputs"].get(artifact.output) if outcome.entry else None
         if record is None:
             continue
         artifacts[artifact.filename] = _intact(project.build_dir / resolved.name / artifact.filename, record, build)
         digests[artifact.filename] = record["digest"]
-        io = io or entry.get("metadata", {}).get("io")
+        artifact_steps.append(_step_record(build.graph.nodes[artifact.node], outcome))
+    # the runtime says which steps' metadata and outputs become the manifest's I/O and self-test
+    manifest = get_runtime(resolved.recipe.runtime).manifest_metadata(
+        [_step_record(node, outcome) for node, outcome in nodes], artifact_steps, resolved.params)
     selftest = None
-    for node, outcome in nodes:
-        record = outcome.entry["outputs"].get("selftest.npz") if outcome.entry else None
-        if record is not None:
-            selftest = _intact(build.store.path(record["digest"]), record, build)
-            digests["selftest.npz"] = record["digest"]
-        io = io or (outcome.entry or {}).get("metadata", {}).get("io")
+    if manifest.selftest is not None:
+        selftest = _intact(build.store.path(manifest.selftest["digest"]), manifest.selftest, build)
+        digests["selftest.npz"] = manifest.selftest["digest"]
     metrics = {k: v for k, v in result.metadata.get("metrics", {}).items()
                if k not in UNREPRODUCIBLE_METRICS and not k.endswith("_seconds")}
     source = resolved.model.source
@@ -139,14 +138,18 @@ def make_spec(project: Project, build: BuildResult, target: str, version: str) -
     spec = dict(
         project=project.name, version=version, target=resolved.name, device=resolved.device,
         recipe=resolved.recipe.name, runtime=resolved.recipe.runtime, artifacts=artifacts,
-        io=io or {"inputs": [], "outputs": []}, selftest=selftest,
+        io=manifest.io, selftest=selftest,
         status="deferred" if result.status == "deferred" else "built",
         remaining=result.reason if result.status == "deferred" else None,
         coverage=result.metadata.get("coverage"), metrics=metrics, provenance=provenance,
-        runtime_options={k: resolved.params[k] for k in get_runtime(resolved.recipe.runtime).option_keys
-                         if k in resolved.params},
+        runtime_options=manifest.runtime_options,
         requirements=bundle_requirements(resolved.device_profile))
     return spec, digests
+
+
+def _step_record(node, outcome) -> StepRecord:
+    entry = outcome.entry or {}
+    return StepRecord(step=node.step, outputs=entry.get("outputs") or {}, metadata=entry.get("metadata") or {})
 
 
 def _intact(path: Path, record: dict, build: BuildResult) -> Path:

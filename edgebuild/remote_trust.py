@@ -3,16 +3,23 @@
 Without $EDGEBUILD_REMOTE_CACHE_KEY nobody vouches for the remote server's action entries: one may
 name any blob, e.g. another artifact's. Such entries are still a large saving for conversions, so
 they are taken for those, on one condition: a verification step re-checks the result here before
-anything is bundled. Verification steps (those that write the bundle's `selftest.npz`, after running
-the artifact against its source on the evaluation data) therefore never take a remote hit, and
-neither does any step that feeds them anything other than the artifact under test (e.g. the
-reference model `onnx.check` makes): a poisoned reference could make a poisoned artifact pass.
+anything is bundled. Verification steps (those that write the bundle's self-test, the output their
+runtime names `selftest_output`, after running the artifact against its source on the evaluation
+data) therefore never take a remote hit, and neither does any step that feeds them anything other
+than the artifact under test (e.g. the reference model `onnx.check` makes): a poisoned reference
+could make a poisoned artifact pass.
 """
 from __future__ import annotations
 
 import sys
 
-VERIFICATION_OUTPUT = "selftest.npz"
+
+def is_verification(node, graph) -> bool:
+    """The node writes the self-test of a target using it (the output its runtime declares)."""
+    from edgebuild.runtimes import get_runtime
+    outputs = getattr(node.step_cls, "outputs", ())
+    return any(get_runtime(graph.targets[target].resolved.recipe.runtime).selftest_output in outputs
+               for target in node.uses if target in graph.targets)
 
 
 def local_only_nodes(graph) -> set[str]:
@@ -22,7 +29,7 @@ def local_only_nodes(graph) -> set[str]:
     local: set[str] = set()
     pending: list[str] = []
     for nid, node in graph.nodes.items():
-        if VERIFICATION_OUTPUT not in getattr(node.step_cls, "outputs", ()):
+        if not is_verification(node, graph):
             continue
         local.add(nid)
         pending.extend(ref.node for ref in node.inputs.values() if ref.node and ref.node not in artifact_nodes)
@@ -48,7 +55,7 @@ def drop_after_failed_verification(graph, outcomes: dict, actions) -> list[str]:
     dropped: list[str] = []
     for nid, outcome in outcomes.items():
         node = graph.nodes[nid]
-        if outcome.status != "failed" or VERIFICATION_OUTPUT not in getattr(node.step_cls, "outputs", ()):
+        if outcome.status != "failed" or not is_verification(node, graph):
             continue
         pending, seen = _data_inputs(node), set()
         while pending:

@@ -1,12 +1,15 @@
 """Runtime plugins (edgebuild/runtimes/): a toy runtime from a test package, registered the way a
 third party would (entry points in the groups `edgebuild.runtimes` and `edgebuild.steps`, from a
 .dist-info folder on PYTHONPATH), builds end to end to a signed bundle carrying its own loader,
-its extra file and its runtime options, without touching any file of edgebuild."""
+its extra file, its runtime options and the manifest metadata it declares (model I/O from its own
+metadata key, the self-test from its own output name), without touching any file of edgebuild."""
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 
+import numpy as np
 import pytest
 
 from conftest import run_cli, write_demo
@@ -22,15 +25,22 @@ from edgebuild.runtimes import RuntimeInterface
 from edgebuild.steps.base import Step
 
 
+TOY_IO = {"inputs": [{"name": "x", "shape": [1, 4], "dtype": "float32"}],
+          "outputs": [{"name": "y", "shape": [1, 4], "dtype": "float32"}]}
+
+
 class Copy(Step):
     name = "toyrt.copy"
     version = "1"
     inputs = ("model",)
-    outputs = ("model.toy",)
+    outputs = ("model.toy", "reference.npz")
 
     def run(self, ctx):
+        import numpy as np
         shutil.copyfile(ctx.input("model"), ctx.output("model.toy"))
-        return {}
+        with open(ctx.output("reference.npz"), "wb") as f:
+            np.savez(f, x=np.ones((1, 4), np.float32), y=np.ones((1, 4), np.float32))
+        return {"toy_io": TOY_IO, "io": {"inputs": [], "outputs": []}}
 
 
 class ToyRuntime(RuntimeInterface):
@@ -38,6 +48,9 @@ class ToyRuntime(RuntimeInterface):
     loader_template = "loader_toy.py.j2"
     templates_dir = Path(__file__).parent / "toyrt_templates"
     option_keys = ("greeting",)
+    step_kinds = ("toyrt.",)
+    io_metadata = "toy_io"              # not the built-ins' "io": the manifest must take this one
+    selftest_output = "reference.npz"
 
     def extra_files(self, spec):
         return {"TOY.txt": ("toy runtime for " + spec.target + "\\n").encode()}
@@ -103,11 +116,14 @@ def test_a_toy_runtime_from_an_entry_point_builds_a_bundle(tmp_path, toy_env):
         loader = tar.extractfile(f"{top}/loader.py").read().decode()
         extra = tar.extractfile(f"{top}/TOY.txt").read().decode()
         manifest = json.loads(tar.extractfile(f"{top}/manifest.json").read())
+        selftest = np.load(io.BytesIO(tar.extractfile(f"{top}/selftest/selftest.npz").read()))
     assert {"loader.py", "TOY.txt", "model.toy", "manifest.json"} <= names
     assert "Toy loader of toyproj-toy-cpu-1.0.0 (runtime toy)" in loader
     assert extra == "toy runtime for toy-cpu\n"
     assert manifest["runtime"] == "toy"
     assert manifest["runtime_options"] == {"greeting": "hi from toy"}
+    assert manifest["io"]["inputs"][0]["name"] == "x" and manifest["io"]["outputs"][0]["name"] == "y"
+    assert sorted(selftest.files) == ["x", "y"]
 
 
 def test_an_unknown_runtime_is_one_line_naming_the_recipe_and_the_known_runtimes(tmp_path, toy_env):
@@ -121,3 +137,22 @@ def test_an_unknown_runtime_is_one_line_naming_the_recipe_and_the_known_runtimes
     assert result.rc == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "unknown runtime 'openvino'" in result.stderr
     assert "toy" in result.stderr.split("known:")[1]    # the installed plugin is among the known runtimes
+
+
+def test_each_builtin_recipe_uses_only_its_runtimes_step_kinds_and_the_shared_ones():
+    """What a built-in runtime declares (step_kinds, where its manifest's I/O and self-test come
+    from) matches its recipes: every step kind is its own or a shared one (onnx.*, coverage.*), and
+    the recipe has a step writing the declared self-test output."""
+    from edgebuild.recipes import builtin_recipe_dir
+    from edgebuild.runtimes import builtin_runtimes
+    from edgebuild.steps import get_step
+
+    seen = set()
+    for file in sorted(builtin_recipe_dir().glob("*.toml")):
+        recipe = parse_recipe(file)
+        runtime = builtin_runtimes()[recipe.runtime]
+        seen.add(runtime.name)
+        for step in recipe.steps:
+            assert step.step.startswith(runtime.step_kinds + ("onnx.", "coverage.")), (file.name, step.step)
+        assert any(runtime.selftest_output in get_step(s.step).outputs for s in recipe.steps), file.name
+    assert seen == set(builtin_runtimes())

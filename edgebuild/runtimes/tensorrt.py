@@ -6,8 +6,13 @@ from edgebuild.runtimes.interface import RuntimeInterface
 
 class TensorrtRuntime(RuntimeInterface):
     name = "tensorrt"
+    step_kinds = ("tensorrt.",)
     loader_template = "loader_tensorrt.py.j2"
     coverage_routes = {"tensorrt": "edgebuild.coverage.tensorrt"}
+    # the manifest's model I/O and self-test (see RuntimeInterface.manifest_metadata)
+    io_metadata = "io"
+    # written by tensorrt.selftest from onnxruntime's run (the engine may only be built on the device)
+    selftest_output = "selftest.npz"
 
     def detect_resources(self, slots: int) -> dict[str, float]:
         """One `gpu-smXY` unit per GPU of compute capability X.Y, and `tensorrt-MAJOR.MINOR` (as
