@@ -17,6 +17,7 @@ import pytest
 from plugin_package import write_plugin_package
 
 from edgebuild import steps
+from edgebuild.collect import collect_targets
 from edgebuild.decision import BLOCKED, CACHED, UPSTREAM_DEFERRED, UPSTREAM_FAILED
 from edgebuild.executors.local import LocalExecutor
 from edgebuild.explain import dry_run
@@ -181,15 +182,8 @@ def build(root: Path) -> SimpleNamespace:
     """One build as `edgebuild build` runs it: {(target, step id): outcome}, {target: result}, the graph."""
     with _session(root) as session:
         sched = Scheduler(root, session.graph, session.cache, session.stats, LocalExecutor(2), Reporter())
-        ran = sched.run()
-        # TODO(issue 17 item 2): the scheduler returns a BuildResult that collect.py sums up per
-        # target; until that lands, it returns the outcomes and collects itself
-        outcomes = getattr(ran, "outcomes", ran)
-        if hasattr(sched, "collect"):
-            results = sched.collect()
-        else:
-            from edgebuild.collect import collect_targets
-            results = collect_targets(ran).targets
+        done = collect_targets(sched.run())     # the BuildResult, summed up per target
+        outcomes, results = done.outcomes, done.targets
         nodes = session.graph.nodes
         by_target = {(t, step_id): outcomes[nid] for nid, n in nodes.items() for t, step_id in n.uses.items()}
         return SimpleNamespace(outcomes=by_target, results=results, graph=session.graph, sched=sched)
