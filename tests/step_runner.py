@@ -16,11 +16,12 @@ from pathlib import Path
 from edgebuild.steps.base import Deferred, StepFailed
 
 
-def run_step(kind: str, out: Path, inputs: dict, params: dict | None = None, *, upstream: dict | None = None,
+def run_step(kind: str, out: Path, inputs: dict, params: dict | None = None, upstream: dict | None = None, *,
              python: str | Path | None = None, env: dict | None = None, **more_params) -> dict:
-    """Run step `kind` on `inputs` ({role: path}) with `params` (a dict, keywords, or both), writing
-    under `out`; returns the step's metadata. A failed step raises StepFailed and a deferred one
-    Deferred, with the result's message and its metadata as `.metadata`, like the step itself."""
+    """Run step `kind` on `inputs` ({role: path}) with `params` (a dict, keywords, or both) and the
+    `upstream` metadata ({role: metadata of the step that made it}), writing under `out`; returns the
+    step's metadata. A failed step raises StepFailed and a deferred one Deferred, with the result's
+    message and its metadata as `.metadata`, like the step itself."""
     out.mkdir(parents=True, exist_ok=True)
     request = {"step": kind, "params": {**(params or {}), **more_params},
                "inputs": {role: str(path) for role, path in inputs.items()}, "upstream": upstream or {},

