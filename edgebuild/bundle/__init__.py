@@ -2,8 +2,10 @@
 
 Module map: spec (BundleSpec) -> writer (write_bundle: collect files, render loaders, manifest,
 sign, archive) using keys, manifest, loaders (Jinja2 templates/), archive (deterministic tar.gz);
-verify (verify_bundle, unpack_bundle) and index (update_index) read bundles back. portable holds
-the standard-library archive rules that generated loaders carry verbatim."""
+verify (verify_bundle, unpack_bundle) and index (update_index) read bundles back. The generated
+loader.py is modules of this package pasted verbatim (loaders.render_loader): portable (archive
+rules edgebuild shares), ed25519_verify, delta_apply, loader_verify, loader_model, loader_compare,
+loader_update, fleet_runtime, loader_index, loader_cli and runtime_hooks/<runtime>."""
 from edgebuild.bundle.errors import BundleError, BundleInvalid, VersionExists
 from edgebuild.bundle.index import update_index
 from edgebuild.bundle.keys import keygen, load_public_key, resolve_signing_key
