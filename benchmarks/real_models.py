@@ -1,14 +1,17 @@
 """The TFLite and Coral routes on the real-model corpus (benchmarks/corpus.py), as a user gets them.
 
-    python benchmarks/real_models.py [NAME ...] [--json OUT.json]
+    python benchmarks/real_models.py [NAME ...] [--json OUT.json] [--inputs natural|synthetic]
 
 Per model: what plain `check` (the coverage prediction) says, whether its gate would stop the
 target, then the real `tflite.convert` step (a worker in the `litert` toolchain, as the executor
 runs it) at fp32, full int8 (the tflite recipe: float islands where ai-edge-quantizer has no int8
 kernel) and integer-only int8 (the edgetpu recipe), each verified by the real `tflite.verify` step
-against onnxruntime on SYNTHETIC inputs (corpus.write_npz: 8 evaluation samples, 8 other calibration samples). Prints:
+against onnxruntime on 8 evaluation samples, calibrated on 8 other samples (corpus.write_npz): with
+`--inputs natural` (the default) image models get crops of real photographs, every other model
+SYNTHETIC inputs; `--inputs synthetic` gives every model synthetic inputs. Prints:
 converts (and why not), converter route, cosine (worst output's mean) and top-1 agreement
-(classifiers), full-int8 size ratio, float tensors left in the int8 file, int8/fp32 LiteRT latency
+(classifiers), full-int8 size ratio, float tensors left in the int8 file, ops the tflite int8
+accuracy fallback kept float (`kept N`) and ops computing in float in all, int8/fp32 LiteRT latency
 ratio (1 thread), the Edge TPU op and MAC share predicted from the ONNX graph and from the real int8
 file, and check's verdict against the real result. Totals: conversion rates per precision against
 the issue's goals, false blocks (the gate refuses, the converter succeeds), missed failures (the
@@ -128,14 +131,15 @@ def int8_file_figures(model: Path) -> dict:
             "tpu_macs_share_file": None if cov["macs_share"] is None else round(cov["macs_share"], 3)}
 
 
-def run_model(name: str, env, tmp: Path) -> dict:
+def run_model(name: str, env, tmp: Path, source: str = "natural") -> dict:
     entry = corpus.get(name)
     path = corpus.fetch(name)
     shapes = entry.input_shapes
     classifier = entry.kind == "classifier"
-    calib = corpus.write_npz(name, tmp / "calib.npz", n=8, seed=1)
-    evaluation = corpus.write_npz(name, tmp / "eval.npz", n=8, seed=2, labels=classifier)
-    row = {"name": name, "kind": entry.kind, "exporter": entry.exporter, "size_mb": round(path.stat().st_size / 1e6, 1)}
+    calib = corpus.write_npz(name, tmp / "calib.npz", n=8, seed=1, source=source)
+    evaluation = corpus.write_npz(name, tmp / "eval.npz", n=8, seed=2, labels=classifier, source=source)
+    row = {"name": name, "kind": entry.kind, "exporter": entry.exporter, "size_mb": round(path.stat().st_size / 1e6, 1),
+           "inputs": corpus.input_source(name, source)}
     try:
         row.update(prediction(path, shapes))
     except Exception as exc:
@@ -153,6 +157,9 @@ def run_model(name: str, env, tmp: Path) -> dict:
             files[precision] = tmp / precision / "model.tflite"
             r["route"] = meta["conversion"]["converter"]
             r["size_ratio"] = meta["metrics"].get("size_ratio_vs_fp32")
+            if meta.get("quantization"):
+                r["float_ops"] = meta["quantization"].get("float_ops")
+                r["float_ops_kept"] = meta["conversion"].get("float_ops_kept", 0)
             m = verify(files[precision], path, evaluation, shapes, tmp / f"verify-{precision}", meta)
             if "error" in m:
                 r["verify_error"] = m["error"]
@@ -199,13 +206,14 @@ def line(row: dict) -> str:
     f8, tpu = row["int8"], row["edgetpu"]
     extra = ""
     if f8["converts"]:
-        extra = f" size x{f8.get('size_ratio')} float-tensors {f8.get('float_tensors')} lat x{row.get('int8_latency_ratio')}"
+        extra = (f" size x{f8.get('size_ratio')} float-tensors {f8.get('float_tensors')} float-ops {f8.get('float_ops')}"
+                 f" (kept {f8.get('float_ops_kept')}) lat x{row.get('int8_latency_ratio')}")
     extra += f" | edgetpu {part(tpu)}"
     if tpu["converts"]:
         extra += (f" float-tensors {tpu.get('float_tensors')} tpu-file ops {tpu.get('tpu_ops_share_file')} "
                   f"macs {tpu.get('tpu_macs_share_file')}")
     check = "BLOCK" if row.get("blocked") else ("ok" if row.get("predicted_ok") else f"advice({row.get('advice')})")
-    return (f"{row['name']:20} check {check:10} tpu-pred ops {row.get('tpu_ops_share')} macs {row.get('tpu_macs_share')}"
+    return (f"{row['name']:20} [{row.get('inputs', 'synthetic')[:3]}] check {check:10} tpu-pred ops {row.get('tpu_ops_share')} macs {row.get('tpu_macs_share')}"
             f" | fp32 {part(row['fp32'])} | int8 {part(f8)}{extra}")
 
 
@@ -219,6 +227,9 @@ def totals(rows: list[dict]) -> dict:
         "int8_converts": sum(r["int8"]["converts"] for r in rows),
         "int8_ok": sum(int8_ok(r) for r in rows),
         "int8_integer_only": sum(bool(r["int8"].get("integer_only")) for r in rows),
+        "int8_with_kept_float_ops": sum(bool(r["int8"].get("float_ops_kept")) for r in rows),
+        "int8_ok_natural": sum(int8_ok(r) for r in rows if r.get("inputs") == "natural"),
+        "natural_models": sum(r.get("inputs") == "natural" for r in rows),
         "edgetpu_converts": sum(r["edgetpu"]["converts"] for r in rows),
         "edgetpu_ok": sum(int8_ok(r, "edgetpu") for r in rows),
         "edgetpu_zero_float": sum(r["edgetpu"].get("float_tensors") == 0 for r in rows),
@@ -250,7 +261,8 @@ def print_totals(t: dict) -> None:
           f"with cosine >= {FP32_COSINE} (goal 80%)")
     print(f"int8: {t['int8_converts']}/{t['models']} convert, {t['int8_ok']}/{t['models']} ({t['int8_ok'] / n:.0%}) "
           f"with top-1 >= {INT8_TOP1} (classifiers) / cosine >= {INT8_COSINE} (goal 70%), "
-          f"{t['int8_integer_only']} integer-only")
+          f"{t['int8_integer_only']} integer-only, {t.get('int8_with_kept_float_ops', 0)} with ops kept float "
+          f"by the accuracy fallback; on natural inputs {t.get('int8_ok_natural', 0)}/{t.get('natural_models', 0)}")
     print(f"edgetpu int8 (integer_only): {t['edgetpu_converts']}/{t['models']} convert, {t['edgetpu_ok']}/{t['models']} "
           f"within the int8 goals, {t['edgetpu_zero_float']} with 0 float tensors")
     print(f"gate: {t['false_blocks']} false blocks (goal 0), {t['right_blocks']} right blocks, "
@@ -262,7 +274,13 @@ def print_totals(t: dict) -> None:
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--refresh-predictions"]:
         return refresh_predictions(Path(argv[1]))
-    out_json = None
+    out_json, source = None, "natural"
+    if "--inputs" in argv:
+        i = argv.index("--inputs")
+        source = argv[i + 1] if i + 1 < len(argv) else ""
+        if source not in ("natural", "synthetic"):
+            sys.exit(f"--inputs: expected natural or synthetic, got {source!r}")
+        argv = argv[:i] + argv[i + 2:]
     if "--json" in argv:
         i = argv.index("--json")
         out_json = Path(argv[i + 1])
@@ -272,12 +290,13 @@ def main(argv: list[str]) -> None:
     spec = tomllib.loads((ROOT / "recipes" / "tflite.toml").read_text())["toolchain"]
     env = toolchain.ensure(spec)
     print(f"toolchain litert: onnx2tf {env.versions.get('onnx2tf')}, ai-edge-quantizer "
-          f"{env.versions.get('ai-edge-quantizer')}, python {env.versions.get('python')}", flush=True)
+          f"{env.versions.get('ai-edge-quantizer')}, python {env.versions.get('python')}; inputs: {source} "
+          f"(natural = real photographs for image models, synthetic for the rest)", flush=True)
     rows = []
     for name in names:
         with tempfile.TemporaryDirectory(prefix=f"real-{name}-") as tmp:
             try:
-                row = run_model(name, env, Path(tmp))
+                row = run_model(name, env, Path(tmp), source)
             except corpus.CorpusUnavailable as exc:
                 print(f"{name:20} unavailable: {exc}", flush=True)
                 continue

@@ -225,3 +225,51 @@ def outlier_channel_cnn(path: Path, offset: float = 5000.0) -> Path:
                               [helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", 2, 16, 16]),
                                helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 4])], inits)
     return _save(_model(graph), path)
+
+
+# --- int8 quantization pitfalls (tests/test_tflite_int8_fallback.py), each seen on a real model
+
+def _opset13_model(nodes, name, x_shape, y_shape, inits, path: Path) -> Path:
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], inits)
+    return _save(_model(graph, opset=13), path)
+
+
+def matmul_3d(path: Path, tokens: int = 8, width: int = 32, out: int = 16) -> Path:
+    """x[1,T,W] @ const[W,O]: onnx2tf writes BATCH_MATMUL with constant weights (an FSMN VAD's linears)."""
+    w = np.random.default_rng(0).normal(0, 0.3, (width, out)).astype(np.float32)
+    return _opset13_model([helper.make_node("MatMul", ["x", "w"], ["y"], "mm")], "matmul_3d",
+                          [1, tokens, width], [1, tokens, out], [_init("w", w)], path)
+
+
+def quiet_token_layer_norm(path: Path, tokens: int = 16, width: int = 32) -> Path:
+    """MatMul, then every 4th token scaled by 1e-3, then a layer norm written out as a BERT export
+    does (ReduceMean, Sub, Mul, ReduceMean, Add eps, Sqrt, Div), then MatMul. The quiet tokens'
+    divisor is ~sqrt(eps): in int8 it rounds to the zero point, which LiteRT's DIV refuses."""
+    rng = np.random.default_rng(0)
+    gain = np.ones((1, tokens, 1), np.float32)
+    gain[:, ::4] = 1e-3
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h0"], "mm1"),
+             helper.make_node("Mul", ["h0", "gain"], ["h"], "gain"),
+             helper.make_node("ReduceMean", ["h"], ["mu"], "mean", axes=[-1], keepdims=1),
+             helper.make_node("Sub", ["h", "mu"], ["d"], "center"),
+             helper.make_node("Mul", ["d", "d"], ["d2"], "square"),
+             helper.make_node("ReduceMean", ["d2"], ["var"], "var", axes=[-1], keepdims=1),
+             helper.make_node("Add", ["var", "eps"], ["ve"], "add_eps"),
+             helper.make_node("Sqrt", ["ve"], ["sd"], "sqrt"),
+             helper.make_node("Div", ["d", "sd"], ["n"], "normalize"),
+             helper.make_node("MatMul", ["n", "w2"], ["y"], "mm2")]
+    inits = [_init("w1", rng.normal(0, 0.3, (width, width)).astype(np.float32)),
+             _init("w2", rng.normal(0, 0.3, (width, width)).astype(np.float32)),
+             _init("gain", gain), _init("eps", np.array(1e-6, np.float32))]
+    return _opset13_model(nodes, "quiet_token_layer_norm", [1, tokens, width], [1, tokens, width], inits, path)
+
+
+def max_with_scalar(path: Path, width: int = 256) -> Path:
+    """max(x - mean(x), c) with c a [1] constant (Magika's layer norm): a constant of lower rank
+    than the Max output, which ai-edge-quantizer 0.10.0 cannot quantize as it stands."""
+    nodes = [helper.make_node("ReduceMean", ["x"], ["mu"], "mean", axes=[-1], keepdims=1),
+             helper.make_node("Sub", ["x", "mu"], ["d"], "center"),
+             helper.make_node("Max", ["c", "d"], ["y"], "floor")]
+    return _opset13_model(nodes, "max_with_scalar", [1, width], [1, width],
+                          [_init("c", np.array([0.1], np.float32))], path)

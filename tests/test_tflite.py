@@ -121,7 +121,8 @@ def test_full_int8_records_layout_and_quantization(full_int8):
     assert inp["normalization"] == {"mean": 0.0, "std": 1.0}
     assert inp["quantization"]["scale"] > 0 and -128 <= inp["quantization"]["zero_point"] <= 127
     assert meta["quantization"] == {"type": "per-channel", "input_dtype": "int8", "output_dtype": "int8",
-                                    "calibration_samples": 64}          # calibration_limit's default
+                                    "calibration_samples": 64,          # calibration_limit's default
+                                    "float_ops": 0, "full_integer": True}
     # the route that made the artifact is recorded (the bundle's provenance carries it)
     assert meta["conversion"]["converter"] == "onnx2tf flatbuffer_direct (folded)"
     assert meta["conversion"]["quantizer"].startswith("ai-edge-quantizer 0.10.0 static_wi8_ai8")

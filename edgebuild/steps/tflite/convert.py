@@ -7,6 +7,10 @@
 3. fp16 (float16 weights, float32 compute and I/O), int8 (full integer, calibrated on the
    model's calibration data, int8 I/O: what the Edge TPU needs) and int8-dynamic (int8 weights,
    float activations) quantize that float32 file with ai-edge-quantizer (quantize.py). "full-int8" is accepted as the old name of "int8".
+   A `tflite` int8 target checks the int8 file against the float one on the calibration samples
+   and keeps float the ops that fail or lose the most (accuracy_fallback.py, `int8_min_cosine`);
+   the metadata then counts the float ops (`quantization.float_ops`, `full_integer` false).
+   The Edge TPU (`integer_only`) never keeps float ops.
 
 Which route and quantizer produced the artifact is returned under "conversion" (the bundle's
 provenance records it). Inputs of rank >= 3 become channels-last; calibration data is normalised
@@ -33,7 +37,7 @@ IO_DTYPES = ("int8",)
 
 class TfliteConvertStep(Step):
     name = "tflite.convert"
-    version = "7"
+    version = "8"
     uses = ("onnx2tf", "onnx", "onnxsim", "numpy", "ai-edge-quantizer", "ai-edge-litert")
     inputs = ("model", "calibration?")
     outputs = ("model.tflite",)
@@ -66,7 +70,8 @@ class TfliteConvertStep(Step):
             # integer_only (the Edge TPU): activations ai-edge-quantizer leaves float are rewritten
             # first; a plain int8 target keeps them as float islands, faster on a CPU (measured)
             fp32, route, attempts, notes = convert_float_file(ctx.input("model"), in_shapes, scratch,
-                                                              int8=p["precision"] == "int8" and p["integer_only"])
+                                                              int8=p["precision"] == "int8" and p["integer_only"],
+                                                              quantized=p["precision"] == "int8")
             float_seconds = time.perf_counter() - started
             conversion = {"converter": route.name, "onnx2tf": _version("onnx2tf"), "preparation": notes,
                           "failed_routes": attempts}
@@ -78,7 +83,7 @@ class TfliteConvertStep(Step):
                 samples = (_calibration_samples(ctx, p, in_shapes, out_shapes, fp32, norm)
                            if p["precision"] == "int8" else None)
                 calib_count = len(samples) if samples else None
-                recipe = _quantize_with_fallback(fp32, ctx.output("model.tflite"), p, samples, conversion)
+                recipe = _quantize_with_fallback(fp32, ctx.output("model.tflite"), p, samples, conversion, scratch)
                 conversion["quantizer"] = f"ai-edge-quantizer {_version('ai-edge-quantizer')} {recipe}"
             try:
                 io_desc = describe_io(ctx.output("model.tflite"), list(in_shapes.items()), out_shapes, norm)
@@ -89,13 +94,16 @@ class TfliteConvertStep(Step):
             shutil.rmtree(scratch, ignore_errors=True)
         seconds = time.perf_counter() - started
         size = ctx.output("model.tflite").stat().st_size
+        float_ops = float_op_count(ctx.output("model.tflite")) if p["precision"] == "int8" else None
         return {
             "io": io_desc,
             "precision": p["precision"],
             "conversion": conversion,
             "quantization": ({"type": conversion.get("quant_type", p["quant_type"]), "input_dtype": "int8",
-                              "output_dtype": "int8",
-                              "calibration_samples": calib_count} if p["precision"] == "int8" else None),
+                              "output_dtype": "int8", "calibration_samples": calib_count,
+                              # never "full int8" when ops compute in float (islands, accuracy fallback)
+                              "float_ops": float_ops, "full_integer": float_ops == 0}
+                             if p["precision"] == "int8" else None),
             "metrics": {"convert_seconds": round(seconds, 3), "float_convert_seconds": round(float_seconds, 3),
                         "size_bytes": size, "size_ratio_vs_fp32": round(fp32_size / size, 3) if size else None},
         }
@@ -150,16 +158,26 @@ def _probe_layouts(io_desc: dict, tflite: Path, onnx_path: Path, shapes: dict, a
     return chosen
 
 
-def _quantize_with_fallback(fp32: Path, dst: Path, p: dict, samples, conversion: dict) -> str:
+def _quantize_with_fallback(fp32: Path, dst: Path, p: dict, samples, conversion: dict, scratch: Path) -> str:
     """ai-edge-quantizer with the asked weight granularity; where per-channel fails inside the
-    quantizer (seen on a Keras byte classifier: "Ranks of scales ... "), per-tensor is tried once and
-    the granularity used is recorded. Returns the recipe name."""
-    from .quantize import quantize
+    quantizer, per-tensor is tried once and the granularity used is recorded. A `tflite` int8
+    target (not integer_only) with `int8_min_cosine` set goes through the accuracy fallback
+    (accuracy_fallback.py): ops that fail or lose too much stay float, and the metadata says which.
+    Returns the recipe name."""
+    from .quantize import QuantizerOpFailed, quantize
     tries = [p["quant_type"]] + (["per-tensor"] if p["quant_type"] == "per-channel" and p["precision"] == "int8" else [])
+    fallback = p["precision"] == "int8" and not p["integer_only"] and p["int8_min_cosine"] is not False
     errors = []
     for quant_type in tries:
         try:
-            recipe = quantize(fp32, dst, p["precision"], quant_type, samples)
+            if fallback:
+                recipe = _quantize_within(fp32, dst, quant_type, samples, p, conversion, scratch / quant_type)
+            else:
+                recipe = quantize(fp32, dst, p["precision"], quant_type, samples)
+        except QuantizerOpFailed as exc:
+            errors.append(f"{quant_type}: op {exc.op_name or '?'} (operator {exc.op_index} of the float "
+                          f".tflite): {str(exc)[:200]}")
+            continue
         except Exception as exc:
             errors.append(f"{quant_type}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
             continue
@@ -167,12 +185,38 @@ def _quantize_with_fallback(fp32: Path, dst: Path, p: dict, samples, conversion:
             conversion["quant_type"] = quant_type
             conversion["quantizer_fallback"] = errors[0]
         return recipe
-    raise StepFailed(f"ai-edge-quantizer could not quantize the model ({p['precision']}): " + "; ".join(errors))
+    why = "; ".join(errors)
+    if p["integer_only"]:
+        why += " (the Edge TPU needs every op integer, so no op can stay float)"
+    raise StepFailed(f"ai-edge-quantizer could not quantize the model ({p['precision']}): {why}")
+
+
+def _quantize_within(fp32: Path, dst: Path, quant_type: str, samples, p: dict, conversion: dict,
+                     scratch: Path) -> str:
+    from .accuracy_fallback import quantize_within
+    result = quantize_within(fp32, dst, quant_type, samples, float(p["int8_min_cosine"]), scratch)
+    conversion["int8_check"] = {"cosine_vs_float": result.cosine, "min_cosine": p["int8_min_cosine"],
+                                "samples": min(len(samples), 8), "data": "calibration", "rounds": result.rounds,
+                                "history": [{"float_ops_kept": n, "cosine": c} for n, c in result.history]}
+    if result.kept_float:
+        conversion["float_ops_kept"] = len(result.kept_float)
+        conversion["float_ops"] = result.kept_float[:40]
+        return f"{result.recipe}, {len(result.kept_float)} op(s) kept float for accuracy"
+    return result.recipe
+
+
+def float_op_count(path: Path) -> int:
+    """Ops of the file that compute in float (QUANTIZE/DEQUANTIZE not counted): 0 = full integer."""
+    from .schema import read_model
+    sg = read_model(path).main
+    return sum(1 for op in sg.operators if op.op not in ("QUANTIZE", "DEQUANTIZE") and op.outputs
+               and sg.tensors[op.outputs[0]].dtype in ("float32", "float16"))
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
     p = {"precision": "fp32", "input_shapes": {}, "quant_type": "per-channel", "input_dtype": "int8",
-         "output_dtype": "int8", "mean": 0.0, "std": 1.0, "calibration_limit": 64, "integer_only": False}
+         "output_dtype": "int8", "mean": 0.0, "std": 1.0, "calibration_limit": 64, "integer_only": False,
+         "int8_min_cosine": 0.99}
     p.update({k: v for k, v in params.items() if v is not None})
     p["precision"] = ALIASES.get(p["precision"], p["precision"])
     if p["precision"] not in PRECISIONS:
@@ -185,6 +229,9 @@ def _params(params: dict[str, Any]) -> dict[str, Any]:
                              f"writes int8 I/O), got {p[key]!r}")
     if not isinstance(p["integer_only"], bool):
         raise StepFailed(f"parameter 'integer_only': expected true or false, got {p['integer_only']!r}")
+    mc = p["int8_min_cosine"]
+    if mc is not False and (isinstance(mc, bool) or not isinstance(mc, (int, float)) or not -1 <= mc <= 1):
+        raise StepFailed(f"parameter 'int8_min_cosine': expected a number in [-1, 1] or false, got {mc!r}")
     if not isinstance(p["calibration_limit"], int) or p["calibration_limit"] < 1:
         raise StepFailed(f"parameter 'calibration_limit': expected a positive integer, got {p['calibration_limit']!r}")
     try:
@@ -202,7 +249,8 @@ def _check_domains(model) -> None:
                              f"onnx2tf cannot convert it")
 
 
-def convert_float_file(model: Path, shapes: dict[str, list[int]], scratch: Path, int8: bool = False):
+def convert_float_file(model: Path, shapes: dict[str, list[int]], scratch: Path, int8: bool = False,
+                       quantized: bool = False):
     """Preparation plus the route chain for one ONNX file: (float32 .tflite, route, failed routes,
     preparation notes). Raises StepFailed naming the op when no route works. Also used by the
     coverage measurements (benchmarks/coverage_honesty.py), so they measure what builds get."""
@@ -212,7 +260,7 @@ def convert_float_file(model: Path, shapes: dict[str, list[int]], scratch: Path,
     prepared = {"simplified": scratch / "simplified" / "model.onnx", "static": scratch / "static" / "model.onnx"}
     for path in prepared.values():
         path.parent.mkdir(parents=True, exist_ok=True)
-    notes = prepare.prepare(model, shapes, prepared["simplified"], prepared["static"], int8=int8)
+    notes = prepare.prepare(model, shapes, prepared["simplified"], prepared["static"], int8=int8, quantized=quantized)
     node_types = {n.name: n.op_type for n in onnx.load(str(model), load_external_data=False).graph.node}
     files, route, attempts = _convert_float(prepared, scratch, node_types)
     return files["fp32"], route, attempts, notes

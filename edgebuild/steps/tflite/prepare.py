@@ -83,10 +83,11 @@ def fix_input_shapes(model, shapes: dict[str, list[int]]) -> None:
 
 
 def prepare(src: Path, shapes: dict[str, list[int]], simplified: Path, static_only: Path,
-            int8: bool = False) -> list[str]:
+            int8: bool = False, quantized: bool = False) -> list[str]:
     """Write two prepared copies: `static_only` (static shapes, valid names) and `simplified`
-    (that, constant-folded by onnxsim). With `int8`, activations ai-edge-quantizer cannot quantize
-    are rewritten (int8_friendly_activations). Returns what was done, for the step's metadata;
+    (that, constant-folded by onnxsim). With `int8` (integer-only), activations ai-edge-quantizer
+    cannot quantize are rewritten (int8_friendly_activations); with `quantized` (any int8),
+    Max/Min constant operands get their output's rank (full_rank_minmax_constants). Returns what was done, for the step's metadata;
     when onnxsim fails, `simplified` is the shape-inferred static copy and the note says why."""
     import onnx
 
@@ -109,6 +110,12 @@ def prepare(src: Path, shapes: dict[str, list[int]], simplified: Path, static_on
         folded = onnx.shape_inference.infer_shapes(model)
         notes.append(f"onnxsim failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
                      "shape inference only")
+    if quantized:
+        widened = full_rank_minmax_constants(folded)
+        full_rank_minmax_constants(static)
+        if widened:
+            notes.append(f"gave {widened} Max/Min constant operand(s) their output's rank (ai-edge-quantizer "
+                         "cannot quantize a lower-rank constant with the output's scale)")
     if int8:
         rewritten = int8_friendly_activations(folded)
         int8_friendly_activations(static)
@@ -118,6 +125,48 @@ def prepare(src: Path, shapes: dict[str, list[int]], simplified: Path, static_on
     onnx.save(static, str(static_only))
     onnx.save(folded, str(simplified))
     return notes
+
+
+# ------------------------------------------------------------------- Max/Min constants at full rank
+# ai-edge-quantizer 0.10.0 quantizes every input of MAXIMUM/MINIMUM with the output's parameters,
+# whose scale array has the output's rank; a constant operand of lower rank (a broadcast scalar
+# [1] against [1, 256], as in a layer norm's max(var, eps)) fails its check "Ranks of scales (2)
+# and zps (2) must be the same as the tensor rank (1)" and the whole model fails to quantize
+# (measured on Magika). Reshaping the constant to [1, ..., 1, *shape] changes no value.
+
+def full_rank_minmax_constants(model) -> int:
+    """Give each constant operand of Max/Min the rank of the node's output; returns how many."""
+    import onnx
+    from onnx import numpy_helper
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    ranks = {vi.name: len(vi.type.tensor_type.shape.dim)
+             for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+             if vi.type.tensor_type.HasField("shape")}
+    inits = {i.name: i for i in model.graph.initializer}
+    uses = {}
+    for node in model.graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    changed = 0
+    for node in model.graph.node:
+        if node.op_type not in ("Max", "Min") or node.output[0] not in ranks:
+            continue
+        rank = ranks[node.output[0]]
+        for k, name in enumerate(node.input):
+            init = inits.get(name)
+            if init is None or len(init.dims) >= rank:
+                continue
+            value = numpy_helper.to_array(init)
+            widened = numpy_helper.from_array(value.reshape((1,) * (rank - value.ndim) + value.shape),
+                                              f"{name}_rank{rank}" if uses[name] > 1 else name)
+            if uses[name] > 1:                 # shared with other nodes: a copy for this one
+                model.graph.initializer.append(widened)
+                node.input[k] = widened.name
+            else:
+                init.CopyFrom(widened)
+            changed += 1
+    return changed
 
 
 # ------------------------------------------------------------------- int8-friendly activations

@@ -15,7 +15,9 @@ Runs in the `litert` toolchain environment.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ FP16_RECIPE = [{"regex": ".*", "operation": "*", "algorithm_key": "float_casting
 RECIPE_NAMES = {"int8": "static_wi8_ai8", "int8-dynamic": "dynamic_wi8_afp32", "fp16": "float_casting fp16 weights"}
 
 
-def _recipe(kind: str, quant_type: str) -> list[dict]:
+def _recipe(kind: str, quant_type: str, keep_float: tuple[str, ...] = ()) -> list[dict]:
     from ai_edge_quantizer import recipe
     if kind == "fp16":
         return [dict(row) for row in FP16_RECIPE]
@@ -35,27 +37,73 @@ def _recipe(kind: str, quant_type: str) -> list[dict]:
             weights = row.get("op_config", {}).get("weight_tensor_config")
             if weights:
                 weights["granularity"] = "TENSORWISE"
+    if kind == "int8":
+        # LiteRT's int8 BATCH_MATMUL computes with one weight scale: per-channel constant weights
+        # give wrong results (measured: an FSMN VAD at cosine 0.13, per-tensor 0.976)
+        per_tensor = copy.deepcopy(rows[0])
+        per_tensor["operation"] = "BATCH_MATMUL"
+        per_tensor["op_config"]["weight_tensor_config"]["granularity"] = "TENSORWISE"
+        rows.append(per_tensor)
+    # ops kept float (the last matching row wins): scopes are an op's output tensor names + ";"
+    rows += [{"regex": "^" + re.escape(name) + ";", "operation": "*", "algorithm_key": "no_quantize"}
+             for name in keep_float]
     return rows
 
 
+class QuantizerOpFailed(Exception):
+    """ai-edge-quantizer raised while computing one op's parameters; `op_index` (in the float
+    model's main subgraph) and `op_name` come from its traceback when it names them."""
+
+    def __init__(self, message: str, op_index: int | None, op_name: str | None):
+        super().__init__(message)
+        self.op_index, self.op_name = op_index, op_name
+
+
+def _failing_op(tb) -> tuple[int | None, str | None]:
+    """The op ai-edge-quantizer was materializing when it raised: its `op_info` local (OpInfo with
+    subgraph_op_index and op_name) in the innermost frame that has one."""
+    found = (None, None)
+    while tb is not None:
+        info = tb.tb_frame.f_locals.get("op_info")
+        if info is not None and hasattr(info, "subgraph_op_index"):
+            name = getattr(info, "op_name", None)
+            found = (info.subgraph_op_index, str(getattr(name, "value", name) or "") or None)
+        tb = tb.tb_next
+    return found
+
+
 def quantize(fp32: Path, dst: Path, kind: str, quant_type: str = "per-channel",
-             samples: list[dict[str, Any]] | None = None) -> str:
+             samples: list[dict[str, Any]] | None = None, keep_float: tuple[str, ...] = (),
+             cache: dict | None = None) -> str:
     """Write the quantized model to `dst`; `samples` (int8 only) are dicts of signature input name
-    -> array already laid out and normalised as the float model expects. Returns the recipe name."""
+    -> array already laid out and normalised as the float model expects. `keep_float` names ops
+    (by their first output tensor) to leave float. `cache` keeps the calibration result between
+    calls on the same float file (it does not depend on which ops stay float). Returns the recipe
+    name; raises QuantizerOpFailed when the quantizer fails on one op it names."""
     from ai_edge_quantizer import quantizer
 
     q = quantizer.Quantizer(str(fp32))
-    q.load_quantization_recipe(_recipe(kind, quant_type))
+    q.load_quantization_recipe(_recipe(kind, quant_type, tuple(keep_float)))
+    cache = {} if cache is None else cache
     log = io.StringIO()
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         calibration = None
         if q.need_calibration:
             if not samples:
                 raise ValueError("full-integer quantization needs calibration samples")
-            from ai_edge_litert.interpreter import Interpreter
-            signature = next(iter(Interpreter(str(fp32)).get_signature_list()))
-            calibration = q.calibrate({signature: samples})
-        result = q.quantize(calibration)
+            if "calibration" not in cache:
+                from ai_edge_litert.interpreter import Interpreter
+                signature = next(iter(Interpreter(str(fp32)).get_signature_list()))
+                cache["calibration"] = q.calibrate({signature: samples})
+            calibration = cache["calibration"]
+        try:
+            result = q.quantize(calibration)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            op_index, op_name = _failing_op(exc.__traceback__)
+            if op_index is None:
+                raise
+            raise QuantizerOpFailed(str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                                    op_index, op_name) from exc
         result.export_model(str(dst), overwrite=True)
     return RECIPE_NAMES[kind]
 
