@@ -59,7 +59,7 @@ def write_plugin(base: Path) -> None:
 
 def write_project(dest: Path, steps: int, chain: int) -> None:
     """steps/chain targets, each a chain of `chain` steps; distinct tags keep every node distinct."""
-    recipe = ('[recipe]\nname = "chain"\ndescription = "benchmark"\nruntime = "onnxruntime"\ntoolchain = "default"\n'
+    recipe = ('[recipe]\nname = "chain"\ndescription = "benchmark"\nruntime = "onnxruntime"\n'
               'default_device = "cpu"\n\n[devices.cpu]\ndescription = "any"\n')
     previous = "model.source"
     for i in range(chain):

@@ -60,7 +60,6 @@ RECIPE = '''
 name = "testplug"
 description = "test steps that record which agent ran them"
 runtime = "onnxruntime"
-toolchain = "default"
 default_device = "cpu"
 
 [parameters]
