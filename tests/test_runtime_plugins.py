@@ -156,3 +156,25 @@ def test_each_builtin_recipe_uses_only_its_runtimes_step_kinds_and_the_shared_on
             assert step.step.startswith(runtime.step_kinds + ("onnx.", "coverage.")), (file.name, step.step)
         assert any(runtime.selftest_output in get_step(s.step).outputs for s in recipe.steps), file.name
     assert seen == set(builtin_runtimes())
+
+
+def test_default_manifest_metadata_prefers_the_artifacts_io_and_the_last_selftest():
+    """The rule bundling used to hard-code, now RuntimeInterface's default: the I/O an artifact's
+    step reports beats an earlier step's (it describes what ships); without one, the first step's;
+    the self-test is the last one written; runtime options are the declared keys the target sets."""
+    from edgebuild.runtimes import StepRecord, get_runtime
+
+    source_io = {"inputs": [{"name": "x"}], "outputs": [{"name": "y"}]}
+    shipped_io = {"inputs": [{"name": "x_int8"}], "outputs": [{"name": "y_int8"}]}
+    check = StepRecord("onnx.check", {"model.onnx": {"digest": "a"}}, {"io": source_io})
+    convert = StepRecord("ort.quantize", {"model.onnx": {"digest": "b"}}, {"io": shipped_io})
+    verify_old = StepRecord("ort.verify", {"selftest.npz": {"digest": "c"}}, {})
+    verify = StepRecord("ort.verify", {"selftest.npz": {"digest": "d"}}, {"metrics": {}})
+    ort = get_runtime("onnxruntime")
+    made = ort.manifest_metadata([check, convert, verify_old, verify], [convert],
+                                 {"providers": ["CPUExecutionProvider"], "precision": "int8"})
+    assert made.io == shipped_io and made.selftest == {"digest": "d"}
+    assert made.runtime_options == {"providers": ["CPUExecutionProvider"]}
+    bare = ort.manifest_metadata([StepRecord("ort.optimize")], [], {})
+    assert bare.io == {"inputs": [], "outputs": []} and bare.selftest is None and bare.runtime_options == {}
+    assert ort.manifest_metadata([check, convert], [], {}).io == source_io
