@@ -44,7 +44,9 @@ def test_build_runs_what_the_dry_run_said(demo_copy):
     fp16 = text.index("[targets.cpu-fp16]")
     toml.write_text(text[:fp16] + text[fp16:].replace("latency_runs = 20", "latency_runs = 21", 1))
     with _session(demo_copy) as session:
-        would_run = {row["label"] for row in dry_run(_scheduler(session)) if row["would_run"]}
+        planner = _scheduler(session)
+        would_run = {row["label"] for row in dry_run(planner) if row["would_run"]}
+        assert planner.outcomes == {}        # the dry run keeps its planned outcomes to itself
     assert would_run == {"cpu-fp16/verify-fp16", "cpu-int8/int8", "cpu-int8/verify-int8"}
     with _session(demo_copy) as session:
         sched = _scheduler(session)
