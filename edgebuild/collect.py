@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from edgebuild.build_result import BuildResult, TargetResult
+from edgebuild.decision import first_line
 from edgebuild.fsutil import relative_to_root
 from edgebuild.materialize import materialize
 from edgebuild.state import TargetState
@@ -46,11 +47,18 @@ def collect_targets(build: BuildResult) -> BuildResult:
                 result.metadata["metrics"] = {**result.metadata["metrics"], "not_measured": unmeasured}
         if result.status != "failed":
             result.artifacts = materialize(build.root, name, plan, build.outcomes, build.store, build.stats, state)
-        state.record_steps({node.uses[name]: {"key": o.key, "parts": o.parts} for node, o in outcomes
-                            if o.key is not None})
+        state.record_steps({node.uses[name]: _step_record(o) for node, o in outcomes if o.key is not None})
         state.save()
         results[name] = result
     return dataclasses.replace(build, targets=results)
+
+
+def _step_record(outcome) -> dict:
+    """What `build -n` compares next time; a failure is never cached, so it says why it reruns."""
+    record = {"key": outcome.key, "parts": outcome.parts}
+    if outcome.status == "failed":
+        record["failed"] = first_line(outcome.message)
+    return record
 
 
 LABEL_GATES = {"max_accuracy_drop": "accuracy_drop", "max_class_drop": "worst_class_drop"}

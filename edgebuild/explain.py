@@ -12,10 +12,10 @@ from edgebuild.scheduler import Scheduler
 from edgebuild.state import TargetState
 
 
-def why_changed(old: dict | None, new: dict, node) -> list[str]:
+def why_changed(old: dict | None, new: dict, node, failed: str | None = None) -> list[str]:
     if old is None:
         return ["no cache entry: never built"]
-    reasons = []
+    reasons = [f"failed last time (failures are not cached): {failed}"] if failed else []
     if old.get("step") != new["step"] or old.get("version") != new["version"]:
         reasons.append(f"step {new['step']} version {old.get('version')} -> {new['version']}")
     for name in sorted(set(old.get("params", {})) | set(new["params"])):
@@ -56,7 +56,8 @@ def dry_run(sched: Scheduler) -> list[dict]:
             row.update(would_run=False, reasons=[decision.reason])
             planned = Outcome.of(decision)
         elif decision.cause == CACHE_MISS:
-            row["reasons"] = why_changed(state.steps.get(step_id, {}).get("parts"), decision.parts, node)
+            recorded = state.steps.get(step_id, {})
+            row["reasons"] = why_changed(recorded.get("parts"), decision.parts, node, recorded.get("failed"))
         else:
             row["reasons"] = [decision.reason]
         planned_outcomes[nid] = planned

@@ -282,6 +282,7 @@ def test_a_change_rebuilds_only_its_branch_and_build_n_says_why(project):
     rows = plan(project)
     # only the failed step would run again (and the step behind it); a deferral stays settled
     assert {label for label, row in rows.items() if row["would_run"]} == {"failing/make", "failing/finish"}
+    assert rows["failing/make"]["reasons"] == ["failed last time (failures are not cached): told to fail"]
     assert rows["failing/finish"]["reasons"] == ["runs after failing/make (input not built yet)"]
     assert rows["deferring/finish"] == {"label": "deferring/finish", "step": "enginetest.echo",
                                         "targets": ["deferring"], "would_run": False,
