@@ -10,6 +10,20 @@ from typing import Callable
 
 import click
 
+
+def complete_targets(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Target names from the project's targets.toml for shell completion; never an error (no
+    validation: completion must answer at once, whatever state the project is in)."""
+    import tomllib
+    from pathlib import Path
+    try:
+        with open(Path(ctx.params.get("project") or ".") / "targets.toml", "rb") as file:
+            names = tomllib.load(file).get("targets")
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if n.startswith(incomplete)] if isinstance(names, dict) else []
+
+
 project = click.option("-C", "--project", default=".", metavar="DIR", help="project folder (default: .)")
 jobs = click.option("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                     help="steps to run at once (default: CPU count)")
@@ -29,7 +43,7 @@ trust_project_toolchains = click.option(
     help="let this project's own recipes pip-install and run their [toolchain] (runs the project's code; also "
          "EDGEBUILD_TRUST_PROJECT_TOOLCHAINS=1)")
 # argparse's append gave None when the option was absent, and commands read None as "every target"
-targets = click.option("--target", "targets", multiple=True, metavar="NAME",
+targets = click.option("--target", "targets", multiple=True, metavar="NAME", shell_complete=complete_targets,
                        callback=lambda ctx, param, value: list(value) or None,
                        help="a target to work on (repeatable; default: every target)")
 bundle_version = click.option("--version", "bundle_version", metavar="SEMVER",

@@ -97,6 +97,21 @@ def test_shell_completion_script_and_answers():
     assert "plain,--out" in options.stdout.split() and "plain,--jobs" not in options.stdout
 
 
+def test_completion_offers_the_project_targets(tmp_path):
+    (tmp_path / "targets.toml").write_text('[targets.cpu-int8]\nmodel = "m"\n[targets.cpu-fp16]\nmodel = "m"\n'
+                                           '[targets.coral]\nmodel = "m"\n')
+    complete = {"_EDGEBUILD_COMPLETE": "bash_complete"}
+    positional = _edgebuild(env={**complete, "COMP_WORDS": f"edgebuild build -C {tmp_path} cpu", "COMP_CWORD": "4"})
+    assert sorted(positional.stdout.split()) == ["plain,cpu-fp16", "plain,cpu-int8"]
+    option = subprocess.run([sys.executable, "-m", "edgebuild"], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, **complete, "COMP_WORDS": "edgebuild bundle --target c",
+                                 "COMP_CWORD": "3"}, timeout=120)
+    assert sorted(option.stdout.split()) == ["plain,coral", "plain,cpu-fp16", "plain,cpu-int8"]
+    (tmp_path / "targets.toml").write_text("[targets\n")          # a broken project completes nothing, quietly
+    broken = _edgebuild(env={**complete, "COMP_WORDS": f"edgebuild build -C {tmp_path} c", "COMP_CWORD": "4"})
+    assert broken.returncode == 0 and broken.stdout.strip() == "" and broken.stderr == ""
+
+
 def test_args_keep_the_shape_commands_read():
     build = parse_args(["build", "a", "b", "-C", "proj", "--remote-cache", "", "-j", "3", "-n"])
     assert (build.command, build.targets, build.project, build.remote_cache, build.jobs, build.dry_run) == \

@@ -66,7 +66,7 @@ def _print_dry_run(rows: list[dict], as_json: bool) -> int:
 
 
 @click.command("build")
-@click.argument("targets", nargs=-1, metavar="[TARGET]...")
+@click.argument("targets", nargs=-1, metavar="[TARGET]...", shell_complete=opt.complete_targets)
 @opt.build_options
 def command(**params) -> int:
     return opt.call(run, params)

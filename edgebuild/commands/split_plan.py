@@ -128,7 +128,7 @@ def _extract(project, resolved, args, result) -> dict:
 
 
 @click.command("split-plan")
-@click.argument("target", metavar="TARGET")
+@click.argument("target", metavar="TARGET", shell_complete=opt.complete_targets)
 @click.option("--all", is_flag=True, help="show every candidate cut, not the best 15")
 @click.option("--out", metavar="DIR", help="also write both halves of the chosen cut, plan.json, and check that "
               "server(device(x)) equals the model")
