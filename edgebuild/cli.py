@@ -74,12 +74,6 @@ def parse_args(argv: list[str]):
         return namespace(name, ctx.params)
 
 
-def make_parser():
-    """`make_parser().parse_args(argv)`, as the argparse CLI offered it to in-process callers (tests)."""
-    from types import SimpleNamespace
-    return SimpleNamespace(parse_args=parse_args)
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         return cli.main(args=argv, prog_name="edgebuild", standalone_mode=False) or 0

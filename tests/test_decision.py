@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import ort_demo_toml, run_cli, write_demo
 
-from edgebuild.cli import make_parser
+from edgebuild.cli import parse_args
 from edgebuild.decision import BLOCKED, CACHED, NEEDS_DATA, UPSTREAM_FAILED
 from edgebuild.executors.local import LocalExecutor
 from edgebuild.explain import dry_run
@@ -21,7 +21,7 @@ def _scheduler(session) -> Scheduler:
 
 
 def _session(project):
-    return build_session(make_parser().parse_args(["build", "-C", str(project), "--remote-cache", ""]), None)
+    return build_session(parse_args(["build", "-C", str(project), "--remote-cache", ""]), None)
 
 
 def test_dry_run_reasons_before_any_build(tmp_path):
