@@ -46,6 +46,14 @@ class LazyGroup(click.Group):
         command.help = command.help or COMMANDS[name]
         return command
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0]
+        if name not in COMMANDS and not name.startswith("-") and not ctx.resilient_parsing:
+            from edgebuild.project import did_you_mean
+            raise click.UsageError(f"no such command '{name}'{did_you_mean(name, COMMANDS)}; commands: "
+                                   f"{', '.join(COMMANDS)}", ctx)
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl(list(COMMANDS.items()))

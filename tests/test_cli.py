@@ -59,6 +59,7 @@ def test_keygen_and_verify_offer_only_their_options(capsys):
 @pytest.mark.parametrize("args,named", [(["keygen", "--out", "k", "-j", "4"], "'-j'"),
                                         (["build", "--no-such-option"], "--no-such-option"),
                                         (["frobnicate"], "frobnicate"),
+                                        (["bulid"], "did you mean 'build'?"),
                                         (["graph", "--format", "png"], "png"),
                                         (["keygen"], "--out")])
 def test_usage_mistake_is_one_line_and_exit_2(args, named):
