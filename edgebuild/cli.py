@@ -64,11 +64,15 @@ class LazyGroup(click.Group):
         return names + click.Command.shell_complete(self, ctx, incomplete)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+@click.group(cls=LazyGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
              help="Build one trained model for many edge devices: cached, parallel, verified, signed.")
 @click.version_option(__version__, prog_name="edgebuild", message="%(prog)s %(version)s")
-def cli() -> None:
-    pass
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    if ctx.invoked_subcommand is None:          # bare `edgebuild`: the help, and exit 2 as before
+        click.echo(ctx.get_help())
+        ctx.exit(2)
 
 
 def parse_args(argv: list[str]):
@@ -85,9 +89,6 @@ def parse_args(argv: list[str]):
 def main(argv: list[str] | None = None) -> int:
     try:
         return cli.main(args=argv, prog_name="edgebuild", standalone_mode=False) or 0
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help())
-        return 2
     except click.ClickException as exc:
         # a usage mistake: one line on stderr (DESIGN.md), exit 2 as argparse did
         message = " ".join(line.strip() for line in exc.format_message().splitlines() if line.strip())
