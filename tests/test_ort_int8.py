@@ -279,7 +279,7 @@ def test_accuracy_fallback_keeps_the_worst_quantized_nodes_float(built):
     fallback = int8["accuracy_fallback"]
     assert int8["reason"].startswith("accuracy fallback: passes the gates with 3 node(s) in float")
     assert fallback["rounds"][0]["failing_outputs"] == ["mask"]
-    assert fallback["rounds"][0]["float_tensors"][0]["tensor"] == "r2"      # the crushed activation first
+    assert fallback["rounds"][0]["causes"][0]["tensor"] == "r2"      # the crushed activation first
     assert sorted(int8["options"]["exclude_nodes"]) == ["conv2", "conv3", "relu2"]
     assert fallback["rounds"][-1]["excluded_nodes"] == int8["options"]["exclude_nodes"]
     assert target["metrics"]["outputs"]["mask"]["cosine_mean"] >= 0.98       # verification agrees

@@ -4,14 +4,18 @@ pass or the budget is spent (the idea of NNCF's quantize_with_accuracy_control, 
 
 Ranking: the failing candidate's QuantizeLinear inputs and DequantizeLinear outputs are exposed as
 extra outputs and run on a few calibration samples; each quantized activation that feeds a failing
-output gets the quantizer's own error, per channel (mean over channels of |dq - q|^2 / power). Per
-channel, because the usual culprit is an activation whose range one large channel sets: its
+output gets the quantizer's own rounding error, per channel (mean over channels of |dq - q|^2 /
+power, with q first clamped to the quantized range: the quantizer folds a Relu or Clip into that
+range, so the Q input of a Relu's output is the value before the Relu). Per channel, because the usual culprit is an activation whose range one large channel sets: its
 overall error looks small while every other channel is crushed to a step or two. A tensor stays
 float only when its producer and every consumer are excluded (onnxruntime's QDQ quantizer puts a
 Q/DQ pair on a tensor when any quantized node touches it), so one ranked tensor excludes that group
 of nodes. Each round re-ranks on the new candidate (what was hidden behind the worst tensor shows
-next), adds up to 1, 2, then 4 tensors' groups, and is checked and timed against fp32 like every
-other candidate. Weight quantization is not ranked: per-channel weights rarely break a gate alone.
+next), adds up to 1, 2, then 4 causes, and is checked and timed against fp32 like every other
+candidate. Weights are ranked on the same scale (per output channel, dequantized against the float
+weights, no run needed): onnxruntime raises a channel's weight scale, sometimes thousands of times,
+so that the int32 bias fits, and that channel's weights round to zero; such a node alone goes
+float.
 """
 from __future__ import annotations
 
@@ -72,25 +76,35 @@ def ancestors(model, outputs: list[str]) -> set[str]:
     return seen
 
 
-def quantized_pairs(qdq_model) -> dict[str, tuple[str, str]]:
+def quantized_pairs(qdq_model) -> dict[str, tuple[str, str, float, float]]:
     """Float tensor name (as in the prepared model) -> (QuantizeLinear input, DequantizeLinear
-    output) in the QDQ model, for activations (weights are stored quantized, with no Q node)."""
+    output, lowest and highest representable value) in the QDQ model, for activations (weights are
+    stored quantized, with no Q node)."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in qdq_model.graph.initializer}
     dq_of = {n.input[0]: n.output[0] for n in qdq_model.graph.node if n.op_type == "DequantizeLinear"}
     pairs = {}
     for node in qdq_model.graph.node:
-        if node.op_type == "QuantizeLinear" and node.output[0] in dq_of:
+        if node.op_type == "QuantizeLinear" and node.output[0] in dq_of and node.input[1] in inits \
+                and len(node.input) > 2 and node.input[2] in inits:
             pre = node.input[0]
             name = pre[: -len(Q_SUFFIX)] if pre.endswith(Q_SUFFIX) else pre
-            pairs.setdefault(name, (pre, dq_of[node.output[0]]))
+            scale = float(numpy_helper.to_array(inits[node.input[1]]).ravel()[0])
+            zero = numpy_helper.to_array(inits[node.input[2]])
+            low, high = (0, 255) if zero.dtype.kind == "u" else (-128, 127)
+            zp = float(zero.ravel()[0])
+            pairs.setdefault(name, (pre, dq_of[node.output[0]], (low - zp) * scale, (high - zp) * scale))
     return pairs
 
 
-def channel_error(pre, post) -> float:
-    """Mean over channels (axis 1) of the quantization noise power over the channel's power; a
-    channel's power is floored at 1e-3 of the median channel's, so dead channels count as clean."""
+def channel_error(pre, post, low: float = -math.inf, high: float = math.inf) -> float:
+    """Mean over channels (axis 1) of the rounding noise power over the channel's power (`pre`
+    clamped to [low, high] first); a channel's power is floored at 1e-3 of the median channel's, so
+    dead channels count as clean."""
     import numpy as np
 
-    pre, post = np.asarray(pre, np.float64), np.asarray(post, np.float64)
+    pre, post = np.clip(np.asarray(pre, np.float64), low, high), np.asarray(post, np.float64)
     if pre.ndim >= 2:
         axes = tuple(i for i in range(pre.ndim) if i != 1)
         power, noise = (pre ** 2).mean(axis=axes), ((post - pre) ** 2).mean(axis=axes)
@@ -118,7 +132,7 @@ def rank_tensors(qdq_path: Path, prepared_model, failing: list[str], feeds: list
     existing = {o.name for o in qdq.graph.output}
     errors: dict[str, list[float]] = {}
     for chunk_no, chunk in enumerate(chunks(sorted(pairs), sizes)):
-        names = [n for t in chunk for n in pairs[t]]
+        names = [n for t in chunk for n in pairs[t][:2]]
         probe = onnx.load(str(qdq_path))
         probe.graph.output.extend(onnx.helper.ValueInfoProto(name=n) for n in dict.fromkeys(names)
                                   if n not in existing)
@@ -129,13 +143,51 @@ def rank_tensors(qdq_path: Path, prepared_model, failing: list[str], feeds: list
         for feed in feeds:
             values = dict(zip(out_names, sess.run(out_names, feed)))
             for t in chunk:
-                pre, post = pairs[t]
-                errors.setdefault(t, []).append(channel_error(values[pre], values[post]))
+                pre, post, low, high = pairs[t]
+                errors.setdefault(t, []).append(channel_error(values[pre], values[post], low, high))
         del sess
         path.unlink(missing_ok=True)
     ranked = [(t, sum(e) / len(e)) for t, e in errors.items()]
     ranked.sort(key=lambda te: (-te[1], te[0]))
     return ranked
+
+
+WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1}   # the output-channel axis of the weight
+
+
+def weight_errors(qdq_model, prepared_model, nodes: set[str]) -> list[tuple[str, float]]:
+    """(node name, per-output-channel rounding error of its dequantized weights) for the weighted
+    nodes in `nodes` whose weights the candidate quantized."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in qdq_model.graph.initializer}
+    float_inits = {i.name: i for i in prepared_model.graph.initializer}
+    float_nodes = {n.name: n for n in prepared_model.graph.node}
+    dq_by_output = {n.output[0]: n for n in qdq_model.graph.node if n.op_type == "DequantizeLinear"}
+    found = []
+    for node in qdq_model.graph.node:
+        dq = dq_by_output.get(node.input[1]) if len(node.input) > 1 else None
+        original = float_nodes.get(node.name)
+        if node.name not in nodes or dq is None or original is None or len(original.input) < 2 \
+                or original.input[1] not in float_inits or not all(i in inits for i in dq.input[:3]):
+            continue
+        q, scale, zero = (numpy_helper.to_array(inits[i]).astype(np.float64) for i in dq.input[:3])
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        if scale.size > 1:
+            shape = [1] * q.ndim
+            shape[axis] = -1
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        weights = numpy_helper.to_array(float_inits[original.input[1]]).astype(np.float64)
+        out_axis = WEIGHT_AXIS.get(node.op_type)
+        if node.op_type == "Gemm":
+            out_axis = 0 if any(a.name == "transB" and a.i for a in node.attribute) else 1
+        if out_axis is None or weights.shape != q.shape:
+            continue
+        moved = np.moveaxis(weights, out_axis, 1) if weights.ndim > 1 else weights
+        found.append((node.name, channel_error(moved, np.moveaxis((q - zero) * scale, out_axis, 1)
+                                               if weights.ndim > 1 else (q - zero) * scale)))
+    return found
 
 
 def tensor_bytes(model) -> dict[str, int]:
@@ -201,28 +253,33 @@ def fallback(start, prepared: Path, bench, build, measure, failing_of, reader_fa
         except StepFailed as exc:
             record["result"] = f"ranking failed: {exc}"
             return None, record
+        wanted = ancestors(model, failing)
+        feeding = {n.name for n in model.graph.node if any(o in wanted for o in n.output)}
+        causes = [(error, "tensor", t, group_for(t, producer, consumers, eligible)) for t, error in ranked]
+        causes += [(error, "weights", n, [n]) for n, error in
+                   weight_errors(onnx.load(str(current.path)), model, (eligible & feeding) - set(excluded))]
+        causes.sort(key=lambda c: (-c[0], c[1], c[2]))
         added, chosen = [], []
-        for tensor, error in ranked:
-            group = [n for n in group_for(tensor, producer, consumers, eligible) if n not in excluded + added]
+        for error, kind, name, group in causes:
+            group = [n for n in group if n not in excluded + added]
             if not group:
                 continue
             if len(excluded) + len(added) + len(group) > cap:
                 continue    # does not fit the budget: the next worst one may
             added += group
-            chosen.append({"tensor": tensor, "error": round(error, 6), "nodes": group})
+            chosen.append({kind: name, "error": round(error, 6), "nodes": group})
             if len(chosen) >= 2 ** round_no:
                 break
         if not added:
-            worst = next((t for t, _ in ranked if set(group_for(t, producer, consumers, eligible)) - set(excluded)),
-                         None)
-            record["result"] = (f"budget spent: keeping '{worst}' in float needs more node(s) than the "
+            worst = next((f"{kind} '{name}'" for _, kind, name, group in causes if set(group) - set(excluded)), None)
+            record["result"] = (f"budget spent: keeping the {worst} in float needs more node(s) than the "
                                 f"{cap - len(excluded)} left of the budget ({cap} of {len(eligible)} quantizable "
-                                f"nodes)" if worst else "no quantized activation feeds the failing outputs")
+                                f"nodes)" if worst else "nothing quantized feeds the failing outputs")
             return None, record
         excluded += added
         cand = build(current.options.but(exclude_nodes=tuple(excluded)))
         measure([cand])
-        entry = {"round": round_no + 1, "failing_outputs": failing, "float_tensors": chosen,
+        entry = {"round": round_no + 1, "failing_outputs": failing, "causes": chosen,
                  "excluded_nodes": list(excluded), "candidate": cand.record()}
         record["rounds"].append(entry)
         log.info("int8 accuracy fallback round %d: %d node(s) in float", round_no + 1, len(excluded))

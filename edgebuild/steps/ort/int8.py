@@ -181,7 +181,7 @@ class OrtQuantizeStep(Step):
                     # manifest; every round's candidate figures in the summary
                     int8_info["accuracy_fallback"] = {
                         "result": fallback.get("result"), "budget_nodes": fallback["budget_nodes"],
-                        "rounds": [{k: r[k] for k in ("round", "failing_outputs", "float_tensors", "excluded_nodes")}
+                        "rounds": [{k: r[k] for k in ("round", "failing_outputs", "causes", "excluded_nodes")}
                                    for r in fallback["rounds"]]}
                     search_figures["accuracy_fallback"] = fallback
             else:
