@@ -196,6 +196,7 @@ def _quantize_within(fp32: Path, dst: Path, quant_type: str, samples, p: dict, c
     from .accuracy_fallback import quantize_within
     result = quantize_within(fp32, dst, quant_type, samples, float(p["int8_min_cosine"]), scratch)
     conversion["int8_check"] = {"cosine_vs_float": result.cosine, "min_cosine": p["int8_min_cosine"],
+                                "reached": result.reached,
                                 "samples": min(len(samples), 8), "data": "calibration", "rounds": result.rounds,
                                 "history": [{"float_ops_kept": n, "cosine": c} for n, c in result.history]}
     if result.kept_float:

@@ -92,9 +92,7 @@ def quantize(fp32: Path, dst: Path, kind: str, quant_type: str = "per-channel",
             if not samples:
                 raise ValueError("full-integer quantization needs calibration samples")
             if "calibration" not in cache:
-                from ai_edge_litert.interpreter import Interpreter
-                signature = next(iter(Interpreter(str(fp32)).get_signature_list()))
-                cache["calibration"] = q.calibrate({signature: samples})
+                cache["calibration"] = _calibrate(fp32, _recipe(kind, quant_type, tuple(keep_float)), samples)
             calibration = cache["calibration"]
         try:
             result = q.quantize(calibration)
@@ -106,6 +104,24 @@ def quantize(fp32: Path, dst: Path, kind: str, quant_type: str = "per-channel",
                                     op_index, op_name) from exc
         result.export_model(str(dst), overwrite=True)
     return RECIPE_NAMES[kind]
+
+
+def _calibrate(fp32: Path, rows: list[dict], samples: list[dict[str, Any]]) -> dict:
+    """Each tensor's min and max over ALL calibration samples. ai-edge-quantizer's own calibrate()
+    keeps a moving average (0.95 old + 0.05 new) of per-sample ranges, so with the few samples a
+    build has the first sample sets the range and later, wider samples are clipped (measured:
+    a document orientation classifier at cosine 0.904 instead of 0.950, an FSMN VAD 0.976 instead
+    of 0.982); its Calibrator takes the plain min/max update instead."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import calibrator, recipe_manager
+    from ai_edge_quantizer.utils import qsv_utils
+
+    manager = recipe_manager.RecipeManager()
+    manager.load_quantization_recipe(rows)
+    signature = next(iter(Interpreter(str(fp32)).get_signature_list()))
+    calib = calibrator.Calibrator(fp32.read_bytes(), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
+    calib.calibrate({signature: samples}, manager)
+    return calib.get_model_qsvs()
 
 
 def signature_inputs(fp32: Path) -> list[str]:
