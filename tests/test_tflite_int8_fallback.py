@@ -37,8 +37,10 @@ def _data(path: Path, shape: list[int], seed: int) -> Path:
     return path
 
 
-def _convert(env, tmp: Path, model: Path, shape: list[int], **params) -> tuple[Path, dict]:
-    meta = run_step("tflite.convert", tmp / "convert", {"model": model, "calibration": _data(tmp / "calib.npz", shape, 1)},
+def _convert(env, tmp: Path, model: Path, shape: list[int], calibration: Path | None = None,
+             **params) -> tuple[Path, dict]:
+    calibration = calibration or _data(tmp / "calib.npz", shape, 1)
+    meta = run_step("tflite.convert", tmp / "convert", {"model": model, "calibration": calibration},
                     dict(params, input_shapes={"x": shape}), python=env.python)
     return tmp / "convert" / "model.tflite", meta
 
@@ -62,6 +64,21 @@ def test_batch_matmul_weights_are_per_tensor(litert_env, tmp_path):
     assert weights and all(len(w.scale) == 1 for w in weights)
     # with ai-edge-quantizer's per-channel weights this model gives cosine 0.0 in LiteRT
     assert _cosine_vs_onnxruntime(tflite, model, shape, tmp_path, meta) >= 0.98
+
+
+def test_calibration_range_covers_every_sample_not_only_the_first(litert_env, tmp_path):
+    """ai-edge-quantizer's own calibrate() averages per-sample ranges (0.95 old + 0.05 new), so a
+    quiet first sample would clip every later one; edgebuild takes the min/max over all samples."""
+    shape = [1, 8, 32]
+    x = np.random.default_rng(1).normal(0, 1, (8, 8, 32)).astype(np.float32)
+    x[0] *= 0.05                                         # the first sample is quiet
+    np.savez(tmp_path / "quiet_first.npz", x=x)
+    model = onnx_factory.matmul_3d(tmp_path / "mm.onnx")
+    _, meta = _convert(litert_env, tmp_path, model, shape, calibration=tmp_path / "quiet_first.npz",
+                       precision="int8", int8_min_cosine=False)
+    q = meta["io"]["inputs"][0]["quantization"]
+    low, high = (-128 - q["zero_point"]) * q["scale"], (127 - q["zero_point"]) * q["scale"]
+    assert low <= 0.99 * x.min() and high >= 0.99 * x.max(), (low, high, x.min(), x.max())
 
 
 def test_zero_divisor_div_and_lossy_ops_stay_float_and_are_reported(litert_env, tmp_path):
