@@ -2,7 +2,10 @@
 
 - int8 (full integer): weights int8 per channel (or per tensor), activations int8 calibrated on
   the model's calibration data, int8 input and output: every tensor integer (what the Edge TPU
-  needs). Recipe `static_wi8_ai8`.
+  needs). Recipe `static_wi8_ai8`, except BATCH_MATMUL weights per tensor (LiteRT's int8
+  BATCH_MATMUL gives wrong results with per-channel weights); activation ranges are each tensor's
+  min/max over all calibration samples (_calibrate). Ops it cannot quantize stay float between
+  DEQUANTIZE/QUANTIZE (the `tflite` target); accuracy_fallback.py may keep more float.
 - int8-dynamic: int8 weights, float activations and I/O, no calibration (`dynamic_wi8_afp32`).
 - fp16: float16 weights dequantized to float32 at load (`float_casting`): half the size, float32
   compute and I/O. (onnx2tf's own float16 file keeps float16 activations, which LiteRT's CPU
