@@ -44,6 +44,7 @@ class LazyGroup(click.Group):
             return None
         command = importlib.import_module(f"edgebuild.commands.{name.replace('-', '_')}").command
         command.help = command.help or COMMANDS[name]
+        _accept_contract_options(command)
         return command
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
@@ -62,6 +63,22 @@ class LazyGroup(click.Group):
         from click.shell_completion import CompletionItem
         names = [CompletionItem(name, help=text) for name, text in COMMANDS.items() if name.startswith(incomplete)]
         return names + click.Command.shell_complete(self, ctx, incomplete)
+
+
+# DESIGN.md's CLI contract: every command accepts these after its name. A command that has no use
+# for one still accepts it (scripts written against the contract keep working), hidden from its
+# help and not passed to it.
+CONTRACT_OPTIONS = (("-C", "--project"), ("-j", "--jobs"), ("--json",), ("--strict",), ("-v", "--verbose"),
+                    ("-q", "--quiet"))
+
+
+def _accept_contract_options(command: click.Command) -> None:
+    declared = {opt for param in command.params for opt in param.opts}
+    for flags in CONTRACT_OPTIONS:
+        if declared.isdisjoint(flags):
+            is_flag = flags[-1] in ("--json", "--strict", "--verbose", "--quiet")
+            command.params.append(click.Option(flags, is_flag=is_flag, hidden=True, expose_value=False,
+                                               type=None if is_flag else str))
 
 
 @click.group(cls=LazyGroup, invoke_without_command=True,

@@ -56,7 +56,18 @@ def test_keygen_and_verify_offer_only_their_options(capsys):
         assert option in text
 
 
-@pytest.mark.parametrize("args,named", [(["keygen", "--out", "k", "-j", "4"], "-j"),
+def test_every_command_still_accepts_the_contract_options(tmp_path):
+    """DESIGN.md: -C, -j, --json, --strict, -v and -q are accepted after any command name; where a
+    command has no use for one it is hidden from its help and has no effect (scripts keep working)."""
+    proc = _edgebuild("keygen", "-C", str(tmp_path), "-j", "4", "--json", "--strict", "--out", str(tmp_path / "k"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "k" / "edgebuild.pub.pem").exists()
+    proc = _edgebuild("verify", "-C", str(tmp_path), "--strict", "-j", "2", str(tmp_path / "none.tar.gz"),
+                      "--key", str(tmp_path / "k" / "edgebuild.pub.pem"))
+    assert proc.returncode == 2 and "none.tar.gz" in proc.stderr and "No such option" not in proc.stderr
+
+
+@pytest.mark.parametrize("args,named", [(["keygen", "--out", "k", "--jobz", "4"], "--jobz"),
                                         (["build", "--no-such-option"], "--no-such-option"),
                                         (["frobnicate"], "frobnicate"),
                                         (["bulid"], "did you mean 'build'?"),
