@@ -12,7 +12,7 @@ A CPU target can keep those ops float (LiteRT runs DEQUANTIZE -> float op -> QUA
 3. if the worst output's mean cosine is below `min_cosine`, compare every tensor of the two files
    (ai-edge-quantizer's model validator) and keep float the ops that lose the most agreement
    between their inputs and their output (1, 2, 4, ... per round), until the outputs agree, the
-   rounds or the time budget run out. The first file that reaches `min_cosine` is kept; when
+   rounds, the time budget or half of the ops (`max_float_share`) run out. The first file that reaches `min_cosine` is kept; when
    none does, the file of step 2 (only the ops that had to stay float): more float ops that do not
    reach the mark only make the file bigger (measured on CNNs whose loss is spread over every
    layer: 60-130 float ops, still short).
@@ -174,7 +174,7 @@ def _op_output(path: Path, index: int) -> tuple[str, str] | None:
 
 def quantize_within(fp32: Path, dst: Path, quant_type: str, samples: list[dict], min_cosine: float,
                     scratch: Path, max_rounds: int = 8, budget_s: float = 120.0,
-                    check_samples: int = 8) -> FallbackResult:
+                    check_samples: int = 8, max_float_share: float = 0.5) -> FallbackResult:
     """int8 with as few float ops as this search finds for outputs at `min_cosine` (see module
     doc). Writes the best file found to `dst`. Raises when not even one quantized file is made."""
     started = time.perf_counter()
@@ -184,6 +184,7 @@ def quantize_within(fp32: Path, dst: Path, quant_type: str, samples: list[dict],
     kept: list[dict[str, str]] = []
     best: tuple[float, Path, list] | None = None
     recipe, widen, rounds, history, first = "", 1, 0, [], None
+    cap = int(max_float_share * len(_producers(fp32)))   # beyond that it is a float model with int8 I/O
     scratch.mkdir(parents=True, exist_ok=True)
     while rounds < max_rounds:
         rounds += 1
@@ -217,7 +218,7 @@ def quantize_within(fp32: Path, dst: Path, quant_type: str, samples: list[dict],
         producers = {row[2]: row[3] for row in rows} | _producers(fp32)
         added = 0
         for lost, op, tensor, _ in rows:
-            if added >= widen:
+            if added >= widen or len(kept) >= cap:
                 break
             # the op itself, or where it is already float, the nearest int8 ops feeding it
             for name in _frontier(tensor, producers, {k["tensor"] for k in kept}):
