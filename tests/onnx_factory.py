@@ -242,14 +242,21 @@ def matmul_3d(path: Path, tokens: int = 8, width: int = 32, out: int = 16) -> Pa
                           [1, tokens, width], [1, tokens, out], [_init("w", w)], path)
 
 
-def quiet_token_layer_norm(path: Path, tokens: int = 16, width: int = 32) -> Path:
-    """MatMul, then every 4th token scaled by 1e-3, then a layer norm written out as a BERT export
-    does (ReduceMean, Sub, Mul, ReduceMean, Add eps, Sqrt, Div), then MatMul. The quiet tokens'
-    divisor is ~sqrt(eps): in int8 it rounds to the zero point, which LiteRT's DIV refuses."""
+def quiet_token_layer_norm(path: Path, tokens: int = 16, width: int = 32, depth: int = 6) -> Path:
+    """`depth` MatMul/Relu layers (int8 does well on those), a MatMul, then every 4th token scaled
+    by 1e-3, then a layer norm written out as a BERT export does (ReduceMean, Sub, Mul, ReduceMean,
+    Add eps, Sqrt, Div), then MatMul. The quiet tokens' divisor is ~sqrt(eps): in int8 it rounds
+    to the zero point, which LiteRT's DIV refuses."""
     rng = np.random.default_rng(0)
     gain = np.ones((1, tokens, 1), np.float32)
     gain[:, ::4] = 1e-3
-    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h0"], "mm1"),
+    body, inits, x = [], [], "x"
+    for k in range(depth):
+        body += [helper.make_node("MatMul", [x, f"wd{k}"], [f"m{k}"], f"mmd{k}"),
+                 helper.make_node("Relu", [f"m{k}"], [f"r{k}"], f"relu{k}")]
+        inits.append(_init(f"wd{k}", rng.normal(0, 0.3, (width, width)).astype(np.float32)))
+        x = f"r{k}"
+    nodes = body + [helper.make_node("MatMul", [x, "w1"], ["h0"], "mm1"),
              helper.make_node("Mul", ["h0", "gain"], ["h"], "gain"),
              helper.make_node("ReduceMean", ["h"], ["mu"], "mean", axes=[-1], keepdims=1),
              helper.make_node("Sub", ["h", "mu"], ["d"], "center"),
@@ -259,9 +266,9 @@ def quiet_token_layer_norm(path: Path, tokens: int = 16, width: int = 32) -> Pat
              helper.make_node("Sqrt", ["ve"], ["sd"], "sqrt"),
              helper.make_node("Div", ["d", "sd"], ["n"], "normalize"),
              helper.make_node("MatMul", ["n", "w2"], ["y"], "mm2")]
-    inits = [_init("w1", rng.normal(0, 0.3, (width, width)).astype(np.float32)),
-             _init("w2", rng.normal(0, 0.3, (width, width)).astype(np.float32)),
-             _init("gain", gain), _init("eps", np.array(1e-6, np.float32))]
+    inits += [_init("w1", rng.normal(0, 0.3, (width, width)).astype(np.float32)),
+              _init("w2", rng.normal(0, 0.3, (width, width)).astype(np.float32)),
+              _init("gain", gain), _init("eps", np.array(1e-6, np.float32))]
     return _opset13_model(nodes, "quiet_token_layer_norm", [1, tokens, width], [1, tokens, width], inits, path)
 
 

@@ -5,7 +5,9 @@ real `tflite.verify` step (LiteRT against onnxruntime):
 - BATCH_MATMUL with per-channel constant weights: LiteRT computes garbage (cosine 0.0 measured on
   this model, 0.13 on an FSMN VAD); weights of that op are quantized per tensor.
 - a layer norm's int8 DIV whose divisor rounds to its zero point: LiteRT refuses to run the file
-  (a BERT); the tflite target keeps that op, and the ops that lose the most, float and says so.
+  (a BERT); the tflite target keeps that op, and the ops that lose the most, float and says so
+  (at most half the ops; past that it keeps only the refused op).
+- ai-edge-quantizer's moving-average calibration: ranges are min/max over every sample.
 - Max with a lower-rank constant: ai-edge-quantizer fails on the whole model (Magika); the
   constant is given the output's rank in preparation, so even integer-only int8 works.
 """
@@ -94,6 +96,18 @@ def test_zero_divisor_div_and_lossy_ops_stay_float_and_are_reported(litert_env, 
     check = conv["int8_check"]
     assert check["history"][0]["cosine"] < 0.99 <= check["cosine_vs_float"]
     assert _cosine_vs_onnxruntime(tflite, model, shape, tmp_path, meta) >= 0.98
+
+
+def test_fallback_that_would_need_most_ops_float_keeps_only_the_refused_one(litert_env, tmp_path):
+    """Without the int8-friendly layers in front, reaching the mark needs nearly every op float:
+    past half of them the fallback stops and keeps only what LiteRT refuses, and says so."""
+    shape = [1, 16, 32]
+    model = onnx_factory.quiet_token_layer_norm(tmp_path / "ln.onnx", depth=0)
+    _, meta = _convert(litert_env, tmp_path, model, shape, precision="int8")
+    conv = meta["conversion"]
+    assert conv["int8_check"]["reached"] is False and conv["int8_check"]["cosine_vs_float"] < 0.99
+    assert [k["op"] for k in conv["float_ops"]] == ["DIV"] and conv["float_ops_kept"] == 1
+    assert meta["quantization"]["full_integer"] is False
 
 
 def test_max_with_lower_rank_constant_quantizes_integer_only(litert_env, tmp_path):
