@@ -13,20 +13,19 @@ def compare(reference, candidate, labels=None) -> dict:
     out = np.asarray(candidate, dtype=np.float64)
     finite = _finite_rows(ref) & _finite_rows(out)
     diff = np.abs(ref - out)[finite]
-    cosines, defined = _row_cosines(ref.reshape(len(ref), -1), out.reshape(len(out), -1))
-    # compare's rule: a sample where either side is all zero counts as agreeing (its error figures,
-    # not its cosine, speak for it); a sample holding NaN or inf never agrees
-    cosines = np.where(defined, cosines, 1.0)
-    cosines = np.where(finite, cosines, 0.0)
+    flat_r = np.where(finite[:, None], ref.reshape(len(ref), -1), 0.0)
+    cosines, judged = sample_cosines(flat_r, np.where(finite[:, None], out.reshape(len(out), -1), 0.0), finite)
     result = {
         "samples": int(len(ref)),
         "max_abs_error": float(diff.max()) if diff.size else 0.0,
         "mean_abs_error": float(diff.mean()) if diff.size else 0.0,
         "max_rel_error": float((diff / np.maximum(np.abs(ref[finite]), 1e-6)).max()) if diff.size else 0.0,
-        "cosine_min": float(cosines.min()) if len(cosines) else 1.0,
-        "cosine_mean": float(cosines.mean()) if len(cosines) else 1.0,
+        "cosine_min": float(cosines[judged].min()) if judged.any() else 1.0,
+        "cosine_mean": float(cosines[judged].mean()) if judged.any() else 1.0,
         "non_finite_samples": int((~finite).sum()),
     }
+    if len(ref) and (~judged).sum():
+        result["quiet_samples"] = int((~judged).sum())
     if ref.ndim == 2 and ref.shape[1] > 1:
         # a non-finite artifact row names no class (-1), so it neither agrees nor counts as correct
         ref_top, out_top = ref.argmax(1), np.where(finite, out.argmax(1), -1)
@@ -53,6 +52,30 @@ def _finite_rows(array):
     import numpy as np
 
     return np.isfinite(array.reshape(len(array), -1)).all(axis=1) if array.ndim else np.isfinite(array).reshape(1)
+
+
+# A sample whose reference output is this much weaker than the set's strongest carries no signal
+# for cosine to measure (a text detector's map on a photo without text peaks at 1e-7): cosine
+# there is rounding noise, so its error figures (absolute and set-wide relative error) judge it.
+QUIET_NORM_RATIO = 1e-3
+
+
+def sample_cosines(flat_r, flat_o, finite):
+    """Per-sample cosines of two (N, K) float64 arrays, and which samples they judge.
+
+    A sample holding NaN or inf (finite False) is judged and never agrees (0.0). Where both sides
+    are all zero they agree (1.0); where only one is, it lost or invented the whole signal (0.0).
+    Quiet samples (reference norm below QUIET_NORM_RATIO of the set's largest) are not judged by
+    cosine, unless every sample is quiet."""
+    import numpy as np
+
+    cosines, defined = _row_cosines(flat_r, flat_o)
+    ref_norm, out_norm = np.linalg.norm(flat_r, axis=1), np.linalg.norm(flat_o, axis=1)
+    both_zero = (ref_norm == 0) & (out_norm == 0)
+    cosines = np.where(finite, np.where(defined, cosines, np.where(both_zero, 1.0, 0.0)), 0.0)
+    quiet = finite & (ref_norm < QUIET_NORM_RATIO * ref_norm.max()) if len(ref_norm) else finite
+    judged = ~quiet if quiet.size and not quiet.all() else np.ones(len(cosines), dtype=bool)
+    return cosines, judged
 
 
 def _row_cosines(flat_r, flat_o):
@@ -175,12 +198,14 @@ def resolve_gates(gates: dict, precision: str) -> dict:
 
 
 class OutputAgreement:
-    """One model output compared batch by batch between source and artifact: per-sample cosine,
+    """One model output compared batch by batch between source and artifact: per-sample cosine
+    (sample_cosines: quiet samples left to the error figures),
     relative L2 error over the whole set, largest absolute error, and the samples that are not
     finite or whose shapes differ (variable-length detector outputs)."""
 
     def __init__(self) -> None:
         self.cosines: list = []
+        self.ref_norms: list = []      # per sample; 0.0 where not comparable (shape/dtype, NaN)
         self.err_sq = self.ref_sq = self.max_abs = 0.0
         self.non_finite = self.shape_mismatch = 0
 
@@ -195,14 +220,16 @@ class OutputAgreement:
                 self.cosines.extend([0.0] * rows)
             else:
                 self.cosines.extend([1.0] * rows)
+            self.ref_norms.extend([np.inf] * rows)      # always judged
             return
         ref = ref.astype(np.float64).reshape(rows, -1)
         out = out.astype(np.float64).reshape(rows, -1)
         finite = np.isfinite(ref).all(axis=1) & np.isfinite(out).all(axis=1)
         self.non_finite += int((~finite).sum())
-        cosines, defined = _row_cosines(np.where(finite[:, None], ref, 0.0), np.where(finite[:, None], out, 0.0))
-        # a sample where either side is all zero: its relative error, not its cosine, speaks for it
-        self.cosines.extend(np.where(finite, np.where(defined, cosines, 1.0), 0.0).tolist())
+        flat_r = np.where(finite[:, None], ref, 0.0)
+        cosines, _ = sample_cosines(flat_r, np.where(finite[:, None], out, 0.0), finite)
+        self.cosines.extend(cosines.tolist())
+        self.ref_norms.extend(np.where(finite, np.linalg.norm(flat_r, axis=1), np.inf).tolist())
         diff = out[finite] - ref[finite]
         self.err_sq += float((diff ** 2).sum())
         self.ref_sq += float((ref[finite] ** 2).sum())
@@ -213,13 +240,20 @@ class OutputAgreement:
         import numpy as np
 
         cosines = np.array(self.cosines) if self.cosines else np.ones(1)
+        norms = np.array(self.ref_norms) if self.ref_norms else np.full(1, np.inf)
+        finite_norms = norms[np.isfinite(norms)]
+        strongest = finite_norms.max() if finite_norms.size else 0.0
+        quiet = np.isfinite(norms) & (norms < QUIET_NORM_RATIO * strongest)
+        judged = cosines[~quiet] if not quiet.all() else cosines
         if self.ref_sq > 0:
             rel = float(np.sqrt(self.err_sq / self.ref_sq))
         else:
             rel = 0.0 if self.err_sq == 0 else 1.0
-        figures = {"samples": len(self.cosines), "cosine_min": float(cosines.min()),
-                   "cosine_mean": float(cosines.mean()), "rel_error": rel, "max_abs_error": self.max_abs,
+        figures = {"samples": len(self.cosines), "cosine_min": float(judged.min()),
+                   "cosine_mean": float(judged.mean()), "rel_error": rel, "max_abs_error": self.max_abs,
                    "non_finite_samples": self.non_finite}
+        if quiet.any() and not quiet.all():
+            figures["quiet_samples"] = int(quiet.sum())
         if self.shape_mismatch:
             figures["shape_mismatch_samples"] = self.shape_mismatch
         return figures

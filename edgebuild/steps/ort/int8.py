@@ -60,7 +60,7 @@ class OrtQuantizeStep(Step):
     """
 
     name = "ort.quantize"
-    version = "4"
+    version = "5"
     uses = ("onnx", "onnxruntime", "numpy")
     inputs = ("model", "calibration?", "baseline?", "evaluation?")
     outputs = ("model.onnx",)

@@ -20,7 +20,7 @@ class OrtVerifyStep(Step):
     """
 
     name = "ort.verify"
-    version = "3"
+    version = "4"
     uses = ("onnx", "onnxruntime", "numpy")
     inputs = ("reference", "model", "evaluation?", "calibration?", "baseline?")
     fallback_inputs = {"calibration": "evaluation"}

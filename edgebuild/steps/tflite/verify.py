@@ -28,7 +28,7 @@ GATES = ("min_top1_agreement", "max_accuracy_drop", "max_class_drop", "max_abs_e
 
 class TfliteVerifyStep(Step):
     name = "tflite.verify"
-    version = "5"
+    version = "6"
     uses = ("ai-edge-litert", "onnxruntime", "numpy")
     inputs = ("model", "reference", "evaluation?", "calibration?")
     fallback_inputs = {"calibration": "evaluation"}
