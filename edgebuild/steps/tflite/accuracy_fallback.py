@@ -85,21 +85,15 @@ def _run(path: Path, samples: list[dict]) -> list[dict[str, Any]]:
     return results
 
 
-def _cosine(a, b) -> float:
-    import numpy as np
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return 0.0 if np.isfinite(a).all() != np.isfinite(b).all() or not np.array_equal(a, b, equal_nan=True) else 1.0
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 or nb == 0:
-        return 1.0 if na == nb else 0.0
-    return float(a @ b / (na * nb))
-
-
 def output_cosine(reference: list[dict], quantized: Path, samples: list[dict]) -> float:
-    """The worst output's mean cosine between the float outputs and the quantized file's."""
+    """The worst output's mean cosine between the float outputs and the quantized file's, by the
+    rule verification uses (edgebuild.metrics: quiet samples are left to the error figures)."""
+    from ...metrics import compare_outputs
     got = _run(quantized, samples)
-    return min(sum(_cosine(r[k], g[k]) for r, g in zip(reference, got)) / len(got) for k in reference[0])
+    names = list(reference[0])
+    figures = compare_outputs([([r[k] for k in names], [g[k] for k in names], 1) for r, g in zip(reference, got)],
+                              names)
+    return min(f["cosine_mean"] for f in figures.values())
 
 
 def _damage(fp32: Path, quantized: Path, samples: list[dict]) -> list[tuple[float, str, str, list[str]]]:

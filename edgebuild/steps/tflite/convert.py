@@ -37,7 +37,7 @@ IO_DTYPES = ("int8",)
 
 class TfliteConvertStep(Step):
     name = "tflite.convert"
-    version = "8"
+    version = "9"
     uses = ("onnx2tf", "onnx", "onnxsim", "numpy", "ai-edge-quantizer", "ai-edge-litert")
     inputs = ("model", "calibration?")
     outputs = ("model.tflite",)
