@@ -98,6 +98,8 @@ def bench(name: str, tmp: Path, inputs: str) -> dict:
     row = {"name": name, "inputs": "digits" if name == "demo" else inputs, "status": target["status"], "reason": target.get("reason"),
            "int8": metrics.get("int8"), "search": metrics.get("int8_search"),
            "outputs": {k: v["cosine_mean"] for k, v in (metrics.get("outputs") or {}).items()},
+           # samples too weak for cosine (metrics.QUIET_NORM_RATIO), judged by the error figures
+           "quiet": {k: [v.get("quiet_samples", 0), v.get("samples")] for k, v in (metrics.get("outputs") or {}).items()},
            "ratio_build": (metrics.get("latency") or {}).get("ratio_to_fp32"),
            "size_ratio": metrics.get("size_ratio_to_fp32")}
     if target["status"] in ("built", "cached"):
@@ -107,6 +109,15 @@ def bench(name: str, tmp: Path, inputs: str) -> dict:
         row["ratio_1t"] = time_pair(fp32, int8, feed, 1)
         row["ratio_2t"] = time_pair(fp32, int8, feed, 2)
     return row
+
+
+def quiet_note(row: dict, cosine: float, output: str | None = None) -> str:
+    """' (5 of 16 quiet)' for the output named (else the worst one) where it had quiet samples."""
+    quiet = row.get("quiet") or {}
+    if output is None:
+        output = next((k for k, v in row["outputs"].items() if v == cosine), None)
+    count, samples = quiet.get(output, [0, None])
+    return f" ({count} of {samples} quiet)" if count else ""
 
 
 def report(rows: list[dict]) -> None:
@@ -122,7 +133,7 @@ def report(rows: list[dict]) -> None:
         worst = min(r["outputs"].values()) if r["outputs"] else float("nan")
         print(f"{r['name']:20} {outcome:28} {r['int8'].get('chosen', '-')[:50]:50} "
               f"{(r['size_ratio'] or float('nan')):5.2f} {(ratio or float('nan')):5.2f} "
-              f"{(r.get('ratio_2t') or float('nan')):5.2f} {worst:11.4f}")
+              f"{(r.get('ratio_2t') or float('nan')):5.2f} {worst:11.4f}{quiet_note(r, worst)}")
         for c in (r["search"] or {}).get("candidates", []):
             print(f"{'':22}candidate {c['options'][:60]:60} x{c.get('ratio_to_fp32', float('nan')):.2f} "
                   f"worst cos {c.get('worst_output_cosine', float('nan')):.4f}"
@@ -136,7 +147,7 @@ def report(rows: list[dict]) -> None:
             print(f"{'':22}{r['int8']['opset']}")
         if r["status"] == "failed":
             print(f"{'':22}{r['reason']}")
-        print(f"{'':22}outputs: " + ", ".join(f"{k} {v:.4f}" for k, v in r["outputs"].items()))
+        print(f"{'':22}outputs: " + ", ".join(f"{k} {v:.4f}{quiet_note(r, v, k)}" for k, v in r["outputs"].items()))
     cnns = [r for r in rows if r["name"] != "demo"]
     if not cnns:
         return
