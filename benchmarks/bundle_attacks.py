@@ -4,6 +4,7 @@ leaves under the install root, for `loader.py verify` and `loader.py install --u
 64 MiB GNU long name and a path 120k folders deep (issue 14). Prints figures; asserts nothing.
 
     python benchmarks/bundle_attacks.py"""
+
 from __future__ import annotations
 
 import subprocess
@@ -63,26 +64,40 @@ def main() -> None:
         keygen(tmp / "keys")
         model = tmp / "model.bin"
         model.write_bytes(np.random.default_rng(0).bytes(1 << 20))
-        spec = BundleSpec(project="demo", version="1.0.0", target="cpu", device="cpu", recipe="onnxruntime",
-                          runtime="onnxruntime", artifacts={"model.onnx": model}, io={"inputs": [], "outputs": []},
-                          selftest=None)
+        spec = BundleSpec(
+            project="demo",
+            version="1.0.0",
+            target="cpu",
+            device="cpu",
+            recipe="onnxruntime",
+            runtime="onnxruntime",
+            artifacts={"model.onnx": model},
+            io={"inputs": [], "outputs": []},
+            selftest=None,
+        )
         bundle = write_bundle(spec, tmp / "bundles", load_private_key(tmp / "keys" / "edgebuild.key"))
         with tarfile.open(bundle) as tar:
             tar.extractall(tmp / "unpacked", filter="data")
         loader = tmp / "unpacked" / "demo-cpu-1.0.0" / "loader.py"
         members = bombs.read_members(bundle)
-        print(f"{'attack':<34} {'archive':>9} {'command':<8} {'time':>7} {'peak RSS':>9} {'written':>9}  outcome")
+        print(
+            f"{'attack':<34} {'archive':>9} {'command':<8} {'time':>7} {'peak RSS':>9} {'written':>9}  outcome"
+        )
         for name, make in ATTACKS.items():
             archive = tmp / "attack.tar.gz"
             archive.write_bytes(make(members))
             size = f"{archive.stat().st_size / 1e6:.1f} MB"
             for command in ("verify", "install"):
                 root = tmp / "root"
-                args = [command, str(archive)] + (["--root", str(root), "--unsigned-ok"] if command == "install" else [])
+                args = [command, str(archive)] + (
+                    ["--root", str(root), "--unsigned-ok"] if command == "install" else []
+                )
                 seconds, rss, code, line = run(loader, *args)
                 written = folder_bytes(root)
-                print(f"{name:<34} {size:>9} {command:<8} {seconds:6.2f}s {rss:7.1f} MB {written:7d} B  "
-                      f"exit {code}: {line[:70]}")
+                print(
+                    f"{name:<34} {size:>9} {command:<8} {seconds:6.2f}s {rss:7.1f} MB {written:7d} B  "
+                    f"exit {code}: {line[:70]}"
+                )
                 subprocess.run(["rm", "-rf", str(root)], check=True)
 
 

@@ -5,6 +5,7 @@
 Builds the demo first if needed (in a temp copy), then times each command RUNS times and prints
 min / median. Target (issue 2): each under 0.3 s on the 2-core machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,14 @@ def main() -> None:
         project = copy_demo(Path(tmp) / "demo")
         print("building the demo once (not timed) ...", flush=True)
         subprocess.run([exe, "all", "-q", "-C", str(project)], check=True, env=env)
-        rows = [("edgebuild --help", [exe, "--help"]),
-                ("no-op edgebuild all (demo)", [exe, "all", "-q", "-C", str(project)]),
-                ("no-op edgebuild all --json", [exe, "all", "--json", "-C", str(project)])]
-        print(f"{'command':32} {'min s':>8} {'median s':>9}   ({args.runs} runs, python {sys.version.split()[0]})")
+        rows = [
+            ("edgebuild --help", [exe, "--help"]),
+            ("no-op edgebuild all (demo)", [exe, "all", "-q", "-C", str(project)]),
+            ("no-op edgebuild all --json", [exe, "all", "--json", "-C", str(project)]),
+        ]
+        print(
+            f"{'command':32} {'min s':>8} {'median s':>9}   ({args.runs} runs, python {sys.version.split()[0]})"
+        )
         for label, cmd in rows:
             times = timed(cmd, args.runs, env)
             print(f"{label:32} {min(times):8.3f} {statistics.median(times):9.3f}")

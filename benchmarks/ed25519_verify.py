@@ -19,6 +19,7 @@ A Cortex-A53 board (Raspberry Pi 3, Coral Dev Board's i.MX 8M) is slower than th
 also prints twice the Pi 4 estimate for it (an assumption, not a measurement). Goal (issue 22):
 under 1 s per manifest on a Pi-class CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,13 +30,13 @@ import tempfile
 from pathlib import Path
 
 MODULE = Path(__file__).resolve().parent.parent / "edgebuild" / "bundle" / "ed25519_verify.py"
-PI4_NBODY_SECONDS = 158.263        # 5,000,000 steps, Raspberry Pi 4 (see the docstring for the source)
+PI4_NBODY_SECONDS = 158.263  # 5,000,000 steps, Raspberry Pi 4 (see the docstring for the source)
 PI4_NBODY_STEPS = 5_000_000
-A53_OVER_A72 = 2.0                 # assumed slowdown of a Cortex-A53 against the Pi 4's A72
+A53_OVER_A72 = 2.0  # assumed slowdown of a Cortex-A53 against the Pi 4's A72
 
 # Runs in every measured interpreter (Python 3.7 included): the verifier's module text and the
 # n-body reference, timed; prints one JSON line.
-PROBE = r'''
+PROBE = r"""
 import json, runpy, sys, time
 module, data_path, runs, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 verify = runpy.run_path(module)["ed25519_verify"]
@@ -89,7 +90,7 @@ nbody(steps)
 results["nbody_seconds"] = time.process_time() - start
 results["python"] = sys.version.split()[0]
 print(json.dumps(results))
-'''
+"""
 
 
 def make_cases() -> dict:
@@ -98,9 +99,20 @@ def make_cases() -> dict:
     key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
     files = lambda n: {f"model/part-{i:05d}.bin": {"sha256": f"{i:064x}", "size": i * 1000} for i in range(n)}
     manifests = {
-        "typical manifest (5 files)": {"project": "demo", "target": "coral", "version": "1.0.0", "files": files(5),
-                                       "metrics": {"accuracy": 0.985}, "padding": "x" * 2500},
-        "large manifest (2000 files)": {"project": "demo", "target": "big", "version": "1.0.0", "files": files(2000)},
+        "typical manifest (5 files)": {
+            "project": "demo",
+            "target": "coral",
+            "version": "1.0.0",
+            "files": files(5),
+            "metrics": {"accuracy": 0.985},
+            "padding": "x" * 2500,
+        },
+        "large manifest (2000 files)": {
+            "project": "demo",
+            "target": "big",
+            "version": "1.0.0",
+            "files": files(2000),
+        },
     }
     cases = {}
     for name, manifest in manifests.items():
@@ -127,17 +139,35 @@ def main() -> None:
         data_path = Path(tmp) / "cases.json"
         data_path.write_text(json.dumps(data))
         for python in pythons:
-            done = subprocess.run([python, "-I", "-S", "-c", PROBE, str(MODULE), str(data_path), str(args.runs),
-                                   str(args.nbody_steps)], capture_output=True, text=True, check=True)
+            done = subprocess.run(
+                [
+                    python,
+                    "-I",
+                    "-S",
+                    "-c",
+                    PROBE,
+                    str(MODULE),
+                    str(data_path),
+                    str(args.runs),
+                    str(args.nbody_steps),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             result = json.loads(done.stdout)
             nbody_here = result.pop("nbody_seconds") * PI4_NBODY_STEPS / args.nbody_steps
             factor = PI4_NBODY_SECONDS / nbody_here
-            print(f"Python {result.pop('python')} ({python}): n-body reference {nbody_here:.1f} s here for "
-                  f"{PI4_NBODY_STEPS:,} steps vs {PI4_NBODY_SECONDS} s on a Raspberry Pi 4 -> factor {factor:.1f}")
+            print(
+                f"Python {result.pop('python')} ({python}): n-body reference {nbody_here:.1f} s here for "
+                f"{PI4_NBODY_STEPS:,} steps vs {PI4_NBODY_SECONDS} s on a Raspberry Pi 4 -> factor {factor:.1f}"
+            )
             for name, ms in result.items():
                 size = data["cases"][name]["bytes"]
-                print(f"  {name}, {size:,} bytes: {ms:.2f} ms here; Raspberry Pi 4 (A72) ~{ms * factor:.0f} ms; "
-                      f"Cortex-A53 (Pi 3, Coral Dev Board) ~{ms * factor * A53_OVER_A72:.0f} ms (goal < 1000 ms)")
+                print(
+                    f"  {name}, {size:,} bytes: {ms:.2f} ms here; Raspberry Pi 4 (A72) ~{ms * factor:.0f} ms; "
+                    f"Cortex-A53 (Pi 3, Coral Dev Board) ~{ms * factor * A53_OVER_A72:.0f} ms (goal < 1000 ms)"
+                )
 
 
 if __name__ == "__main__":

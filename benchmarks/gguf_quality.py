@@ -3,6 +3,7 @@ recipe's thresholds were set from).
 
     python benchmarks/gguf_quality.py [--model models/tiny-llama] [--levels F32,F16,BF16,Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q3_K_M,Q2_K]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,10 @@ def main() -> None:
         f16 = work / "F16.gguf"
         convert_folder(args.model, f16, "F16", name="quality")
         print(f"{args.model.name}: {len(prompts)} prompts")
-        print(f"{'level':<8}{'bytes':>10}{'cosine min':>12}{'argmax agree':>14}{'max |diff|':>12}{'tokens ok':>11}"
-              f"{'threshold':>11}{'s':>6}")
+        print(
+            f"{'level':<8}{'bytes':>10}{'cosine min':>12}{'argmax agree':>14}{'max |diff|':>12}{'tokens ok':>11}"
+            f"{'threshold':>11}{'s':>6}"
+        )
         for level in args.levels.split(","):
             path = work / f"{level}.gguf"
             if level in ("F32", "BF16"):
@@ -54,8 +57,10 @@ def main() -> None:
             limit = recipe["parameters"]["thresholds"][level]["min_cosine"]
             agree = f"{m['argmax_agreement']:.3f}" if "argmax_agreement" in m else "-"
             diff = f"{m['max_abs_diff']:.4f}" if "max_abs_diff" in m else "-"
-            print(f"{level:<8}{path.stat().st_size:>10}{m['cosine_min']:>12.6f}{agree:>14}{diff:>12}"
-                  f"{str(m['tokenizer_match']):>11}{limit:>11}{time.perf_counter() - t:>6.1f}")
+            print(
+                f"{level:<8}{path.stat().st_size:>10}{m['cosine_min']:>12.6f}{agree:>14}{diff:>12}"
+                f"{str(m['tokenizer_match']):>11}{limit:>11}{time.perf_counter() - t:>6.1f}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

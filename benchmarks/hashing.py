@@ -7,6 +7,7 @@ it warm, which still compares the hashing itself), times openssl and edgebuild's
 asks the stat cache for the digest twice and reports the bytes the second call read (should be 0).
 Target (issue 2): at least 80% of openssl's speed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,20 +50,26 @@ def main() -> None:
                         drop_cache(path)
                     start = time.perf_counter()
                     if tool == "openssl":
-                        subprocess.run(["openssl", "dgst", "-sha256", str(path)], check=True, capture_output=True)
+                        subprocess.run(
+                            ["openssl", "dgst", "-sha256", str(path)], check=True, capture_output=True
+                        )
                     else:
                         sha256_file(path)
                     best[tool] = min(best[tool], time.perf_counter() - start)
             print(mode)
             for tool, seconds in best.items():
-                print(f"  {tool:10} {size / seconds / 1e9:6.2f} GB/s  ({seconds:.2f} s for {size >> 20} MiB, "
-                      f"best of {args.runs})")
+                print(
+                    f"  {tool:10} {size / seconds / 1e9:6.2f} GB/s  ({seconds:.2f} s for {size >> 20} MiB, "
+                    f"best of {args.runs})"
+                )
             print(f"  edgebuild / openssl speed: {best['openssl'] / best['edgebuild']:.0%}")
         stats = StatCache(Path(tmp) / "stat.json")
         stats.digest(path)
         first = stats.bytes_hashed
         stats.digest(path)
-        print(f"stat cache: first digest read {first >> 20} MiB, repeated digest read {stats.bytes_hashed - first} bytes")
+        print(
+            f"stat cache: first digest read {first >> 20} MiB, repeated digest read {stats.bytes_hashed - first} bytes"
+        )
 
 
 if __name__ == "__main__":

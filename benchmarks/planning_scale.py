@@ -7,6 +7,7 @@ recipe. The first build runs with the inline executor (not timed); then `edgebui
 as a fresh process, which is what a user waits for when nothing changed. Target (issue 2): 500
 targets under 2 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,13 @@ def make_project(root: Path, n: int) -> None:
         y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
         bias = numpy_helper.from_array(np.full([4], i, dtype=np.float32), "b")
         graph = helper.make_graph([helper.make_node("Add", ["x", "b"], ["y"])], "g", [x], [y], [bias])
-        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(root / "models" / f"m{i}.onnx"))
-        lines.append(f'[models.m{i}]\nsource = "models/m{i}.onnx"\n[targets.t{i}]\nmodel = "m{i}"\nrecipe = "bench"\n')
+        onnx.save(
+            helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+            str(root / "models" / f"m{i}.onnx"),
+        )
+        lines.append(
+            f'[models.m{i}]\nsource = "models/m{i}.onnx"\n[targets.t{i}]\nmodel = "m{i}"\nrecipe = "bench"\n'
+        )
     (root / "targets.toml").write_text("\n".join(lines))
 
 
@@ -57,7 +63,9 @@ def main() -> None:
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     exe = shutil.which("edgebuild") or str(Path(sys.executable).parent / "edgebuild")
-    print(f"{'targets':>8} {'first build s':>14} {'no-op min s':>12} {'no-op median s':>15} {'per target ms':>14}")
+    print(
+        f"{'targets':>8} {'first build s':>14} {'no-op min s':>12} {'no-op median s':>15} {'per target ms':>14}"
+    )
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp) / "p"

@@ -9,6 +9,7 @@ locally for comparison; and a no-op build with and without a (dead) remote confi
 should not differ: a local hit never touches the network.
 Needs the nginx binary (apt-get install -y nginx-light).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,6 +28,7 @@ from support import REPO, free_port, start_nginx
 
 from edgebuild.remote_cache import HttpCache
 
+
 def best(fn, runs: int) -> float:
     times = []
     for _ in range(runs):
@@ -39,11 +41,20 @@ def best(fn, runs: int) -> float:
 def cli(project: Path, *args: str) -> tuple[float, dict]:
     # writer and reader hold the cache key, so every entry may be taken (without it the
     # verification steps run on the reader: see README, Threat model)
-    env = {**os.environ, "EDGEBUILD_CACHE_DIR": "",
-           "EDGEBUILD_REMOTE_CACHE_KEY": os.environ.get("EDGEBUILD_REMOTE_CACHE_KEY") or "bench-writers-" + "0" * 40}
+    env = {
+        **os.environ,
+        "EDGEBUILD_CACHE_DIR": "",
+        "EDGEBUILD_REMOTE_CACHE_KEY": os.environ.get("EDGEBUILD_REMOTE_CACHE_KEY")
+        or "bench-writers-" + "0" * 40,
+    }
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "edgebuild", *args, "--json", "-j", "2", "-C", str(project)],
-                          check=False, capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgebuild", *args, "--json", "-j", "2", "-C", str(project)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"edgebuild {' '.join(args)} failed:\n{proc.stderr}")
@@ -53,6 +64,7 @@ def cli(project: Path, *args: str) -> tuple[float, dict]:
 def demo(dest: Path) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
     from conftest import write_demo
+
     return write_demo(dest)
 
 
@@ -75,14 +87,26 @@ def main() -> None:
             mb = size / 2**20
             up = best(lambda: remote.put_blob(digest, blob), args.runs)
             down = best(lambda: remote.get_blob(digest, tmp / "down" / digest), args.runs)
-            print(f"blob {mb:.0f} MiB: upload {mb / up:.0f} MiB/s, verified download {mb / down:.0f} MiB/s "
-                  f"(sha256 checked while streaming)")
+            print(
+                f"blob {mb:.0f} MiB: upload {mb / up:.0f} MiB/s, verified download {mb / down:.0f} MiB/s "
+                f"(sha256 checked while streaming)"
+            )
             if shutil.which("curl"):
-                c_up = best(lambda: subprocess.run(["curl", "-s", "-T", str(blob), f"{url}/cas/{digest}"],
-                                                   check=True), args.runs)
-                c_down = best(lambda: subprocess.run(["curl", "-s", "-o", str(tmp / "curl.bin"),
-                                                      f"{url}/cas/{digest}"], check=True), args.runs)
-                print(f"curl, same blob: upload {mb / c_up:.0f} MiB/s, download {mb / c_down:.0f} MiB/s (no hashing)")
+                c_up = best(
+                    lambda: subprocess.run(
+                        ["curl", "-s", "-T", str(blob), f"{url}/cas/{digest}"], check=True
+                    ),
+                    args.runs,
+                )
+                c_down = best(
+                    lambda: subprocess.run(
+                        ["curl", "-s", "-o", str(tmp / "curl.bin"), f"{url}/cas/{digest}"], check=True
+                    ),
+                    args.runs,
+                )
+                print(
+                    f"curl, same blob: upload {mb / c_up:.0f} MiB/s, download {mb / c_down:.0f} MiB/s (no hashing)"
+                )
             blob.unlink()
 
             publisher = demo(tmp / "publisher")
@@ -97,7 +121,9 @@ def main() -> None:
             dead = f"http://127.0.0.1:{free_port()}"
             plain = min(cli(checkout, "build")[0] for _ in range(args.runs))
             remote_on = min(cli(checkout, "build", "--remote-cache", dead)[0] for _ in range(args.runs))
-            print(f"no-op build: {plain:.3f} s without a remote, {remote_on:.3f} s with a dead one configured")
+            print(
+                f"no-op build: {plain:.3f} s without a remote, {remote_on:.3f} s with a dead one configured"
+            )
         finally:
             proc.send_signal(signal.SIGQUIT)
             proc.wait(timeout=20)

@@ -1,5 +1,6 @@
 """What several benchmark scripts need: a copy of the demo project, a free loopback port, and a
 real nginx WebDAV server as a Bazel-style HTTP cache (facts/remote-cache.md)."""
+
 from __future__ import annotations
 
 import shutil

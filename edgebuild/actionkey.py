@@ -4,6 +4,7 @@ key = sha256 of (step name, step version, parameters, toolchain versions, conten
 input). No paths, no environment variables, no timestamps: the same work on another machine or in
 another checkout gets the same key, and a tool upgrade or a changed byte gets a new one.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,11 @@ class _InstalledVersions:
     def __init__(self) -> None:
         self.file: Path | None = None
         # only package folders: the script's folder or the cwd at sys.path[0] change from call to call
-        self._fingerprint = [[p, os.stat(p).st_mtime_ns] for p in sys.path
-                             if ("site-packages" in p or "dist-packages" in p) and os.path.isdir(p)]
+        self._fingerprint = [
+            [p, os.stat(p).st_mtime_ns]
+            for p in sys.path
+            if ("site-packages" in p or "dist-packages" in p) and os.path.isdir(p)
+        ]
         self._versions: dict[str, str] = {}
         self._dirty = False
 
@@ -46,6 +50,7 @@ class _InstalledVersions:
     def get(self, name: str) -> str:
         if name not in self._versions:
             from importlib import metadata
+
             try:
                 self._versions[name] = metadata.version(name)
             except metadata.PackageNotFoundError:
@@ -91,6 +96,7 @@ def toolchain_versions(node: Node) -> dict[str, str]:
         versions["python"] = "%d.%d" % sys.version_info[:2]
     else:
         from edgebuild.toolchain import lookup
+
         env = lookup(node.toolchain)
         if env is None:
             raise ToolchainMissing(node.toolchain.get("name", "?"))
@@ -103,8 +109,13 @@ def toolchain_versions(node: Node) -> dict[str, str]:
 
 
 def key_parts(node: Node, input_digests: dict[str, str], versions: dict[str, str]) -> dict:
-    return {"step": node.step, "version": node.step_cls.version, "params": node.params,
-            "toolchain": versions, "inputs": dict(sorted(input_digests.items()))}
+    return {
+        "step": node.step,
+        "version": node.step_cls.version,
+        "params": node.params,
+        "toolchain": versions,
+        "inputs": dict(sorted(input_digests.items())),
+    }
 
 
 def action_key(parts: dict) -> str:

@@ -6,6 +6,7 @@ digests and the signing key's identity), so a no-op `edgebuild all` neither re-t
 Host latency figures vary from run to run, so they stay out of the signed manifest (which must be
 reproducible byte for byte) and go to the JSON summary and report instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ from edgebuild.runtimes import StepRecord, get_runtime
 if TYPE_CHECKING:
     from edgebuild.build_result import BuildResult
 
-UNREPRODUCIBLE_METRICS = ("latency", "peak_rss_mb", "int8_search")   # and every "*_seconds" figure
+UNREPRODUCIBLE_METRICS = ("latency", "peak_rss_mb", "int8_search")  # and every "*_seconds" figure
 
 
 def bundle_targets(project: Project, build: BuildResult, version: str | None, quiet: bool) -> None:
@@ -58,9 +59,12 @@ def bundle_targets(project: Project, build: BuildResult, version: str | None, qu
         state[name] = {"fingerprint": fingerprint, "stat": _stat(written)}
         result.bundle = relative_to_root(written, project.root)
         changed = True
-    if changed or (state and signed_file_needs_refresh(project.bundles_dir / "index.json", project.index_expiry_days)):
+    if changed or (
+        state and signed_file_needs_refresh(project.bundles_dir / "index.json", project.index_expiry_days)
+    ):
         # an index past half its lifetime is re-signed, so devices never see it expire
         from edgebuild.bundle import update_index
+
         update_index(project.bundles_dir, (signer or _signer(project, quiet)), project.index_expiry_days)
     if changed:
         atomic_write_json(state_file, state)
@@ -72,8 +76,11 @@ def signed_file_needs_refresh(index: Path, expiry_days: int) -> bool:
     should not pay for)."""
     import calendar
     import time
+
     try:
-        expires = calendar.timegm(time.strptime(json.loads(index.read_bytes())["expires"], "%Y-%m-%dT%H:%M:%SZ"))
+        expires = calendar.timegm(
+            time.strptime(json.loads(index.read_bytes())["expires"], "%Y-%m-%dT%H:%M:%SZ")
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return True
     return expires - time.time() < expiry_days * 86400 / 2
@@ -81,6 +88,7 @@ def signed_file_needs_refresh(index: Path, expiry_days: int) -> bool:
 
 def _signer(project: Project, quiet: bool):
     from edgebuild.bundle import BundleError, resolve_signing_key
+
     try:
         key, source = resolve_signing_key(project.root, project.signing_key)
     except BundleError as exc:
@@ -92,6 +100,7 @@ def _signer(project: Project, quiet: bool):
 
 def _write(spec: dict, project: Project, key) -> Path:
     from edgebuild.bundle import BundleError, BundleSpec, VersionExists, write_bundle
+
     try:
         return write_bundle(BundleSpec(**spec), project.bundles_dir, key)
     except VersionExists as exc:
@@ -112,53 +121,83 @@ def make_spec(project: Project, build: BuildResult, target: str, version: str) -
         record = outcome.entry["outputs"].get(artifact.output) if outcome.entry else None
         if record is None:
             continue
-        artifacts[artifact.filename] = _intact(project.build_dir / resolved.name / artifact.filename, record, build)
+        artifacts[artifact.filename] = _intact(
+            project.build_dir / resolved.name / artifact.filename, record, build
+        )
         digests[artifact.filename] = record["digest"]
         artifact_steps.append(_step_record(build.graph.nodes[artifact.node], outcome))
     # the runtime says which steps' metadata and outputs become the manifest's I/O and self-test
     manifest = get_runtime(resolved.recipe.runtime).manifest_metadata(
-        [_step_record(node, outcome) for node, outcome in nodes], artifact_steps, resolved.params)
+        [_step_record(node, outcome) for node, outcome in nodes], artifact_steps, resolved.params
+    )
     selftest = None
     if manifest.selftest is not None:
         selftest = _intact(build.store.path(manifest.selftest["digest"]), manifest.selftest, build)
         digests["selftest.npz"] = manifest.selftest["digest"]
-    metrics = {k: v for k, v in result.metadata.get("metrics", {}).items()
-               if k not in UNREPRODUCIBLE_METRICS and not k.endswith("_seconds")}
+    metrics = {
+        k: v
+        for k, v in result.metadata.get("metrics", {}).items()
+        if k not in UNREPRODUCIBLE_METRICS and not k.endswith("_seconds")
+    }
     source = resolved.model.source
     provenance = {
         "source": {"path": relative_to_root(source, project.root), "sha256": build.stats.digest(source)},
-        "steps": [{"id": node.uses[resolved.name], "step": node.step, "version": node.step_cls.version,
-                   "action_key": outcome.key, "toolchain": (outcome.parts or {}).get("toolchain"),
-                   # which converter route / quantizer made the artifact, where the step says (tflite.convert)
-                   **({"conversion": conv} if (conv := (outcome.entry or {}).get("metadata", {}).get("conversion"))
-                      else {})}
-                  for node, outcome in nodes],
+        "steps": [
+            {
+                "id": node.uses[resolved.name],
+                "step": node.step,
+                "version": node.step_cls.version,
+                "action_key": outcome.key,
+                "toolchain": (outcome.parts or {}).get("toolchain"),
+                # which converter route / quantizer made the artifact, where the step says (tflite.convert)
+                **(
+                    {"conversion": conv}
+                    if (conv := (outcome.entry or {}).get("metadata", {}).get("conversion"))
+                    else {}
+                ),
+            }
+            for node, outcome in nodes
+        ],
         "edgebuild_version": __version__,
     }
     spec = dict(
-        project=project.name, version=version, target=resolved.name, device=resolved.device,
-        recipe=resolved.recipe.name, runtime=resolved.recipe.runtime, artifacts=artifacts,
-        io=manifest.io, selftest=selftest,
+        project=project.name,
+        version=version,
+        target=resolved.name,
+        device=resolved.device,
+        recipe=resolved.recipe.name,
+        runtime=resolved.recipe.runtime,
+        artifacts=artifacts,
+        io=manifest.io,
+        selftest=selftest,
         status="deferred" if result.status == "deferred" else "built",
         remaining=result.reason if result.status == "deferred" else None,
-        coverage=result.metadata.get("coverage"), metrics=metrics, provenance=provenance,
+        coverage=result.metadata.get("coverage"),
+        metrics=metrics,
+        provenance=provenance,
         runtime_options=manifest.runtime_options,
-        requirements=bundle_requirements(resolved.device_profile))
+        requirements=bundle_requirements(resolved.device_profile),
+    )
     return spec, digests
 
 
 def _step_record(node, outcome) -> StepRecord:
     entry = outcome.entry or {}
-    return StepRecord(step=node.step, outputs=entry.get("outputs") or {}, metadata=entry.get("metadata") or {})
+    return StepRecord(
+        step=node.step, outputs=entry.get("outputs") or {}, metadata=entry.get("metadata") or {}
+    )
 
 
 def _intact(path: Path, record: dict, build: BuildResult) -> Path:
     """`path` if its bytes are still those its cache record names (a stat while unchanged): a file
     changed since the build checked it never goes into a signed bundle."""
     from edgebuild.cache import listing_digest
+
     if not path.exists() or build.stats.digest(path) != listing_digest(record):
-        raise BuildFailed(f"{relative_to_root(path, build.root)} no longer matches the build's digest "
-                          f"{record['digest'][:12]}; nothing was bundled: run the build again")
+        raise BuildFailed(
+            f"{relative_to_root(path, build.root)} no longer matches the build's digest "
+            f"{record['digest'][:12]}; nothing was bundled: run the build again"
+        )
     return path
 
 
@@ -189,4 +228,3 @@ def _stat(path: Path):
 
 def _same_file(path: Path, recorded) -> bool:
     return recorded is not None and _stat(path) == recorded
-

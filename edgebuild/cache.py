@@ -24,6 +24,7 @@ a local verification step re-checks (see remote_trust.py), and their local copie
 `remote_unverified`: such a copy serves only where an unauthenticated remote hit would, so it never
 stands in for a verification step, nor for anything once the key is set.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,8 @@ from edgebuild.fsutil import atomic_write_bytes, file_lock
 from edgebuild.hashing import canonical_json, folder_digest, sha256_bytes, sha256_file, tree_files
 
 AUTH_ENV = "EDGEBUILD_REMOTE_CACHE_KEY"
-UNVERIFIED = "remote_unverified"   # marks a local copy of a remote entry taken without the key
-MIN_AUTH_KEY = 32                  # characters: `openssl rand -hex 32` gives 64
+UNVERIFIED = "remote_unverified"  # marks a local copy of a remote entry taken without the key
+MIN_AUTH_KEY = 32  # characters: `openssl rand -hex 32` gives 64
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 MAX_TREE_FILES = 100_000
 MAX_PATH_PARTS = 64
@@ -83,10 +84,14 @@ def _record_problem(record) -> str | None:
     for rel, member in files.items():
         if not safe_relpath(rel):
             return f"tree path {rel[:80]!r} leaves its folder" if isinstance(rel, str) else "bad tree path"
-        if not isinstance(member, dict) or not is_digest(member.get("digest")) or not _size_ok(member.get("size")) \
-                or not isinstance(member.get("exec", False), bool):
+        if (
+            not isinstance(member, dict)
+            or not is_digest(member.get("digest"))
+            or not _size_ok(member.get("size"))
+            or not isinstance(member.get("exec", False), bool)
+        ):
             return "a tree member record is malformed"
-    for rel in files:      # "a" and "a/b" cannot both be files
+    for rel in files:  # "a" and "a/b" cannot both be files
         parts = rel.split("/")
         if any("/".join(parts[:i]) in files for i in range(1, len(parts))):
             return f"tree path {rel[:80]!r} lies under another file of the tree"
@@ -110,7 +115,9 @@ def entry_problem(entry) -> str | None:
             return "an output name is not a plain file name"
         if problem := _record_problem(record):
             return problem
-    if not isinstance(entry.get("metadata", {}), dict) or not isinstance(entry.get("message"), (str, type(None))):
+    if not isinstance(entry.get("metadata", {}), dict) or not isinstance(
+        entry.get("message"), (str, type(None))
+    ):
         return "metadata or message of the wrong type"
     if not isinstance(entry.get("auth", ""), str) or not isinstance(entry.get(UNVERIFIED, False), bool):
         return "auth or remote_unverified of the wrong type"
@@ -142,8 +149,10 @@ def auth_key_from_env() -> bytes | None:
     if not value:
         return None
     if len(value.strip()) < MIN_AUTH_KEY:
-        raise ConfigError(f"{AUTH_ENV} is too short: use at least {MIN_AUTH_KEY} characters "
-                          "(e.g. the output of `openssl rand -hex 32`)")
+        raise ConfigError(
+            f"{AUTH_ENV} is too short: use at least {MIN_AUTH_KEY} characters "
+            "(e.g. the output of `openssl rand -hex 32`)"
+        )
     return value.strip().encode()
 
 
@@ -162,15 +171,15 @@ class CorruptedBlob(Exception):
 class ContentStore:
     def __init__(self, root: Path, stats=None) -> None:
         self.root = root
-        self.stats = stats        # a StatCache: blobs are hashed on use (free while unchanged)
+        self.stats = stats  # a StatCache: blobs are hashed on use (free while unchanged)
 
     def path(self, digest: str) -> Path:
-        if not is_digest(digest):      # the last guard: a digest never becomes a path unchecked
+        if not is_digest(digest):  # the last guard: a digest never becomes a path unchecked
             raise ValueError(f"not a sha256 digest: {str(digest)[:80]!r}")
         return self.root / "cas" / digest[:2] / digest
 
     def check(self, digest: str) -> str:
-        """"ok", "missing" or "corrupt" (the blob's bytes hash to something else: it is evicted)."""
+        """ "ok", "missing" or "corrupt" (the blob's bytes hash to something else: it is evicted)."""
         path = self.path(digest)
         if not path.is_file():
             return "missing"
@@ -223,8 +232,12 @@ class ContentStore:
             record = self.put_file(path)
             files[rel] = {"digest": record["digest"], "size": record["size"], "exec": executable}
         listing = canonical_json(files)
-        return {"type": "tree", "digest": self.put_bytes(listing),
-                "size": sum(f["size"] for f in files.values()), "files": files}
+        return {
+            "type": "tree",
+            "digest": self.put_bytes(listing),
+            "size": sum(f["size"] for f in files.values()),
+            "files": files,
+        }
 
     def tree_path(self, record: dict) -> Path:
         """A folder with the tree's files (hard links into the store), created once, atomically.
@@ -233,7 +246,7 @@ class ContentStore:
         if final.is_dir():
             if self.stats is None or self.stats.digest(final) == listing_digest(record):
                 return final
-            shutil.rmtree(final, ignore_errors=True)     # a member changed: made again from the blobs
+            shutil.rmtree(final, ignore_errors=True)  # a member changed: made again from the blobs
         staging = Path(tempfile.mkdtemp(prefix="tree.", dir=self.tmp_dir()))
         for rel, entry in record["files"].items():
             if not safe_relpath(rel):
@@ -247,10 +260,10 @@ class ContentStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(staging, final)
-        except OSError:   # another build materialised it first
+        except OSError:  # another build materialised it first
             shutil.rmtree(staging, ignore_errors=True)
             return final
-        for rel, entry in record["files"].items():     # linking changed the blobs' ctime
+        for rel, entry in record["files"].items():  # linking changed the blobs' ctime
             self._remember(final / rel, entry["digest"])
             self._remember(self.path(entry["digest"]), entry["digest"])
         return final
@@ -275,10 +288,12 @@ class ContentStore:
 class ActionCache:
     def __init__(self, root: Path, store: ContentStore, remote=None, auth_key: bytes | None = None) -> None:
         self.root, self.store = root, store
-        self.remote = remote          # an HttpCache, or None; switched off when the server fails
-        self.auth_key = auth_key      # $EDGEBUILD_REMOTE_CACHE_KEY: sign entries, accept only signed remote ones
+        self.remote = remote  # an HttpCache, or None; switched off when the server fails
+        self.auth_key = auth_key  # $EDGEBUILD_REMOTE_CACHE_KEY: sign entries, accept only signed remote ones
         self._remote_lock = threading.Lock()
-        self._remote_missed: set[str] = set()   # asked once this build: the scheduler asks again under its lock
+        self._remote_missed: set[str] = (
+            set()
+        )  # asked once this build: the scheduler asks again under its lock
 
     @property
     def remote_authenticated(self) -> bool:
@@ -302,7 +317,7 @@ class ActionCache:
             _warn(f"action entry {key[:12]} in {self.root} is malformed ({problem}); treated as a miss")
             entry = None
         if entry is not None and entry.get(UNVERIFIED) and (not remote or self.auth_key is not None):
-            entry = None    # taken from the server unauthenticated: good only where such a hit is
+            entry = None  # taken from the server unauthenticated: good only where such a hit is
         if entry is not None:
             state = self._blobs_state(entry)
             if state == "ok":
@@ -314,11 +329,13 @@ class ActionCache:
         return None
 
     def _blobs_state(self, entry: dict) -> str:
-        """"ok" when every blob the entry names is present and intact, else "missing" or "corrupt"."""
+        """ "ok" when every blob the entry names is present and intact, else "missing" or "corrupt"."""
         for digest in dict.fromkeys(self.store.blobs_of(entry["outputs"])):
             state = self.store.check(digest)
             if state == "corrupt":
-                _warn(f"content-store blob {digest[:12]} does not match its digest; evicted, the step runs again")
+                _warn(
+                    f"content-store blob {digest[:12]} does not match its digest; evicted, the step runs again"
+                )
                 return state
             if state == "missing":
                 return state
@@ -350,48 +367,54 @@ class ActionCache:
         and every blob it names is verified in the local store. Only successful entries are taken:
         whether a step defers depends on the host it ran on."""
         from edgebuild.remote_cache import RemoteCacheError, RemoteUnavailable
+
         remote = self.remote
         if remote is None or key in self._remote_missed:
             return None
         if self.auth_key is None and (self.root / "distrusted" / key[:2] / key).exists():
-            return None     # its result failed a verification here before
-        self._remote_missed.add(key)    # until it is found complete below
+            return None  # its result failed a verification here before
+        self._remote_missed.add(key)  # until it is found complete below
         try:
             data = remote.get_action(key)
             if data is None:
                 return None
             try:
                 entry = json.loads(data)
-            except (ValueError, RecursionError):    # e.g. "[[[[..." nested past the parser's depth
+            except (ValueError, RecursionError):  # e.g. "[[[[..." nested past the parser's depth
                 entry = None
             if problem := entry_problem(entry):
                 _warn(f"remote cache {remote.url}: action entry {key[:12]} is malformed ({problem}); ignored")
                 return None
             if self.auth_key is not None and not hmac.compare_digest(
-                    entry.get("auth", ""), entry_mac(self.auth_key, key, entry)):
-                _warn(f"remote cache {remote.url}: action entry {key[:12]} is not authenticated by {AUTH_ENV}; "
-                      "ignored, the step runs here")
+                entry.get("auth", ""), entry_mac(self.auth_key, key, entry)
+            ):
+                _warn(
+                    f"remote cache {remote.url}: action entry {key[:12]} is not authenticated by {AUTH_ENV}; "
+                    "ignored, the step runs here"
+                )
                 return None
             if entry["status"] != "ok":
                 return None
             sizes = declared_sizes(entry["outputs"])
             if sum(sizes.values()) > remote.max_bytes:
-                _warn(f"remote cache {remote.url}: action entry {key[:12]} names {sum(sizes.values())} bytes, "
-                      f"over the limit of {remote.max_bytes}; ignored")
+                _warn(
+                    f"remote cache {remote.url}: action entry {key[:12]} names {sum(sizes.values())} bytes, "
+                    f"over the limit of {remote.max_bytes}; ignored"
+                )
                 return None
             for digest, size in sizes.items():
                 if self.store.check(digest) == "ok":
                     continue
                 if not remote.get_blob(digest, self.store.path(digest), 0o444, max_bytes=size):
-                    return None     # the server evicted a blob the entry needs: a miss
+                    return None  # the server evicted a blob the entry needs: a miss
                 self.store._remember(self.store.path(digest), digest)
         except RemoteUnavailable as exc:
             self._switch_off_remote(exc)
             return None
-        except RemoteCacheError as exc:     # a corrupted or oversized blob
+        except RemoteCacheError as exc:  # a corrupted or oversized blob
             _warn(f"{exc}; treated as a miss, the step runs again")
             return None
-        if self.auth_key is None:     # remembered as such: see get()
+        if self.auth_key is None:  # remembered as such: see get()
             entry[UNVERIFIED] = True
             data = entry_bytes(entry)
         atomic_write_bytes(self._path(key), data)
@@ -402,6 +425,7 @@ class ActionCache:
         """Write-through: blobs first, then the entry, so the server never holds an entry whose
         blobs it lacks (unless it evicts them later; readers treat that as a miss)."""
         from edgebuild.remote_cache import RemoteUnavailable
+
         remote = self.remote
         if remote is None:
             return
@@ -442,13 +466,14 @@ def _warn(message: str) -> None:
 @dataclass
 class LocalCache:
     root: Path
-    remote: object | None = None      # an HttpCache the action cache reads and writes through
+    remote: object | None = None  # an HttpCache the action cache reads and writes through
     stat_cache: object | None = None  # a StatCache: blobs are re-hashed on use whenever they changed
 
     def __post_init__(self) -> None:
         self.store = ContentStore(self.root, self.stat_cache)
-        self.actions = ActionCache(self.root, self.store, self.remote,
-                                   auth_key_from_env() if self.remote is not None else None)
+        self.actions = ActionCache(
+            self.root, self.store, self.remote, auth_key_from_env() if self.remote is not None else None
+        )
 
     @classmethod
     def for_project(cls, state_dir: Path, remote=None, stats=None) -> "LocalCache":
@@ -472,9 +497,13 @@ class LocalCache:
     def stats(self) -> dict:
         blobs = list((self.root / "cas").glob("*/*"))
         entries = self.actions.keys()
-        return {"dir": str(self.root), "action_entries": len(entries), "blobs": len(blobs),
-                "blob_bytes": sum(b.stat().st_size for b in blobs),
-                "trees": len(list((self.root / "trees").glob("*")))}
+        return {
+            "dir": str(self.root),
+            "action_entries": len(entries),
+            "blobs": len(blobs),
+            "blob_bytes": sum(b.stat().st_size for b in blobs),
+            "trees": len(list((self.root / "trees").glob("*"))),
+        }
 
     def gc(self, keep_keys: set[str], max_age_days: float) -> dict:
         """Drop action entries neither in `keep_keys` nor used within `max_age_days`, then every

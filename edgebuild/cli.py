@@ -3,6 +3,7 @@ edgebuild/commands/<name>.py and declares the options that mean something for it
 cli_options.py); a command's module is imported only when that command is used, so
 `edgebuild --help` stays fast. Shell completion comes from click:
 eval "$(_EDGEBUILD_COMPLETE=bash_source edgebuild)"."""
+
 from __future__ import annotations
 
 import importlib
@@ -51,8 +52,11 @@ class LazyGroup(click.Group):
         name = args[0]
         if name not in COMMANDS and not name.startswith("-") and not ctx.resilient_parsing:
             from edgebuild.project import did_you_mean
-            raise click.UsageError(f"no such command '{name}'{did_you_mean(name, COMMANDS)}; commands: "
-                                   f"{', '.join(COMMANDS)}", ctx)
+
+            raise click.UsageError(
+                f"no such command '{name}'{did_you_mean(name, COMMANDS)}; commands: {', '.join(COMMANDS)}",
+                ctx,
+            )
         return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -61,15 +65,24 @@ class LazyGroup(click.Group):
 
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list:
         from click.shell_completion import CompletionItem
-        names = [CompletionItem(name, help=text) for name, text in COMMANDS.items() if name.startswith(incomplete)]
+
+        names = [
+            CompletionItem(name, help=text) for name, text in COMMANDS.items() if name.startswith(incomplete)
+        ]
         return names + click.Command.shell_complete(self, ctx, incomplete)
 
 
 # DESIGN.md's CLI contract: every command accepts these after its name. A command that has no use
 # for one still accepts it (scripts written against the contract keep working), hidden from its
 # help and not passed to it.
-CONTRACT_OPTIONS = (("-C", "--project"), ("-j", "--jobs"), ("--json",), ("--strict",), ("-v", "--verbose"),
-                    ("-q", "--quiet"))
+CONTRACT_OPTIONS = (
+    ("-C", "--project"),
+    ("-j", "--jobs"),
+    ("--json",),
+    ("--strict",),
+    ("-v", "--verbose"),
+    ("-q", "--quiet"),
+)
 
 
 def _accept_contract_options(command: click.Command) -> None:
@@ -77,17 +90,23 @@ def _accept_contract_options(command: click.Command) -> None:
     for flags in CONTRACT_OPTIONS:
         if declared.isdisjoint(flags):
             is_flag = flags[-1] in ("--json", "--strict", "--verbose", "--quiet")
-            command.params.append(click.Option(flags, is_flag=is_flag, hidden=True, expose_value=False,
-                                               type=None if is_flag else str))
+            command.params.append(
+                click.Option(
+                    flags, is_flag=is_flag, hidden=True, expose_value=False, type=None if is_flag else str
+                )
+            )
 
 
-@click.group(cls=LazyGroup, invoke_without_command=True,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
-             help="Build one trained model for many edge devices: cached, parallel, verified, signed.")
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+    help="Build one trained model for many edge devices: cached, parallel, verified, signed.",
+)
 @click.version_option(__version__, prog_name="edgebuild", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    if ctx.invoked_subcommand is None:          # bare `edgebuild`: the help, and exit 2 as before
+    if ctx.invoked_subcommand is None:  # bare `edgebuild`: the help, and exit 2 as before
         click.echo(ctx.get_help())
         ctx.exit(2)
 
@@ -95,6 +114,7 @@ def cli(ctx: click.Context) -> None:
 def parse_args(argv: list[str]):
     """The args object COMMAND's run(args) would get from `edgebuild COMMAND ...`, without running it."""
     from edgebuild.cli_options import namespace
+
     name, *rest = argv
     command = cli.get_command(None, name)
     if command is None:

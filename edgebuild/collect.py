@@ -3,6 +3,7 @@ deferred one defers it, any step that ran makes it built, else cached), the meta
 reported (merged downstream over upstream), gates that could not be measured, and its artifacts
 copied into build/ (materialize.py). Records each target's step keys for `build -n`'s reasons.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,8 +21,9 @@ def collect_targets(build: BuildResult) -> BuildResult:
     for name, plan in build.graph.targets.items():
         state = TargetState.load(build.root, name)
         outcomes = build.steps_of(name)
-        result = TargetResult(name=name, status="cached", recipe=plan.resolved.recipe.name,
-                              device=plan.resolved.device)
+        result = TargetResult(
+            name=name, status="cached", recipe=plan.resolved.recipe.name, device=plan.resolved.device
+        )
         failed = next(((n, o) for n, o in outcomes if o.status == "failed"), None)
         blocked = next(((n, o) for n, o in outcomes if o.status == "blocked"), None)
         deferred = next(((n, o) for n, o in outcomes if o.status == "deferred"), None)
@@ -46,7 +48,9 @@ def collect_targets(build: BuildResult) -> BuildResult:
             if unmeasured:
                 result.metadata["metrics"] = {**result.metadata["metrics"], "not_measured": unmeasured}
         if result.status != "failed":
-            result.artifacts = materialize(build.root, name, plan, build.outcomes, build.store, build.stats, state)
+            result.artifacts = materialize(
+                build.root, name, plan, build.outcomes, build.store, build.stats, state
+            )
         state.record_steps({node.uses[name]: _step_record(o) for node, o in outcomes if o.key is not None})
         state.save()
         results[name] = result
@@ -73,10 +77,13 @@ def unmeasured_gates(resolved, metrics: dict | None) -> dict[str, str]:
     for gate, figure in LABEL_GATES.items():
         limit = resolved.params.get(gate)
         if limit is None or isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
-            continue       # the gate is off
+            continue  # the gate is off
         if figure not in metrics:
-            found[gate] = "no labels" if resolved.model.evaluation is None else \
-                "no labels in the evaluation data, or not a classifier output"
+            found[gate] = (
+                "no labels"
+                if resolved.model.evaluation is None
+                else "no labels in the evaluation data, or not a classifier output"
+            )
     return found
 
 

@@ -9,6 +9,7 @@ whose model lacks its data is blocked before its key is computed; a node whose i
 yet (only in a dry run, where upstream steps have not run) or whose toolchain environment is not
 installed yet must run; otherwise the action key decides.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -31,13 +32,13 @@ CACHE_HIT = "cache-hit"
 
 @dataclass(frozen=True)
 class Decision:
-    action: str                 # run | cached | blocked
-    status: str                 # the outcome it settles to: run | cached | deferred | blocked | failed
-    cause: str                  # one of the causes above
-    reason: str | None = None   # the message shown for it (a hit: the entry's own message)
-    key: str | None = None      # known once the key was computed (a hit or a miss)
+    action: str  # run | cached | blocked
+    status: str  # the outcome it settles to: run | cached | deferred | blocked | failed
+    cause: str  # one of the causes above
+    reason: str | None = None  # the message shown for it (a hit: the entry's own message)
+    key: str | None = None  # known once the key was computed (a hit or a miss)
     parts: dict | None = None
-    entry: dict | None = None   # the action-cache entry of a hit
+    entry: dict | None = None  # the action-cache entry of a hit
 
 
 def input_digests(node, outcomes: Mapping) -> dict[str, str] | None:
@@ -61,15 +62,17 @@ def decide(node, graph, outcomes: Mapping, actions, remote_ok: Callable[[object]
     blocked = _blocked_by(node, graph, outcomes)
     if blocked is not None:
         return blocked
-    if node.missing:     # its model lacks data it needs: nothing to run, the note says how to add it
+    if node.missing:  # its model lacks data it needs: nothing to run, the note says how to add it
         return Decision(BLOCKED, "failed", NEEDS_DATA, graph.needs_data_message(node))
     # only in a dry run: upstream steps that would run first, so their outputs are not known yet
-    pending = [graph.nodes[d].label for d in node.deps if outcomes[d].status == "run" and outcomes[d].entry is None]
+    pending = [
+        graph.nodes[d].label for d in node.deps if outcomes[d].status == "run" and outcomes[d].entry is None
+    ]
     if pending:
         return Decision(RUN, "run", INPUTS_PENDING, f"runs after {', '.join(pending)} (input not built yet)")
     try:
         versions = toolchain_versions(node)
-    except ToolchainMissing as exc:     # the worker thread creates the environment, then computes the key
+    except ToolchainMissing as exc:  # the worker thread creates the environment, then computes the key
         return Decision(RUN, "run", TOOLCHAIN_MISSING, f"toolchain environment '{exc}' is not installed yet")
     key, parts = key_of(node, outcomes, versions)
     return look_up(key, parts, actions, remote_ok(node))
@@ -87,24 +90,37 @@ def look_up(key: str, parts: dict, actions, remote: bool) -> Decision:
     entry = actions.get(key, remote=remote)
     if entry is None:
         return Decision(RUN, "run", CACHE_MISS, "no cache entry", key=key, parts=parts)
-    return Decision(CACHED, "cached" if entry["status"] == "ok" else "deferred", CACHE_HIT, entry.get("message"),
-                    key=key, parts=parts, entry=entry)
+    return Decision(
+        CACHED,
+        "cached" if entry["status"] == "ok" else "deferred",
+        CACHE_HIT,
+        entry.get("message"),
+        key=key,
+        parts=parts,
+        entry=entry,
+    )
 
 
 def _blocked_by(node, graph, outcomes: Mapping) -> Decision | None:
     for dep in node.deps:
         upstream = outcomes[dep]
         label = graph.nodes[dep].label
-        if upstream.status == "blocked":       # already names the root cause
+        if upstream.status == "blocked":  # already names the root cause
             return Decision(BLOCKED, "blocked", UPSTREAM_BLOCKED, upstream.message)
         if upstream.status == "failed":
-            return Decision(BLOCKED, "blocked", UPSTREAM_FAILED,
-                            f"not run: {label} failed: {first_line(upstream.message)}")
+            return Decision(
+                BLOCKED,
+                "blocked",
+                UPSTREAM_FAILED,
+                f"not run: {label} failed: {first_line(upstream.message)}",
+            )
         if upstream.status == "deferred":
-            entry = upstream.entry or {}    # a step deferred by its own upstream has no entry
+            entry = upstream.entry or {}  # a step deferred by its own upstream has no entry
             needed = [r.output for r in node.inputs.values() if r.node == dep]
             if any(o not in entry.get("outputs", {}) for o in needed):
-                return Decision(BLOCKED, "deferred", UPSTREAM_DEFERRED, upstream.message or entry.get("message"))
+                return Decision(
+                    BLOCKED, "deferred", UPSTREAM_DEFERRED, upstream.message or entry.get("message")
+                )
     return None
 
 

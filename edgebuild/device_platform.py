@@ -2,6 +2,7 @@
 recipes/*.toml): OS and release, the oldest Python it ships, its OpenSSL, and the runtime package
 (and version) the bundle loader uses there. Checked when a recipe is read; summarised into each
 bundle's manifest (`requirements`) and README, so a device owner knows what the loader needs."""
+
 from __future__ import annotations
 
 import re
@@ -9,7 +10,7 @@ import re
 # Every generated loader.py runs on this Python and newer (the Coral Dev Board's Mendel 5.3 ships
 # 3.7; tests/test_loader_pythons.py runs each loader under every such interpreter it finds).
 LOADER_MIN_PYTHON = "3.7"
-NONE = "none"   # python/openssl of a device that has neither (an iPhone runs the Swift snippet)
+NONE = "none"  # python/openssl of a device that has neither (an iPhone runs the Swift snippet)
 
 REQUIRED_KEYS = ("os", "python", "openssl", "runtime_package")
 PLATFORM_KEYS = REQUIRED_KEYS + ("runtime_version",)
@@ -31,19 +32,25 @@ def platform_problem(profile: dict) -> tuple[str, str] | None:
             return key, "must be a non-empty string"
     missing = [key for key in REQUIRED_KEYS if key not in profile]
     if missing:
-        return missing[0], (f"missing: a device profile that names its platform needs "
-                            f"{', '.join(REQUIRED_KEYS)} (it has {', '.join(present)})")
+        return missing[0], (
+            f"missing: a device profile that names its platform needs "
+            f"{', '.join(REQUIRED_KEYS)} (it has {', '.join(present)})"
+        )
     python = profile["python"]
     if python != NONE and not _PYTHON.match(python):
-        return "python", (f"'{python}' is not a Python version such as \"3.8\" "
-                          f"(or \"{NONE}\" for a device that runs no Python)")
+        return "python", (
+            f"'{python}' is not a Python version such as \"3.8\" "
+            f'(or "{NONE}" for a device that runs no Python)'
+        )
     openssl = profile["openssl"]
     if openssl != NONE and not _OPENSSL.match(openssl):
-        return "openssl", (f"'{openssl}' is not an OpenSSL version such as \"1.1.1\" or \"3.0\" "
-                           f"(or \"libressl 3.3\", or \"{NONE}\")")
+        return "openssl", (
+            f'\'{openssl}\' is not an OpenSSL version such as "1.1.1" or "3.0" '
+            f'(or "libressl 3.3", or "{NONE}")'
+        )
     version = profile.get("runtime_version")
     if version is not None and not _VERSION.match(version):
-        return "runtime_version", f"'{version}' is not a version such as \"2.11\" or \"10.3\""
+        return "runtime_version", f'\'{version}\' is not a version such as "2.11" or "10.3"'
     return None
 
 

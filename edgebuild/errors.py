@@ -1,4 +1,5 @@
 """Errors the CLI turns into one line on stderr and an exit code (DESIGN.md: 2 usage, 1 failure)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,9 @@ class ConfigError(EdgebuildError):
 
     exit_code = 2
 
-    def __init__(self, message: str, file: Path | str | None = None, key: str | None = None,
-                 line: int | None = None) -> None:
+    def __init__(
+        self, message: str, file: Path | str | None = None, key: str | None = None, line: int | None = None
+    ) -> None:
         where = ""
         if file is not None:
             where = str(file)

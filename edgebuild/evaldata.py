@@ -1,5 +1,6 @@
 """Calibration and evaluation data: .npz files with one array per model input (batch first), and
 for evaluation optionally `labels`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,15 +20,21 @@ def load_npz(path: Path, input_names: list[str], what: str, specs: list[dict] | 
     arrays = read_npz(path, where)
     missing = [n for n in input_names if n not in arrays]
     if missing:
-        raise StepFailed(f"{where} has no array for model input(s) {', '.join(missing)} "
-                         f"(arrays: {', '.join(sorted(arrays))})")
+        raise StepFailed(
+            f"{where} has no array for model input(s) {', '.join(missing)} "
+            f"(arrays: {', '.join(sorted(arrays))})"
+        )
     for name in input_names:
         if arrays[name].ndim == 0:
-            raise StepFailed(f"{where}: array '{name}' is a scalar; it needs a batch axis first (samples, ...)")
+            raise StepFailed(
+                f"{where}: array '{name}' is a scalar; it needs a batch axis first (samples, ...)"
+            )
     counts = {len(arrays[n]) for n in input_names}
     if len(counts) != 1:
-        raise StepFailed(f"{where}: inputs have different sample counts "
-                         + ", ".join(f"'{n}' {len(arrays[n])}" for n in input_names))
+        raise StepFailed(
+            f"{where}: inputs have different sample counts "
+            + ", ".join(f"'{n}' {len(arrays[n])}" for n in input_names)
+        )
     if 0 in counts:
         raise StepFailed(f"{where}: array '{input_names[0]}' holds no samples")
     for spec in specs or []:
@@ -37,18 +44,24 @@ def load_npz(path: Path, input_names: list[str], what: str, specs: list[dict] | 
         array = arrays[name]
         if array.dtype.kind in "fc" and not np.isfinite(array).all():
             bad = int((~np.isfinite(array.reshape(len(array), -1))).any(axis=1).sum())
-            raise StepFailed(f"{where}: array '{name}' holds NaN or inf values ({bad} of {len(array)} samples); "
-                             f"inputs must be finite")
+            raise StepFailed(
+                f"{where}: array '{name}' holds NaN or inf values ({bad} of {len(array)} samples); "
+                f"inputs must be finite"
+            )
     if "labels" in arrays and what == "evaluation":
         labels = arrays["labels"]
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = arrays["labels"] = labels.reshape(-1)
         if labels.ndim != 1 or labels.dtype.kind not in "iub":
-            raise StepFailed(f"{where}: array 'labels' has shape {tuple(labels.shape)} and dtype {labels.dtype}; "
-                             f"expected one integer class id per sample, shape ({len(arrays[input_names[0]])},)")
+            raise StepFailed(
+                f"{where}: array 'labels' has shape {tuple(labels.shape)} and dtype {labels.dtype}; "
+                f"expected one integer class id per sample, shape ({len(arrays[input_names[0]])},)"
+            )
         if len(labels) != len(arrays[input_names[0]]):
-            raise StepFailed(f"{where}: array 'labels' has {len(labels)} entries for {len(arrays[input_names[0]])} "
-                             f"samples of '{input_names[0]}'")
+            raise StepFailed(
+                f"{where}: array 'labels' has {len(labels)} entries for {len(arrays[input_names[0]])} "
+                f"samples of '{input_names[0]}'"
+            )
     return arrays
 
 
@@ -65,7 +78,7 @@ def read_npz(path: Path, where: str) -> dict:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise _unreadable(where, exc) from None
-    if not isinstance(data, np.lib.npyio.NpzFile):     # np.load reads a .npy as one bare array
+    if not isinstance(data, np.lib.npyio.NpzFile):  # np.load reads a .npy as one bare array
         raise StepFailed(f"{where} is a single .npy array, not an .npz with one array per model input")
     try:
         with data:
@@ -74,8 +87,10 @@ def read_npz(path: Path, where: str) -> dict:
                 try:
                     arrays[key] = data[key]
                 except ValueError:
-                    raise StepFailed(f"{where}: array '{key}' holds Python objects (pickled), which are not "
-                                     f"loaded; save plain numeric arrays") from None
+                    raise StepFailed(
+                        f"{where}: array '{key}' holds Python objects (pickled), which are not "
+                        f"loaded; save plain numeric arrays"
+                    ) from None
     except StepFailed:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
@@ -84,8 +99,10 @@ def read_npz(path: Path, where: str) -> dict:
 
 
 def _unreadable(where: str, exc: Exception) -> StepFailed:
-    return StepFailed(f"{where} is not a readable .npz file ({type(exc).__name__}: "
-                      f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})")
+    return StepFailed(
+        f"{where} is not a readable .npz file ({type(exc).__name__}: "
+        f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
+    )
 
 
 def _checked_input(array, spec: dict, where: str):
@@ -94,34 +111,49 @@ def _checked_input(array, spec: dict, where: str):
     import numpy as np
 
     shape = spec.get("shape") or []
-    expected = "(" + ", ".join(["N"] + [str(d) if isinstance(d, int) else (d or "?") for d in shape[1:]]) + ")"
-    if shape and (array.ndim != len(shape) or any(isinstance(d, int) and d != got
-                                                   for d, got in zip(shape[1:], array.shape[1:]))):
-        raise StepFailed(f"{where}: array '{spec['name']}' has shape {tuple(array.shape)}; model input "
-                         f"'{spec['name']}' expects {expected} (samples first)")
+    expected = (
+        "(" + ", ".join(["N"] + [str(d) if isinstance(d, int) else (d or "?") for d in shape[1:]]) + ")"
+    )
+    if shape and (
+        array.ndim != len(shape)
+        or any(isinstance(d, int) and d != got for d, got in zip(shape[1:], array.shape[1:]))
+    ):
+        raise StepFailed(
+            f"{where}: array '{spec['name']}' has shape {tuple(array.shape)}; model input "
+            f"'{spec['name']}' expects {expected} (samples first)"
+        )
     if shape and isinstance(shape[0], int) and shape[0] > 1 and len(array) < shape[0]:
-        raise StepFailed(f"{where}: array '{spec['name']}' has {len(array)} samples; the model's fixed batch "
-                         f"needs at least {shape[0]}")
+        raise StepFailed(
+            f"{where}: array '{spec['name']}' has {len(array)} samples; the model's fixed batch "
+            f"needs at least {shape[0]}"
+        )
     dtype = spec.get("dtype")
     if not dtype:
         return array
     want = np.dtype(dtype)
-    ok = (want.kind == "f" and array.dtype.kind in "fiub") or (want.kind in "iu" and array.dtype.kind in "iub") \
+    ok = (
+        (want.kind == "f" and array.dtype.kind in "fiub")
+        or (want.kind in "iu" and array.dtype.kind in "iub")
         or (want.kind == "b" and array.dtype.kind in "biu")
+    )
     if not ok:
-        raise StepFailed(f"{where}: array '{spec['name']}' has dtype {array.dtype}; model input '{spec['name']}' "
-                         f"expects {want.name} {expected}")
+        raise StepFailed(
+            f"{where}: array '{spec['name']}' has dtype {array.dtype}; model input '{spec['name']}' "
+            f"expects {want.name} {expected}"
+        )
     return array.astype(want, copy=False)
 
 
-def batches(arrays: dict, input_names: list[str], batch: int | None, limit: int | None = None) -> Iterator[dict]:
+def batches(
+    arrays: dict, input_names: list[str], batch: int | None, limit: int | None = None
+) -> Iterator[dict]:
     """Feeds of `batch` samples (the model's fixed batch), or all at once when the batch dim is dynamic."""
     total = len(arrays[input_names[0]])
     if limit is not None:
         total = min(total, limit)
     size = batch or total
     for start in range(0, total - size + 1, size):
-        yield {n: arrays[n][start:start + size] for n in input_names}
+        yield {n: arrays[n][start : start + size] for n in input_names}
 
 
 def stratified_sample(labels, count: int, seed: int = 0):
@@ -143,14 +175,22 @@ def stratified_sample(labels, count: int, seed: int = 0):
 
 # --- inputs when the model has no data ---------------------------------------------------------
 
+
 def _range_for(name: str, input_range: dict | None) -> list[float] | None:
     if not input_range:
         return None
     return input_range.get(name) or input_range.get("*")
 
 
-def generate_inputs(specs: list[dict], count: int = 32, seed: int = 0, input_shapes: dict | None = None,
-                    input_range: dict | None = None, mean=None, std=None) -> dict:
+def generate_inputs(
+    specs: list[dict],
+    count: int = 32,
+    seed: int = 0,
+    input_shapes: dict | None = None,
+    input_range: dict | None = None,
+    mean=None,
+    std=None,
+) -> dict:
     """Reproducible model inputs made from the inputs' dtypes alone: {name: array of `count` samples}.
 
     specs: [{"name", "shape", "dtype"}] (describe_io's inputs); a dynamic dim takes its size from
@@ -174,16 +214,19 @@ def generate_inputs(specs: list[dict], count: int = 32, seed: int = 0, input_sha
             if bounds:
                 values = rng.uniform(bounds[0], bounds[1], size)
             else:
-                values = rng.standard_normal(size) * (1.0 if std is None else float(std)) + \
-                    (0.0 if mean is None else float(mean))
+                values = rng.standard_normal(size) * (1.0 if std is None else float(std)) + (
+                    0.0 if mean is None else float(mean)
+                )
         elif dtype.kind in "iu":
             low, high = (int(bounds[0]), int(bounds[1])) if bounds else (0, 2)
             values = rng.integers(low, max(high, low + 1), size)
         elif dtype.kind == "b":
             values = rng.integers(0, 2, size).astype(bool)
         else:
-            raise StepFailed(f"input '{name}' has dtype {dtype.name}: no inputs can be generated for it; "
-                             f"give the model evaluation or calibration data")
+            raise StepFailed(
+                f"input '{name}' has dtype {dtype.name}: no inputs can be generated for it; "
+                f"give the model evaluation or calibration data"
+            )
         arrays[name] = np.asarray(values).astype(dtype)
     return arrays
 
@@ -197,12 +240,16 @@ def describe_generated(specs: list[dict], count: int, input_range: dict | None, 
         elif "float" in (spec.get("dtype") or "float32") and (mean is not None or std is not None):
             kinds.append(f"{spec['name']} normal(mean {mean or 0:g}, std {1 if std is None else std:g})")
         else:
-            kinds.append(f"{spec['name']} {'standard normal' if 'float' in (spec.get('dtype') or 'float') else 'random'}"
-                         f" {spec.get('dtype') or 'float32'}")
+            kinds.append(
+                f"{spec['name']} {'standard normal' if 'float' in (spec.get('dtype') or 'float') else 'random'}"
+                f" {spec.get('dtype') or 'float32'}"
+            )
     return f"generated inputs ({count} samples: {', '.join(kinds)}; no labels)"
 
 
-def verification_data(inputs: dict, specs: list[dict], params: dict, count: int = 32) -> tuple[dict, object, str]:
+def verification_data(
+    inputs: dict, specs: list[dict], params: dict, count: int = 32
+) -> tuple[dict, object, str]:
     """What a verify step compares source and artifact on: the evaluation data, else the calibration
     data, else generated inputs (see generate_inputs). Returns (arrays, labels or None, a line saying
     which, for metrics["data"]). inputs: the step's role -> path; params may carry input_shapes,
@@ -213,14 +260,27 @@ def verification_data(inputs: dict, specs: list[dict], params: dict, count: int 
             path = Path(inputs[role])
             arrays = load_npz(path, names, role, specs=specs)
             labels = arrays.get("labels") if role == "evaluation" else None
-            what = f"{role} data {path.name} ({len(arrays[names[0]])} samples" + \
-                ("" if labels is not None else ", no labels") + ")"
+            what = (
+                f"{role} data {path.name} ({len(arrays[names[0]])} samples"
+                + ("" if labels is not None else ", no labels")
+                + ")"
+            )
             return arrays, labels, what
-    arrays = generate_inputs(specs, count, input_shapes=params.get("input_shapes"),
-                             input_range=params.get("input_range"), mean=_scalar(params.get("mean")),
-                             std=_scalar(params.get("std")))
-    return arrays, None, describe_generated(specs, count, params.get("input_range"), _scalar(params.get("mean")),
-                                            _scalar(params.get("std")))
+    arrays = generate_inputs(
+        specs,
+        count,
+        input_shapes=params.get("input_shapes"),
+        input_range=params.get("input_range"),
+        mean=_scalar(params.get("mean")),
+        std=_scalar(params.get("std")),
+    )
+    return (
+        arrays,
+        None,
+        describe_generated(
+            specs, count, params.get("input_range"), _scalar(params.get("mean")), _scalar(params.get("std"))
+        ),
+    )
 
 
 def _scalar(value):

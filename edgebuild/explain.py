@@ -4,6 +4,7 @@ Each node's key parts are compared with those recorded by the last build of the 
 (state.py), so the reason names what changed: the step's version, a parameter, a toolchain
 version, or which input file changed.
 """
+
 from __future__ import annotations
 
 from edgebuild.build_result import Outcome
@@ -28,8 +29,11 @@ def why_changed(old: dict | None, new: dict, node, failed: str | None = None) ->
             reasons.append(f"toolchain {name}: {before} -> {after}")
     for role in sorted(set(old.get("inputs", {})) | set(new["inputs"])):
         if old.get("inputs", {}).get(role) != new["inputs"].get(role):
-            reasons.append(f"input '{role}' changed ({node.inputs[role].label})" if role in node.inputs
-                           else f"input '{role}' removed")
+            reasons.append(
+                f"input '{role}' changed ({node.inputs[role].label})"
+                if role in node.inputs
+                else f"input '{role}' removed"
+            )
     return reasons or ["cache entry missing (cleaned or evicted)"]
 
 
@@ -46,13 +50,13 @@ def dry_run(sched: Scheduler) -> list[dict]:
         state = states.setdefault(target, TargetState.load(sched.root, target))
         row = {"label": node.label, "step": node.step, "targets": sorted(node.uses), "would_run": True}
         decision = decide(node, sched.graph, planned_outcomes, sched.cache.actions, sched.remote_ok)
-        planned = Outcome("run")       # would run: its outputs are unknown, so its consumers wait on it
+        planned = Outcome("run")  # would run: its outputs are unknown, so its consumers wait on it
         if decision.action == CACHED:
             row.update(would_run=False, reasons=[])
             planned = Outcome.of(decision)
-        elif decision.cause == NEEDS_DATA:     # the build would try it and fail with this note
+        elif decision.cause == NEEDS_DATA:  # the build would try it and fail with this note
             row["reasons"] = [f"cannot run: {decision.reason}"]
-        elif decision.action == BLOCKED:       # behind a step a cached entry deferred on this host
+        elif decision.action == BLOCKED:  # behind a step a cached entry deferred on this host
             row.update(would_run=False, reasons=[decision.reason])
             planned = Outcome.of(decision)
         elif decision.cause == CACHE_MISS:

@@ -1,5 +1,6 @@
 """Atomic file writes and inter-process locks: what makes a killed build lose nothing and two
 concurrent builds of one project safe."""
+
 from __future__ import annotations
 
 import fcntl

@@ -6,6 +6,7 @@ that begin with the same steps on the same bytes therefore share those nodes. Th
 decides whether a node must run is computed later from the actual digests of its inputs
 (`actionkey.py`): the node id only decides what is the same work within one build.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,10 +24,10 @@ from edgebuild.targets import ResolvedTarget
 
 @dataclass(frozen=True)
 class InputRef:
-    label: str                      # for people: "models/digits.onnx", "simplify.model"
-    path: Path | None = None        # a source file or folder ...
-    digest: str | None = None       # ... and its content digest
-    node: str | None = None         # or an upstream node's output
+    label: str  # for people: "models/digits.onnx", "simplify.model"
+    path: Path | None = None  # a source file or folder ...
+    digest: str | None = None  # ... and its content digest
+    node: str | None = None  # or an upstream node's output
     output: str | None = None
 
     def identity(self) -> Any:
@@ -40,11 +41,11 @@ class Node:
     step_cls: type[Step]
     params: dict[str, Any]
     inputs: dict[str, InputRef]
-    toolchain: dict | None                                   # None: edgebuild's own environment
-    uses: dict[str, str] = field(default_factory=dict)       # target name -> recipe step id
-    after: set[str] = field(default_factory=set)             # node ids that must succeed first (no data)
-    missing: tuple[str, ...] = ()                            # model data it needs but the model lacks
-    model: str = ""                                          # the model it reads (for the missing-data note)
+    toolchain: dict | None  # None: edgebuild's own environment
+    uses: dict[str, str] = field(default_factory=dict)  # target name -> recipe step id
+    after: set[str] = field(default_factory=set)  # node ids that must succeed first (no data)
+    missing: tuple[str, ...] = ()  # model data it needs but the model lacks
+    model: str = ""  # the model it reads (for the missing-data note)
 
     @property
     def label(self) -> str:
@@ -66,7 +67,7 @@ class Artifact:
 @dataclass
 class TargetPlan:
     resolved: ResolvedTarget
-    nodes: list[str]                # this target's nodes, in run order
+    nodes: list[str]  # this target's nodes, in run order
     artifacts: list[Artifact]
 
 
@@ -97,7 +98,7 @@ class Graph:
         data_format = "an .npz with one array per model input name, batch first"
         if what == "evaluation":
             data_format += ", plus `labels` for the accuracy gates"
-        message = f"needs {what} data: add {what} = \"FILE.npz\" to [models.{node.model}] ({data_format})"
+        message = f'needs {what} data: add {what} = "FILE.npz" to [models.{node.model}] ({data_format})'
         recipes = [self.targets[t].resolved.recipe for t in node.uses if t in self.targets]
         if what == "calibration" and any("int8_mode" in r.parameters for r in recipes):
             message += ', or use int8_mode = "dynamic" on the target (no calibration needed)'
@@ -123,7 +124,7 @@ def _order_recipe_steps(resolved: ResolvedTarget) -> list[RecipeStep]:
         if state.get(step.id) == "done":
             return
         if state.get(step.id) == "active":
-            cycle = " -> ".join(path[path.index(step.id):] + [step.id])
+            cycle = " -> ".join(path[path.index(step.id) :] + [step.id])
             raise ConfigError(f"recipe '{resolved.recipe.name}' has a cycle: {cycle}", resolved.recipe.file)
         state[step.id] = "active"
         for role, ref in step.inputs.items():
@@ -132,11 +133,14 @@ def _order_recipe_steps(resolved: ResolvedTarget) -> list[RecipeStep]:
             upstream = ref.split(".", 1)[0]
             if upstream not in by_id:
                 why = "is left out by its `when` for this target" if upstream in all_ids else "does not exist"
-                raise ConfigError(f"target '{resolved.name}': step '{step.id}' input '{role}' needs step "
-                                  f"'{upstream}', which {why}", resolved.recipe.file)
+                raise ConfigError(
+                    f"target '{resolved.name}': step '{step.id}' input '{role}' needs step "
+                    f"'{upstream}', which {why}",
+                    resolved.recipe.file,
+                )
             visit(by_id[upstream], path + [step.id])
         for upstream in step.after:
-            if upstream in by_id:        # an `after` step left out by `when` imposes no order
+            if upstream in by_id:  # an `after` step left out by `when` imposes no order
                 visit(by_id[upstream], path + [step.id])
         state[step.id] = "done"
         ordered.append(step)
@@ -155,7 +159,7 @@ def build_graph(targets: list[ResolvedTarget], digest: Callable[[Path], str], ro
     nodes: dict[str, Node] = {}
     plans: dict[str, TargetPlan] = {}
     for resolved in targets:
-        local: dict[str, str] = {}        # recipe step id -> node id
+        local: dict[str, str] = {}  # recipe step id -> node id
         artifacts: list[Artifact] = []
         for step in _order_recipe_steps(resolved):
             cls = get_step(step.step)
@@ -165,8 +169,12 @@ def build_graph(targets: list[ResolvedTarget], digest: Callable[[Path], str], ro
             missing: list[str] = []
             for role, ref in step.inputs.items():
                 primary = cls.fallback_inputs.get(role)
-                if primary and primary in step.inputs and _model_data(resolved, step.inputs[primary]) is not None:
-                    continue         # a stand-in for data the model has: not an input of this node
+                if (
+                    primary
+                    and primary in step.inputs
+                    and _model_data(resolved, step.inputs[primary]) is not None
+                ):
+                    continue  # a stand-in for data the model has: not an input of this node
                 if ref in MODEL_REFS:
                     path = getattr(resolved.model, ref.split(".")[1])
                     if path is None:
@@ -175,43 +183,73 @@ def build_graph(targets: list[ResolvedTarget], digest: Callable[[Path], str], ro
                         if role in required:
                             missing.append(ref.split(".")[1])
                         continue
-                    inputs[role] = InputRef(label=relative_to_root(path, root), path=path, digest=digest(path))
+                    inputs[role] = InputRef(
+                        label=relative_to_root(path, root), path=path, digest=digest(path)
+                    )
                 else:
                     upstream, _, output = ref.partition(".")
                     inputs[role] = InputRef(label=ref, node=local[upstream], output=output)
             toolchain = None if step.toolchain == "default" else resolved.recipe.toolchain
-            identity = {"step": step.step, "version": cls.version, "params": params, "toolchain": toolchain,
-                        "inputs": {role: ref.identity() for role, ref in sorted(inputs.items())}}
+            identity = {
+                "step": step.step,
+                "version": cls.version,
+                "params": params,
+                "toolchain": toolchain,
+                "inputs": {role: ref.identity() for role, ref in sorted(inputs.items())},
+            }
             if missing:
                 identity["missing"] = [resolved.model.name, *missing]
             node_id = sha256_bytes(canonical_json(identity))
             node = nodes.get(node_id)
             if node is None:
-                node = nodes[node_id] = Node(id=node_id, step=step.step, step_cls=cls, params=params,
-                                             inputs=inputs, toolchain=toolchain, missing=tuple(missing),
-                                             model=resolved.model.name)
+                node = nodes[node_id] = Node(
+                    id=node_id,
+                    step=step.step,
+                    step_cls=cls,
+                    params=params,
+                    inputs=inputs,
+                    toolchain=toolchain,
+                    missing=tuple(missing),
+                    model=resolved.model.name,
+                )
             node.uses.setdefault(resolved.name, step.id)
             node.after.update(local[a] for a in step.after if a in local)
             local[step.id] = node_id
             for output, template in step.artifact.items():
                 filename = resolved.expand(template, f"step '{step.id}' artifact")
                 artifacts.append(Artifact(node=node_id, output=output or cls.outputs[0], filename=filename))
-        plans[resolved.name] = TargetPlan(resolved=resolved, nodes=list(dict.fromkeys(local.values())),
-                                          artifacts=artifacts)
+        plans[resolved.name] = TargetPlan(
+            resolved=resolved, nodes=list(dict.fromkeys(local.values())), artifacts=artifacts
+        )
     return Graph(nodes=nodes, targets=plans)
 
 
 # --- export -----------------------------------------------------------------------------------
 
+
 def to_json(graph: Graph) -> dict:
     return {
-        "nodes": [{"id": n.id[:12], "step": n.step, "label": n.label, "targets": sorted(n.uses),
-                   "params": n.params, "inputs": {r: ref.label if ref.node is None else ref.node[:12]
-                                                  for r, ref in n.inputs.items()}}
-                  for n in graph.nodes.values()],
-        "targets": {name: {"recipe": plan.resolved.recipe.name, "nodes": [n[:12] for n in plan.nodes],
-                           "artifacts": [a.filename for a in plan.artifacts]}
-                    for name, plan in graph.targets.items()},
+        "nodes": [
+            {
+                "id": n.id[:12],
+                "step": n.step,
+                "label": n.label,
+                "targets": sorted(n.uses),
+                "params": n.params,
+                "inputs": {
+                    r: ref.label if ref.node is None else ref.node[:12] for r, ref in n.inputs.items()
+                },
+            }
+            for n in graph.nodes.values()
+        ],
+        "targets": {
+            name: {
+                "recipe": plan.resolved.recipe.name,
+                "nodes": [n[:12] for n in plan.nodes],
+                "artifacts": [a.filename for a in plan.artifacts],
+            }
+            for name, plan in graph.targets.items()
+        },
     }
 
 

@@ -4,6 +4,7 @@ A file's hash is reused while its (size, mtime_ns, inode, ctime_ns) are unchange
 build of a project with gigabyte models reads zero bytes of them; `touch` changes mtime, which
 triggers one re-hash, and the unchanged digest then leaves every action key as it was.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from edgebuild.fsutil import atomic_write_json
 
-CHUNK = 8 * 1024 * 1024   # large reads keep hashlib (OpenSSL) at openssl-dgst speed
+CHUNK = 8 * 1024 * 1024  # large reads keep hashlib (OpenSSL) at openssl-dgst speed
 
 
 def sha256_file(path: Path) -> str:

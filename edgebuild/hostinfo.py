@@ -1,6 +1,7 @@
 """The machine a figure was measured on: CPU model, core count and load at that moment, so a
 latency can be judged (a busy 2-core host is not a property of the model). Standard library only:
 it also runs inside the converters' toolchain environments."""
+
 from __future__ import annotations
 
 import os
@@ -33,5 +34,9 @@ def snapshot() -> dict:
         load = round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):
         load = None
-    return {"cpu": cpu_model(), "cores": usable_cores(), "load_1m": load,
-            "system": f"{platform.system()} {platform.machine()}"}
+    return {
+        "cpu": cpu_model(),
+        "cores": usable_cores(),
+        "load_1m": load,
+        "system": f"{platform.system()} {platform.machine()}",
+    }

@@ -2,6 +2,7 @@
 from the model's own metadata where it carries them (e.g. an `imgsz` property), otherwise a named
 guess. A guess is never 1 for a spatial or sequence axis: real models fail on 1-wide windows, pads
 and concats when dynamic dims are filled with 1 (only a batch axis becomes 1)."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-IMAGE_SIZE = 224          # the usual classifier input; said to be a guess wherever it is used
-SEQUENCE_LENGTH = 128     # token ids, masks, feature frames
-AUDIO_SAMPLES = 16000     # one second at 16 kHz for raw-audio inputs
+IMAGE_SIZE = 224  # the usual classifier input; said to be a guess wherever it is used
+SEQUENCE_LENGTH = 128  # token ids, masks, feature frames
+AUDIO_SAMPLES = 16000  # one second at 16 kHz for raw-audio inputs
 OTHER = 32
 SIZE_KEYS = re.compile(r"imgsz|img_size|image_size|input_size|input_shape|resolution", re.IGNORECASE)
 AUDIO_NAMES = re.compile(r"audio|wav|pcm|speech|signal|input_values|waveform", re.IGNORECASE)
@@ -21,9 +22,9 @@ AUDIO_NAMES = re.compile(r"audio|wav|pcm|speech|signal|input_values|waveform", r
 class InputShape:
     name: str
     dtype: str | None
-    model_shape: list                      # as the model declares it: ints, names or None
-    shape: list[int]                       # the concrete shape chosen
-    notes: list[str] = field(default_factory=list)   # how each dynamic axis was filled
+    model_shape: list  # as the model declares it: ints, names or None
+    shape: list[int]  # the concrete shape chosen
+    notes: list[str] = field(default_factory=list)  # how each dynamic axis was filled
 
     @property
     def dynamic(self) -> bool:
@@ -40,7 +41,7 @@ def metadata_image_size(props: dict[str, str]) -> tuple[tuple[int, int], str] | 
             return (numbers[0], numbers[0]), key
         if len(numbers) == 2 and min(numbers) > 1:
             return (numbers[0], numbers[1]), key
-        if len(numbers) == 4 and min(numbers[2:]) > 1:      # a full NCHW shape
+        if len(numbers) == 4 and min(numbers[2:]) > 1:  # a full NCHW shape
             return (numbers[2], numbers[3]), key
     return None
 
@@ -57,17 +58,33 @@ def _spatial_axes(shape: list) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Guess:
     """The sizes a guessed dimension takes: image height/width, and every other length."""
+
     image: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)
-    length: int | None = None          # None: by kind (sequence 128, raw audio 16000, other 32)
+    length: int | None = None  # None: by kind (sequence 128, raw audio 16000, other 32)
 
 
 # tried in order when onnxruntime cannot run the model with the first guess
-ALTERNATIVES = [Guess((320, 320)), Guess((640, 640)), Guess((48, 320)), Guess((32, 128)), Guess((512, 512)),
-                Guess(length=16000), Guess(length=64), Guess(length=32), Guess(length=256), Guess(length=1000)]
+ALTERNATIVES = [
+    Guess((320, 320)),
+    Guess((640, 640)),
+    Guess((48, 320)),
+    Guess((32, 128)),
+    Guess((512, 512)),
+    Guess(length=16000),
+    Guess(length=64),
+    Guess(length=32),
+    Guess(length=256),
+    Guess(length=1000),
+]
 
 
-def choose(name: str, dtype: str | None, model_shape: list, size: tuple[tuple[int, int], str] | None,
-           guess: Guess = Guess()) -> InputShape:
+def choose(
+    name: str,
+    dtype: str | None,
+    model_shape: list,
+    size: tuple[tuple[int, int], str] | None,
+    guess: Guess = Guess(),
+) -> InputShape:
     shape = list(model_shape)
     notes: list[str] = []
     rank = len(shape)
@@ -85,8 +102,9 @@ def choose(name: str, dtype: str | None, model_shape: list, size: tuple[tuple[in
                 notes.append(f"{label}: {shape[axis]} from the model's metadata '{size[1]}'")
             else:
                 shape[axis] = guess.image[spatial.index(axis)]
-                notes.append(f"{label}: {shape[axis]}, a guess (an image size): set the size the model was "
-                             f"trained on")
+                notes.append(
+                    f"{label}: {shape[axis]}, a guess (an image size): set the size the model was trained on"
+                )
         elif rank <= 2 and dtype and "float" in dtype and AUDIO_NAMES.search(name):
             shape[axis] = guess.length or AUDIO_SAMPLES
             notes.append(f"{label}: {shape[axis]}, a guess (audio samples)")
@@ -126,8 +144,10 @@ def choose_shapes(model_path: Path, probe: bool = True, model=None) -> tuple[lis
             tried.add(key)
             if runner(other) is None:
                 firsts = ", ".join(f"{c.name}={c.shape}" for c in first if c.dynamic)
-                return other, (f"onnxruntime runs the model with these shapes (outputs {runner.outputs}); "
-                               f"it could not with the first guess {firsts}: {error}")
+                return other, (
+                    f"onnxruntime runs the model with these shapes (outputs {runner.outputs}); "
+                    f"it could not with the first guess {firsts}: {error}"
+                )
     return first, f"onnxruntime could NOT run the model with these shapes: {error}"
 
 
@@ -146,13 +166,15 @@ class _Probe:
 
             if self.session is None:
                 options = ort.SessionOptions()
-                options.log_severity_level = 4          # the error comes back as an exception, once
-                self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+                options.log_severity_level = 4  # the error comes back as an exception, once
+                self.session = ort.InferenceSession(
+                    str(self.path), options, providers=["CPUExecutionProvider"]
+                )
             feed = generate_inputs(self.specs, count=1, input_shapes={c.name: c.shape for c in choices})
             outputs = self.session.run(None, feed)
             self.outputs = ", ".join(json.dumps(list(o.shape)) for o in outputs)
             return None
-        except Exception as exc:      # reported, not fatal: the user fixes the shapes
+        except Exception as exc:  # reported, not fatal: the user fixes the shapes
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return text[:300]
 

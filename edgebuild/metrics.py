@@ -1,4 +1,5 @@
 """How far an artifact's outputs are from its source model's, and how fast it runs on this host."""
+
 from __future__ import annotations
 
 import time
@@ -14,7 +15,9 @@ def compare(reference, candidate, labels=None) -> dict:
     finite = _finite_rows(ref) & _finite_rows(out)
     diff = np.abs(ref - out)[finite]
     flat_r = np.where(finite[:, None], ref.reshape(len(ref), -1), 0.0)
-    cosines, judged = sample_cosines(flat_r, np.where(finite[:, None], out.reshape(len(out), -1), 0.0), finite)
+    cosines, judged = sample_cosines(
+        flat_r, np.where(finite[:, None], out.reshape(len(out), -1), 0.0), finite
+    )
     result = {
         "samples": int(len(ref)),
         "max_abs_error": float(diff.max()) if diff.size else 0.0,
@@ -39,7 +42,12 @@ def compare(reference, candidate, labels=None) -> dict:
             for cls in np.unique(labels):
                 mask = labels == cls
                 src, art = float((ref_top[mask] == cls).mean()), float((out_top[mask] == cls).mean())
-                per_class[str(int(cls))] = {"n": int(mask.sum()), "source": src, "artifact": art, "drop": src - art}
+                per_class[str(int(cls))] = {
+                    "n": int(mask.sum()),
+                    "source": src,
+                    "artifact": art,
+                    "drop": src - art,
+                }
             worst = max(per_class, key=lambda c: per_class[c]["drop"])
             result["per_class"] = per_class
             result["worst_class"] = worst
@@ -51,7 +59,11 @@ def _finite_rows(array):
     """Per sample (first axis): True where every value is finite."""
     import numpy as np
 
-    return np.isfinite(array.reshape(len(array), -1)).all(axis=1) if array.ndim else np.isfinite(array).reshape(1)
+    return (
+        np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+        if array.ndim
+        else np.isfinite(array).reshape(1)
+    )
 
 
 # A sample whose reference output is this much weaker than the set's strongest carries no signal
@@ -124,21 +136,31 @@ def within(reference, candidate, atol: float, rtol: float) -> bool:
 
     if np.shape(reference) != np.shape(candidate):
         return False
-    return bool(np.allclose(np.asarray(candidate, dtype=np.float64), np.asarray(reference, dtype=np.float64),
-                            atol=atol, rtol=rtol, equal_nan=True))
+    return bool(
+        np.allclose(
+            np.asarray(candidate, dtype=np.float64),
+            np.asarray(reference, dtype=np.float64),
+            atol=atol,
+            rtol=rtol,
+            equal_nan=True,
+        )
+    )
 
 
 def latency(run_once, warmup: int = 10, runs: int = 200, budget_s: float = 5.0) -> dict:
     """Wall time per call after warm-up: p50/p95/p99 in milliseconds, stopping early at the budget
     (after at least 30 runs); p99 is None (not measured) below 100 runs."""
-    return interleaved_latency({"only": run_once}, warmup=warmup, runs=runs, budget_s=budget_s, min_runs=30)["only"]
+    return interleaved_latency({"only": run_once}, warmup=warmup, runs=runs, budget_s=budget_s, min_runs=30)[
+        "only"
+    ]
 
 
-P99_MIN_RUNS = 100   # below this a 99th percentile is just the slowest run or two
+P99_MIN_RUNS = 100  # below this a 99th percentile is just the slowest run or two
 
 
-def interleaved_latency(runners: dict, warmup: int = 10, runs: int = 100, budget_s: float = 30.0,
-                        min_runs: int = 10) -> dict[str, dict]:
+def interleaved_latency(
+    runners: dict, warmup: int = 10, runs: int = 100, budget_s: float = 30.0, min_runs: int = 10
+) -> dict[str, dict]:
     """Time several callables round-robin (each round runs every one once, the first one rotating),
     so load from the rest of the machine and clock changes fall on all of them alike and their
     ratios can be trusted. Stops after `runs` rounds, or at the time budget once `min_runs` rounds
@@ -151,7 +173,8 @@ def interleaved_latency(runners: dict, warmup: int = 10, runs: int = 100, budget
             runners[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
     from edgebuild.hostinfo import snapshot
-    host = snapshot()      # CPU, cores and load while measuring: the report judges the figures by it
+
+    host = snapshot()  # CPU, cores and load while measuring: the report judges the figures by it
     deadline = time.perf_counter() + budget_s
     done = 0
     while done < runs and (done < min_runs or time.perf_counter() < deadline):
@@ -164,9 +187,13 @@ def interleaved_latency(runners: dict, warmup: int = 10, runs: int = 100, budget
     result = {}
     for name in names:
         ms = np.array(times[name])
-        figures = {"runs": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-                   "p99_ms": float(np.percentile(ms, 99)) if len(ms) >= P99_MIN_RUNS else None,
-                   "mean_ms": float(ms.mean())}
+        figures = {
+            "runs": len(ms),
+            "p50_ms": float(np.percentile(ms, 50)),
+            "p95_ms": float(np.percentile(ms, 95)),
+            "p99_ms": float(np.percentile(ms, 99)) if len(ms) >= P99_MIN_RUNS else None,
+            "mean_ms": float(ms.mean()),
+        }
         if len(ms) < runs:
             figures["stopped"] = f"time cap {budget_s:g} s reached after {len(ms)} of {runs} runs"
         if len(ms) < P99_MIN_RUNS:
@@ -193,7 +220,9 @@ LATENCY_RATIO_DEFAULTS = {"int8": 1.0, "int8-dynamic": 1.0}
 
 def resolve_gates(gates: dict, precision: str) -> dict:
     """The gates with every "auto" replaced by this precision's default (None: not checked)."""
-    defaults = dict(OUTPUT_GATE_DEFAULTS.get(precision, {}), max_latency_ratio=LATENCY_RATIO_DEFAULTS.get(precision))
+    defaults = dict(
+        OUTPUT_GATE_DEFAULTS.get(precision, {}), max_latency_ratio=LATENCY_RATIO_DEFAULTS.get(precision)
+    )
     return {name: defaults.get(name) if value == "auto" else value for name, value in gates.items()}
 
 
@@ -205,7 +234,7 @@ class OutputAgreement:
 
     def __init__(self) -> None:
         self.cosines: list = []
-        self.ref_norms: list = []      # per sample; 0.0 where not comparable (shape/dtype, NaN)
+        self.ref_norms: list = []  # per sample; 0.0 where not comparable (shape/dtype, NaN)
         self.err_sq = self.ref_sq = self.max_abs = 0.0
         self.non_finite = self.shape_mismatch = 0
 
@@ -220,7 +249,7 @@ class OutputAgreement:
                 self.cosines.extend([0.0] * rows)
             else:
                 self.cosines.extend([1.0] * rows)
-            self.ref_norms.extend([np.inf] * rows)      # always judged
+            self.ref_norms.extend([np.inf] * rows)  # always judged
             return
         ref = ref.astype(np.float64).reshape(rows, -1)
         out = out.astype(np.float64).reshape(rows, -1)
@@ -231,7 +260,7 @@ class OutputAgreement:
         self.cosines.extend(cosines.tolist())
         self.ref_norms.extend(np.where(finite, np.linalg.norm(flat_r, axis=1), np.inf).tolist())
         diff = out[finite] - ref[finite]
-        self.err_sq += float((diff ** 2).sum())
+        self.err_sq += float((diff**2).sum())
         self.ref_sq += float((ref[finite] ** 2).sum())
         if diff.size:
             self.max_abs = max(self.max_abs, float(np.abs(diff).max()))
@@ -249,9 +278,14 @@ class OutputAgreement:
             rel = float(np.sqrt(self.err_sq / self.ref_sq))
         else:
             rel = 0.0 if self.err_sq == 0 else 1.0
-        figures = {"samples": len(self.cosines), "cosine_min": float(judged.min()),
-                   "cosine_mean": float(judged.mean()), "rel_error": rel, "max_abs_error": self.max_abs,
-                   "non_finite_samples": self.non_finite}
+        figures = {
+            "samples": len(self.cosines),
+            "cosine_min": float(judged.min()),
+            "cosine_mean": float(judged.mean()),
+            "rel_error": rel,
+            "max_abs_error": self.max_abs,
+            "non_finite_samples": self.non_finite,
+        }
         if quiet.any() and not quiet.all():
             figures["quiet_samples"] = int(quiet.sum())
         if self.shape_mismatch:
@@ -268,8 +302,11 @@ def compare_outputs(pairs, names: list[str]) -> dict[str, dict]:
     return {name: a.figures() for name, a in agreements.items()}
 
 
-OUTPUT_RULES = [("min_cosine", "cosine_min", ">="), ("min_output_cosine", "cosine_mean", ">="),
-                ("max_output_rel_error", "rel_error", "<=")]
+OUTPUT_RULES = [
+    ("min_cosine", "cosine_min", ">="),
+    ("min_output_cosine", "cosine_mean", ">="),
+    ("max_output_rel_error", "rel_error", "<="),
+]
 
 
 def _gate_limit(gates: dict, gate: str):
@@ -286,17 +323,24 @@ def _output_misses(outputs: dict, gates: dict) -> list[str]:
     misses = []
     for name, figures in outputs.items():
         if figures.get("non_finite_samples"):
-            misses.append(f"output '{name}' is not finite (NaN or inf) on {figures['non_finite_samples']} of "
-                          f"{figures['samples']} samples")
+            misses.append(
+                f"output '{name}' is not finite (NaN or inf) on {figures['non_finite_samples']} of "
+                f"{figures['samples']} samples"
+            )
         if figures.get("shape_mismatch_samples"):
-            misses.append(f"output '{name}' has a different shape or value on {figures['shape_mismatch_samples']} "
-                          f"of {figures['samples']} samples")
+            misses.append(
+                f"output '{name}' has a different shape or value on {figures['shape_mismatch_samples']} "
+                f"of {figures['samples']} samples"
+            )
     for gate, figure, op in OUTPUT_RULES:
         limit = _gate_limit(gates, gate)
         if limit is None:
             continue
-        failing = [(figures[figure], name) for name, figures in outputs.items()
-                   if not (figures[figure] >= limit if op == ">=" else figures[figure] <= limit)]
+        failing = [
+            (figures[figure], name)
+            for name, figures in outputs.items()
+            if not (figures[figure] >= limit if op == ">=" else figures[figure] <= limit)
+        ]
         if failing:
             value, worst = (min if op == ">=" else max)(failing)
             more = f" ({len(failing)} of {len(outputs)} outputs miss it)" if len(failing) > 1 else ""
@@ -311,15 +355,21 @@ def check_gates(figures: dict, gates: dict) -> list[str]:
     false, "auto" or a negative value disables a gate. Samples that are not finite always miss."""
     misses = []
     outputs = figures.get("outputs")
-    rules = [("max_accuracy_drop", "accuracy_drop", "<="), ("max_class_drop", "worst_class_drop", "<="),
-             ("min_top1_agreement", "top1_agreement", ">="), ("max_abs_error", "max_abs_error", "<=")]
+    rules = [
+        ("max_accuracy_drop", "accuracy_drop", "<="),
+        ("max_class_drop", "worst_class_drop", "<="),
+        ("min_top1_agreement", "top1_agreement", ">="),
+        ("max_abs_error", "max_abs_error", "<="),
+    ]
     if outputs:
         misses += _output_misses(outputs, gates)
     else:
         rules.insert(2, ("min_cosine", "cosine_min", ">="))
         if figures.get("non_finite_samples"):
-            misses.append(f"the output is not finite (NaN or inf) on {figures['non_finite_samples']} of "
-                          f"{figures.get('samples', '?')} samples")
+            misses.append(
+                f"the output is not finite (NaN or inf) on {figures['non_finite_samples']} of "
+                f"{figures.get('samples', '?')} samples"
+            )
     for gate, figure, op in rules:
         limit = _gate_limit(gates, gate)
         if limit is None or figure not in figures:

@@ -1,5 +1,6 @@
 """Deterministic .npz files: numpy's savez stamps the current time into the zip entries, which would
 make self-test files, and so bundles, differ between two otherwise identical builds."""
+
 from __future__ import annotations
 
 import io

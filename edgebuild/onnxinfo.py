@@ -1,4 +1,5 @@
 """What an ONNX model takes and returns, in the manifest's terms (names, shapes, dtypes)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,13 @@ def describe_io(model_or_path) -> dict:
                 continue
             t = v.type.tensor_type
             shape = [dim_of(d) for d in t.shape.dim]
-            out.append({"name": v.name, "shape": shape,
-                        "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else None})
+            out.append(
+                {
+                    "name": v.name,
+                    "shape": shape,
+                    "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else None,
+                }
+            )
         return out
 
     return {"inputs": values(model.graph.input), "outputs": values(model.graph.output)}

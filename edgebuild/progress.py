@@ -1,4 +1,5 @@
 """Progress on stderr: a live rich display on a terminal, plain lines otherwise (CI logs)."""
+
 from __future__ import annotations
 
 import sys
@@ -27,8 +28,11 @@ class PlainReporter(Reporter):
             return
         note = f": {outcome.message}" if outcome.message and outcome.status != "run" else ""
         timing = f" {outcome.seconds:.1f}s" if outcome.status == "run" else ""
-        print(f"[{outcome.status}]{' ' * (9 - len(outcome.status))}{node.label}{timing}{note}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{outcome.status}]{' ' * (9 - len(outcome.status))}{node.label}{timing}{note}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 class RichReporter(Reporter):
@@ -36,6 +40,7 @@ class RichReporter(Reporter):
 
     def __init__(self) -> None:
         from rich.console import Console
+
         self.console = Console(stderr=True)
         self.running: dict[str, float] = {}
         self.counts = {"run": 0, "cached": 0, "failed": 0, "deferred": 0, "blocked": 0}
@@ -45,21 +50,32 @@ class RichReporter(Reporter):
 
     def _render(self):
         from rich.table import Table
+
         table = Table.grid(padding=(0, 2))
         now = time.monotonic()
         for label, since in sorted(self.running.items()):
             table.add_row("[yellow]running[/]", label, f"{now - since:.1f}s")
         c = self.counts
         done = sum(c.values())
-        table.add_row("", f"[bold]{done}/{self.total}[/] steps: {c['run']} run, {c['cached']} cached, "
-                          f"{c['failed']} failed, {c['deferred']} deferred", "")
+        table.add_row(
+            "",
+            f"[bold]{done}/{self.total}[/] steps: {c['run']} run, {c['cached']} cached, "
+            f"{c['failed']} failed, {c['deferred']} deferred",
+            "",
+        )
         return table
 
     def start(self, total: int) -> None:
         from rich.live import Live
+
         self.total = total
-        self._live = Live(self._render(), console=self.console, refresh_per_second=8, transient=True,
-                          get_renderable=self._render)
+        self._live = Live(
+            self._render(),
+            console=self.console,
+            refresh_per_second=8,
+            transient=True,
+            get_renderable=self._render,
+        )
         self._live.start()
 
     def node_started(self, node) -> None:

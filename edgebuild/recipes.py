@@ -3,6 +3,7 @@
 Built-in recipes ship inside the package (edgebuild/recipes in a wheel, ../recipes in a checkout);
 a project's own recipes/ folder adds recipes or replaces built-in ones of the same name.
 """
+
 from __future__ import annotations
 
 import sys
@@ -38,9 +39,9 @@ class RecipeStep:
     inputs: dict[str, str]
     params: dict[str, Any]
     when: dict[str, list]
-    artifact: dict[str, str]          # output name -> file name template under build/<target>/
-    toolchain: str | None             # "default" runs in edgebuild's own environment
-    after: tuple[str, ...] = ()       # steps that must succeed first without feeding it (e.g. a coverage gate)
+    artifact: dict[str, str]  # output name -> file name template under build/<target>/
+    toolchain: str | None  # "default" runs in edgebuild's own environment
+    after: tuple[str, ...] = ()  # steps that must succeed first without feeding it (e.g. a coverage gate)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Recipe:
     choices: dict[str, list]
     devices: dict[str, dict]
     steps: list[RecipeStep]
-    toolchain: dict | None            # [toolchain] spec, None = edgebuild's own environment
+    toolchain: dict | None  # [toolchain] spec, None = edgebuild's own environment
 
 
 def recipe_files(project_root: Path | None) -> dict[str, Path]:
@@ -132,24 +133,43 @@ def parse_recipe(file: Path) -> Recipe:
         for key in when:
             if key not in parameters:
                 raise fail(f"step '{raw['id']}': `when` names unknown parameter '{key}'", "steps")
-        steps.append(RecipeStep(
-            id=raw["id"], step=raw["step"], inputs=dict(raw.get("inputs", {})), params=dict(raw.get("params", {})),
-            when=when, artifact=artifact if isinstance(artifact, dict) else {"": artifact},
-            toolchain=raw.get("toolchain"), after=tuple(raw.get("after", ()))))
+        steps.append(
+            RecipeStep(
+                id=raw["id"],
+                step=raw["step"],
+                inputs=dict(raw.get("inputs", {})),
+                params=dict(raw.get("params", {})),
+                when=when,
+                artifact=artifact if isinstance(artifact, dict) else {"": artifact},
+                toolchain=raw.get("toolchain"),
+                after=tuple(raw.get("after", ())),
+            )
+        )
     _check_step_kinds(steps, fail)
     toolchain = data.get("toolchain")
-    return Recipe(name=name, file=file, description=header.get("description", ""),
-                  runtime=runtime, default_device=default_device, parameters=parameters,
-                  choices=choices, devices=devices, steps=steps, toolchain=toolchain)
+    return Recipe(
+        name=name,
+        file=file,
+        description=header.get("description", ""),
+        runtime=runtime,
+        default_device=default_device,
+        parameters=parameters,
+        choices=choices,
+        devices=devices,
+        steps=steps,
+        toolchain=toolchain,
+    )
 
 
 def _warn_deprecated(file: Path, key: str) -> None:
     """One line per file and key per process (recipes are parsed more than once per command)."""
     if (str(file), key) not in _warned:
         _warned.add((str(file), key))
-        print(f"edgebuild: warning: {file}: [recipe] {key} is deprecated and ignored (the [toolchain] table "
-              f"and each step's `toolchain` decide where steps run); remove it",
-              file=sys.stderr)
+        print(
+            f"edgebuild: warning: {file}: [recipe] {key} is deprecated and ignored (the [toolchain] table "
+            f"and each step's `toolchain` decide where steps run); remove it",
+            file=sys.stderr,
+        )
 
 
 def _check_runtime(runtime, fail) -> None:
@@ -191,21 +211,31 @@ def _check_step_kinds(steps: list[RecipeStep], fail) -> None:
         declared = {role.rstrip("?") for role in kinds[s.id].inputs}
         for role, ref in s.inputs.items():
             if role not in declared:
-                raise fail(f"step '{s.id}': {s.step} has no input '{role}' (inputs: {', '.join(sorted(declared))})",
-                           "steps")
+                raise fail(
+                    f"step '{s.id}': {s.step} has no input '{role}' (inputs: {', '.join(sorted(declared))})",
+                    "steps",
+                )
             if ref in MODEL_REFS:
                 continue
             upstream, _, output = ref.partition(".")
             if upstream not in kinds:
-                raise fail(f"step '{s.id}' input '{role}' refers to unknown step '{upstream}'"
-                           f"{did_you_mean(upstream, kinds)}", "steps")
+                raise fail(
+                    f"step '{s.id}' input '{role}' refers to unknown step '{upstream}'"
+                    f"{did_you_mean(upstream, kinds)}",
+                    "steps",
+                )
             if output not in kinds[upstream].outputs:
-                raise fail(f"step '{s.id}' input '{role}': step '{upstream}' has no output '{output}' "
-                           f"(outputs: {', '.join(kinds[upstream].outputs)})", "steps")
+                raise fail(
+                    f"step '{s.id}' input '{role}': step '{upstream}' has no output '{output}' "
+                    f"(outputs: {', '.join(kinds[upstream].outputs)})",
+                    "steps",
+                )
         for upstream in s.after:
             if upstream not in kinds:
-                raise fail(f"step '{s.id}': `after` names unknown step '{upstream}'{did_you_mean(upstream, kinds)}",
-                           "steps")
+                raise fail(
+                    f"step '{s.id}': `after` names unknown step '{upstream}'{did_you_mean(upstream, kinds)}",
+                    "steps",
+                )
         for output in s.artifact:
             if output and output not in kinds[s.id].outputs:
                 raise fail(f"step '{s.id}': artifact names unknown output '{output}'", "steps")

@@ -23,6 +23,7 @@ us (401/403), `RemoteUnavailable` is raised and the caller decides how to build 
 One HttpCache may be shared by threads: each thread keeps its own keep-alive connection.
 http.client is imported on the first request: a build whose cache hits locally never pays for it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,9 +46,9 @@ HEADER_ENV = "EDGEBUILD_REMOTE_CACHE_HEADER"
 MAX_MB_ENV = "EDGEBUILD_REMOTE_CACHE_MAX_MB"
 DEFAULT_MAX_MB = 16 * 1024
 MAX_ENTRY_BYTES = 16 * 1024 * 1024
-DRAIN_LIMIT = 64 * 1024        # bytes read from an answer we do not use before the connection is dropped
+DRAIN_LIMIT = 64 * 1024  # bytes read from an answer we do not use before the connection is dropped
 CHUNK = 1024 * 1024
-_KEY = re.compile(r"^[0-9A-Za-z_-]{1,128}$")     # keys become URL path segments: nothing else allowed
+_KEY = re.compile(r"^[0-9A-Za-z_-]{1,128}$")  # keys become URL path segments: nothing else allowed
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
@@ -68,7 +69,9 @@ class BlobCorrupted(RemoteCacheError):
     """The server sent bytes whose sha256 is not the digest asked for (nothing was written)."""
 
     def __init__(self, url: str, digest: str, actual: str) -> None:
-        super().__init__(f"remote cache {url}: blob {digest[:12]} is corrupted (its content hashes to {actual[:12]})")
+        super().__init__(
+            f"remote cache {url}: blob {digest[:12]} is corrupted (its content hashes to {actual[:12]})"
+        )
         self.url, self.digest, self.actual = url, digest, actual
 
 
@@ -99,15 +102,23 @@ class HttpCache:
     Raises ConfigError for a malformed URL, header or limit; nothing touches the network until a call.
     """
 
-    def __init__(self, url: str, header: str | None = None, timeout: float = 10.0, retries: int = 2,
-                 backoff: float = 0.25, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        header: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 2,
+        backoff: float = 0.25,
+        max_bytes: int | None = None,
+    ) -> None:
         problem = url_problem(url)
         if problem:
             raise ConfigError(problem)
         parsed = urllib.parse.urlsplit(url)
         port = parsed.port
-        self.url = urllib.parse.urlunsplit((parsed.scheme, parsed.netloc.rpartition("@")[2],
-                                            parsed.path.rstrip("/"), "", ""))
+        self.url = urllib.parse.urlunsplit(
+            (parsed.scheme, parsed.netloc.rpartition("@")[2], parsed.path.rstrip("/"), "", "")
+        )
         self._https = parsed.scheme == "https"
         self._host, self._port = parsed.hostname, port
         self._prefix = parsed.path.rstrip("/")
@@ -119,25 +130,36 @@ class HttpCache:
         if header:
             name, sep, value = header.partition(":")
             if not sep or not name.strip() or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name.strip()):
-                raise ConfigError(f"{HEADER_ENV} must look like 'Name: value' (e.g. 'Authorization: Bearer TOKEN')")
+                raise ConfigError(
+                    f"{HEADER_ENV} must look like 'Name: value' (e.g. 'Authorization: Bearer TOKEN')"
+                )
             self._headers[name.strip()] = value.strip()
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.max_bytes = max_bytes if max_bytes is not None else _max_bytes_from_env()
         self._local = threading.local()
         self._count_lock = threading.Lock()
-        self.counters = {"ac_hits": 0, "ac_misses": 0, "ac_puts": 0, "blobs_down": 0, "bytes_down": 0,
-                         "blobs_up": 0, "bytes_up": 0}
+        self.counters = {
+            "ac_hits": 0,
+            "ac_misses": 0,
+            "ac_puts": 0,
+            "blobs_down": 0,
+            "bytes_down": 0,
+            "blobs_up": 0,
+            "bytes_up": 0,
+        }
 
     # --- the action cache --------------------------------------------------------------------------
 
     def get_action(self, key: str) -> bytes | None:
         """The action-cache entry stored under `key`, or None when the server has none."""
+
         def read(resp: http.client.HTTPResponse) -> bytes:
             self._check_length(resp, "an action entry", MAX_ENTRY_BYTES)
             data = resp.read(MAX_ENTRY_BYTES + 1)
             if len(data) > MAX_ENTRY_BYTES:
                 raise ResponseTooLarge(self.url, f"action entry {key[:12]}", MAX_ENTRY_BYTES)
             return data
+
         data = self._request("GET", self._path("ac", key), on_ok=read)
         self._count("ac_hits" if data is not None else "ac_misses")
         return data
@@ -185,6 +207,7 @@ class HttpCache:
             except BaseException:
                 _unlink_quietly(tmp)
                 raise
+
         return self._request("GET", self._path("cas", digest), on_ok=save) is not None
 
     def put_blob(self, digest: str, path: Path) -> None:
@@ -234,6 +257,7 @@ class HttpCache:
     def _attempt(self, method: str, path: str, on_ok, body, size: int, fresh: bool):
         import http.client
         import ssl
+
         network_errors = (TimeoutError, ConnectionError, http.client.HTTPException, ssl.SSLError)
         conn, reused = self._connection(fresh)
         headers = dict(self._headers)
@@ -244,9 +268,11 @@ class HttpCache:
                 payload = body()
             conn.request(method, path, body=payload, headers=headers)
             resp = conn.getresponse()
-        except (OSError, http.client.HTTPException) as exc:    # connecting or sending
+        except (OSError, http.client.HTTPException) as exc:  # connecting or sending
             self._drop_connection()
-            if reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+            if reused and isinstance(
+                exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+            ):
                 raise _ReusedConnectionDropped() from exc
             raise _Retry(_describe(exc)) from exc
         finally:
@@ -255,7 +281,7 @@ class HttpCache:
         try:
             if 200 <= resp.status < 300:
                 result = on_ok(resp) if on_ok is not None else None
-                self._drain(resp)    # so the connection can be reused
+                self._drain(resp)  # so the connection can be reused
                 return result
             self._drain(resp)
             if resp.status == 404:
@@ -264,11 +290,11 @@ class HttpCache:
             if resp.status in _RETRY_STATUS:
                 raise _Retry(reason)
             raise RemoteUnavailable(self.url, reason)
-        except network_errors as exc:    # cut off while receiving the body (local disk errors propagate)
+        except network_errors as exc:  # cut off while receiving the body (local disk errors propagate)
             self._drop_connection()
             raise _Retry(_describe(exc)) from exc
         except BaseException:
-            self._drop_connection()       # the response may be half read
+            self._drop_connection()  # the response may be half read
             raise
         finally:
             if resp.will_close:
@@ -276,6 +302,7 @@ class HttpCache:
 
     def _connection(self, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
         import http.client
+
         conn = None if fresh else getattr(self._local, "conn", None)
         if conn is not None:
             return conn, True
@@ -308,7 +335,7 @@ def url_problem(url: str) -> str | None:
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         return f"remote cache URL must look like http://HOST[:PORT][/PATH], got '{shown}'"
     try:
-        _ = parsed.port          # parsing it raises ValueError for a bad port
+        _ = parsed.port  # parsing it raises ValueError for a bad port
     except ValueError:
         return f"remote cache URL has a bad port: '{shown}'"
     if parsed.query or parsed.fragment:
@@ -331,7 +358,9 @@ def _max_bytes_from_env() -> int:
     if not value:
         return DEFAULT_MAX_MB * 1024 * 1024
     if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{MAX_MB_ENV} must be a whole number of megabytes (at least 1), got '{value[:40]}'")
+        raise ConfigError(
+            f"{MAX_MB_ENV} must be a whole number of megabytes (at least 1), got '{value[:40]}'"
+        )
     return int(value) * 1024 * 1024
 
 

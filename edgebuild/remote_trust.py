@@ -9,6 +9,7 @@ data) therefore never take a remote hit, and neither does any step that feeds th
 than the artifact under test (e.g. the reference model `onnx.check` makes): a poisoned reference
 could make a poisoned artifact pass.
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,9 +18,13 @@ import sys
 def is_verification(node, graph) -> bool:
     """The node writes the self-test of a target using it (the output its runtime declares)."""
     from edgebuild.runtimes import get_runtime
+
     outputs = getattr(node.step_cls, "outputs", ())
-    return any(get_runtime(graph.targets[target].resolved.recipe.runtime).selftest_output in outputs
-               for target in node.uses if target in graph.targets)
+    return any(
+        get_runtime(graph.targets[target].resolved.recipe.runtime).selftest_output in outputs
+        for target in node.uses
+        if target in graph.targets
+    )
 
 
 def local_only_nodes(graph) -> set[str]:
@@ -32,7 +37,9 @@ def local_only_nodes(graph) -> set[str]:
         if not is_verification(node, graph):
             continue
         local.add(nid)
-        pending.extend(ref.node for ref in node.inputs.values() if ref.node and ref.node not in artifact_nodes)
+        pending.extend(
+            ref.node for ref in node.inputs.values() if ref.node and ref.node not in artifact_nodes
+        )
     while pending:
         nid = pending.pop()
         if nid in local:
@@ -52,6 +59,7 @@ def drop_after_failed_verification(graph, outcomes: dict, actions) -> list[str]:
     (their local copies, and the remote entries for those keys from now on), so the next build makes
     them here instead of taking the same entries again. Returns the labels of the steps dropped."""
     from edgebuild.cache import UNVERIFIED
+
     dropped: list[str] = []
     for nid, outcome in outcomes.items():
         node = graph.nodes[nid]
@@ -70,7 +78,11 @@ def drop_after_failed_verification(graph, outcomes: dict, actions) -> list[str]:
             pending.extend(_data_inputs(graph.nodes[dep]))
     dropped = sorted(set(dropped))
     if dropped:
-        print(f"edgebuild: warning: a verification failed on results taken from the remote cache without "
-              f"EDGEBUILD_REMOTE_CACHE_KEY ({', '.join(dropped)}); they are dropped: the next build makes "
-              "them here", file=sys.stderr, flush=True)
+        print(
+            f"edgebuild: warning: a verification failed on results taken from the remote cache without "
+            f"EDGEBUILD_REMOTE_CACHE_KEY ({', '.join(dropped)}); they are dropped: the next build makes "
+            "them here",
+            file=sys.stderr,
+            flush=True,
+        )
     return dropped

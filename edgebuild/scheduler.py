@@ -8,6 +8,7 @@ it. A miss takes a per-key lock (so two concurrent builds never run the same wor
 the cache again, runs the step in a worker, moves its outputs into the content store and only then
 writes the action-cache entry: a build killed at any moment leaves either a complete entry or none.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -27,14 +28,27 @@ from edgebuild.progress import Reporter
 
 
 class Scheduler:
-    def __init__(self, project_root: Path, graph: Graph, cache: LocalCache, stats: StatCache,
-                 executor: Executor, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        project_root: Path,
+        graph: Graph,
+        cache: LocalCache,
+        stats: StatCache,
+        executor: Executor,
+        reporter: Reporter,
+    ) -> None:
         self.root = project_root
-        self.graph, self.cache, self.stats, self.executor, self.reporter = graph, cache, stats, executor, reporter
+        self.graph, self.cache, self.stats, self.executor, self.reporter = (
+            graph,
+            cache,
+            stats,
+            executor,
+            reporter,
+        )
         self.outcomes: dict[str, Outcome] = {}
         self.logs_dir = project_root / ".edgebuild" / "logs"
         self._locks_dir = cache.root / "locks"
-        self._local_only: set[str] | None = None     # see remote_trust.py
+        self._local_only: set[str] | None = None  # see remote_trust.py
 
     def remote_ok(self, node: Node) -> bool:
         """Whether this node may take a remote entry (or a local copy of one taken without the key):
@@ -45,6 +59,7 @@ class Scheduler:
             return True
         if self._local_only is None:
             from edgebuild.remote_trust import local_only_nodes
+
             self._local_only = local_only_nodes(self.graph)
         return node.id not in self._local_only
 
@@ -61,7 +76,7 @@ class Scheduler:
         ready = [nid for nid, deps in waiting.items() if not deps]
         running: dict[Future, str] = {}
         self.reporter.start(len(nodes))
-        pool = None     # created on the first node that must run: a no-op build starts no threads
+        pool = None  # created on the first node that must run: a no-op build starts no threads
         try:
             while ready or running:
                 while ready:
@@ -86,11 +101,19 @@ class Scheduler:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             self.reporter.stop()
-        if not self.cache.actions.remote_authenticated and any(o.status == "failed" for o in self.outcomes.values()):
+        if not self.cache.actions.remote_authenticated and any(
+            o.status == "failed" for o in self.outcomes.values()
+        ):
             from edgebuild.remote_trust import drop_after_failed_verification
+
             drop_after_failed_verification(self.graph, self.outcomes, self.cache.actions)
-        return BuildResult(root=self.root, graph=self.graph, outcomes=dict(self.outcomes), store=self.cache.store,
-                           stats=self.stats)
+        return BuildResult(
+            root=self.root,
+            graph=self.graph,
+            outcomes=dict(self.outcomes),
+            store=self.cache.store,
+            stats=self.stats,
+        )
 
     def _finish(self, nid: str, outcome: Outcome, consumers, waiting, ready) -> None:
         self.outcomes[nid] = outcome
@@ -114,11 +137,12 @@ class Scheduler:
         python = None
         if node.toolchain is not None:
             from edgebuild.toolchain import ensure
+
             python = str(ensure(node.toolchain).python)
         key, parts = key_of(node, self.outcomes, toolchain_versions(node))
         with file_lock(self._locks_dir / key[:2] / f"{key}.lock"):
             decision = look_up(key, parts, self.cache.actions, self.remote_ok(node))
-            if decision.action == CACHED:    # another build finished it while we waited
+            if decision.action == CACHED:  # another build finished it while we waited
                 return Outcome.of(decision)
             workdir = self.cache.store.tmp_dir()
             try:
@@ -126,8 +150,9 @@ class Scheduler:
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
 
-    def _run_step(self, node: Node, key: str, parts: dict, workdir: Path, python: str | None,
-                  started: float) -> Outcome:
+    def _run_step(
+        self, node: Node, key: str, parts: dict, workdir: Path, python: str | None, started: float
+    ) -> Outcome:
         inputs, upstream, records = {}, {}, {}
         for role, ref in node.inputs.items():
             if ref.node is None:
@@ -141,17 +166,36 @@ class Scheduler:
                 records[role] = up["outputs"][ref.output]
         target, step_id = next(iter(node.uses.items()))
         log = self.logs_dir / target / f"{step_id}.log"
-        task = Task(node_id=node.id, label=node.label, step=node.step, params=node.params, inputs=inputs,
-                    upstream=upstream, workdir=workdir, log_file=log,
-                    resources=node.step_cls().resources(node.params), input_records=records,
-                    toolchain=node.toolchain, key_versions=parts["toolchain"])
+        task = Task(
+            node_id=node.id,
+            label=node.label,
+            step=node.step,
+            params=node.params,
+            inputs=inputs,
+            upstream=upstream,
+            workdir=workdir,
+            log_file=log,
+            resources=node.step_cls().resources(node.params),
+            input_records=records,
+            toolchain=node.toolchain,
+            key_versions=parts["toolchain"],
+        )
         if python:
             task.python = python
         result = self.executor.run(task)
         seconds = time.monotonic() - started
-        if result.status == "failed":   # not cached; its metadata (gate figures, coverage) still reaches the summary
-            return Outcome("failed", key=key, parts=parts, message=result.message, log=log, seconds=seconds,
-                           entry={"status": "failed", "outputs": {}, "metadata": result.metadata})
+        if (
+            result.status == "failed"
+        ):  # not cached; its metadata (gate figures, coverage) still reaches the summary
+            return Outcome(
+                "failed",
+                key=key,
+                parts=parts,
+                message=result.message,
+                log=log,
+                seconds=seconds,
+                entry={"status": "failed", "outputs": {}, "metadata": result.metadata},
+            )
         outputs = {}
         for name in node.step_cls.outputs:
             produced = result.out_dir / name
@@ -160,10 +204,30 @@ class Scheduler:
             elif produced.is_file():
                 outputs[name] = self.cache.store.put_file(produced)
             elif result.status == "ok":
-                return Outcome("failed", key=key, parts=parts, log=log, seconds=seconds,
-                               message=f"step {node.step} did not write its declared output '{name}'")
-        entry = {"status": result.status, "message": result.message, "outputs": outputs,
-                 "metadata": result.metadata, "step": node.step, "label": node.label, "seconds": round(seconds, 3)}
+                return Outcome(
+                    "failed",
+                    key=key,
+                    parts=parts,
+                    log=log,
+                    seconds=seconds,
+                    message=f"step {node.step} did not write its declared output '{name}'",
+                )
+        entry = {
+            "status": result.status,
+            "message": result.message,
+            "outputs": outputs,
+            "metadata": result.metadata,
+            "step": node.step,
+            "label": node.label,
+            "seconds": round(seconds, 3),
+        }
         self.cache.actions.put(key, entry)
-        return Outcome("run" if result.status == "ok" else "deferred", key=key, parts=parts, entry=entry,
-                       message=result.message, log=log, seconds=seconds)
+        return Outcome(
+            "run" if result.status == "ok" else "deferred",
+            key=key,
+            parts=parts,
+            entry=entry,
+            message=result.message,
+            log=log,
+            seconds=seconds,
+        )

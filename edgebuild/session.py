@@ -1,6 +1,7 @@
 """What every command that plans or runs steps does first and last: load the project and its
 recipes, open the cache (with the shared remote, if any) under the shared gc lock, build the step
 graph, and on the way out save the stat cache and the installed-versions record."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,9 @@ REMOTE_ENV = "EDGEBUILD_REMOTE_CACHE"
 class RemoteSetting:
     """The shared cache URL of one command, decided once by resolve_remote; the build's cache and
     its executor both take it from here."""
+
     url: str | None
-    source: str | None      # where it came from: "--remote-cache", "cache.remote" or REMOTE_ENV
+    source: str | None  # where it came from: "--remote-cache", "cache.remote" or REMOTE_ENV
 
     @property
     def read_through(self) -> bool:
@@ -57,8 +59,13 @@ def resolve_remote(args, project: Project) -> RemoteSetting:
     if setting.read_through:
         # imported only with a URL: http.client costs a no-op build some 45 ms
         from edgebuild.remote_cache import url_problem
+
         if problem := url_problem(url):
-            raise project.error(problem, source) if source == "cache.remote" else ConfigError(problem, key=source)
+            raise (
+                project.error(problem, source)
+                if source == "cache.remote"
+                else ConfigError(problem, key=source)
+            )
     return setting
 
 
@@ -67,6 +74,7 @@ def open_remote(remote: RemoteSetting):
     if not remote.read_through:
         return None
     from edgebuild.remote_cache import HttpCache
+
     return HttpCache(remote.url)
 
 
@@ -75,8 +83,11 @@ def build_session(args, targets: list[str] | None, project: Project | None = Non
     project = project or load_project(args.project)
     resolved = resolve_all(project, targets or None)
     from edgebuild.toolchain import require_trusted
-    require_trusted([r.recipe for r in resolved if any(s.toolchain != "default" for s in r.steps)],
-                    getattr(args, "trust_project_toolchains", False))
+
+    require_trusted(
+        [r.recipe for r in resolved if any(s.toolchain != "default" for s in r.steps)],
+        getattr(args, "trust_project_toolchains", False),
+    )
     stats = StatCache(project.state_dir / "statcache.json")
     # with the stat cache attached, every blob a build uses is hashed whenever it changed
     remote = resolve_remote(args, project)

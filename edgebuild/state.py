@@ -1,6 +1,7 @@
 """What the last build of each target looked like: the key and key parts of each of its steps
 (so `build --dry-run` can say which input, parameter or tool changed) and the artifacts it put in
 build/<target>/ (so artifacts of an earlier configuration are removed)."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from edgebuild.fsutil import atomic_write_json
 @dataclass
 class TargetState:
     file: Path
-    steps: dict[str, dict] = field(default_factory=dict)     # recipe step id -> {"key", "parts"}
+    steps: dict[str, dict] = field(default_factory=dict)  # recipe step id -> {"key", "parts"}
     artifacts: list[str] = field(default_factory=list)
     _loaded: dict = field(default_factory=dict, repr=False)
 
@@ -31,7 +32,7 @@ class TargetState:
 
     def save(self) -> None:
         data = {"steps": self.steps, "artifacts": self.artifacts}
-        if data != self._loaded:      # a no-op build writes nothing
+        if data != self._loaded:  # a no-op build writes nothing
             atomic_write_json(self.file, data)
             self._loaded = data
 

@@ -3,6 +3,7 @@
 tomllib gives values without positions; this scans the text for table headers and `key =` lines,
 which covers the shapes targets.toml and recipes use (tables, inline tables on one line).
 """
+
 from __future__ import annotations
 
 import re

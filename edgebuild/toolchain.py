@@ -27,6 +27,7 @@ Built-in recipes are trusted; a project's own recipe that brings a toolchain not
 built-in one is refused unless the user trusts the project (`require_trusted`): with
 `--trust-project-toolchains` or EDGEBUILD_TRUST_PROJECT_TOOLCHAINS=1 in their environment.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -68,9 +69,9 @@ class ToolchainError(Exception):
 @dataclass(frozen=True)
 class Environment:
     name: str
-    python: Path                       # interpreter to run workers with
-    versions: dict[str, str]           # distribution name (lower-case, '-') -> version, plus "python"
-    root: Path | None = None           # the venv folder; None for edgebuild's own environment
+    python: Path  # interpreter to run workers with
+    versions: dict[str, str]  # distribution name (lower-case, '-') -> version, plus "python"
+    root: Path | None = None  # the venv folder; None for edgebuild's own environment
     spec_hash: str = ""
     requirements: tuple[str, ...] = field(default=())
 
@@ -90,26 +91,31 @@ def toolchains_dir() -> Path:
 
 # ---------------------------------------------------------------------------------------- specs
 
+
 def validate_spec(spec: dict[str, Any], where: str = "[toolchain]") -> dict[str, Any]:
     """Check a `[toolchain]` table and return it normalised. `where` names the file for errors."""
     if not isinstance(spec, dict):
         raise ToolchainError(f"{where}: must be a table")
     unknown = set(spec) - SPEC_KEYS
     if unknown:
-        raise ToolchainError(f"{where}: unknown key '{sorted(unknown)[0]}' (allowed: {', '.join(sorted(SPEC_KEYS))})")
+        raise ToolchainError(
+            f"{where}: unknown key '{sorted(unknown)[0]}' (allowed: {', '.join(sorted(SPEC_KEYS))})"
+        )
     name = spec.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ToolchainError(f"{where}.name: expected a name of letters, digits, '-', '_' or '.', got {name!r}")
+        raise ToolchainError(
+            f"{where}.name: expected a name of letters, digits, '-', '_' or '.', got {name!r}"
+        )
     if name == DEFAULT_NAME:
         return {"name": DEFAULT_NAME}
     python = str(spec.get("python", f"{sys.version_info.major}.{sys.version_info.minor}"))
     if not re.match(r"^3\.\d+$", python):
-        raise ToolchainError(f"{where}.python: expected a version like \"3.11\", got {python!r}")
+        raise ToolchainError(f'{where}.python: expected a version like "3.11", got {python!r}')
     out = {"name": name, "python": python}
     for key in ("requirements", "no_deps"):
         value = spec.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ToolchainError(f"{where}.{key}: expected a list of strings like \"pkg==1.2.3\"")
+            raise ToolchainError(f'{where}.{key}: expected a list of strings like "pkg==1.2.3"')
         for req in value:
             if not _PIN_RE.match(req.strip()):
                 raise ToolchainError(f"{where}.{key}: '{req}' is not an exact pin (write pkg==VERSION)")
@@ -122,8 +128,11 @@ def validate_spec(spec: dict[str, Any], where: str = "[toolchain]") -> dict[str,
 def spec_hash(spec: dict[str, Any]) -> str:
     """Hash of what determines the environment's contents; the order of requirements does not matter."""
     spec = validate_spec(spec)
-    canon = {"python": spec["python"], "requirements": sorted(spec["requirements"]),
-             "no_deps": sorted(spec["no_deps"])}
+    canon = {
+        "python": spec["python"],
+        "requirements": sorted(spec["requirements"]),
+        "no_deps": sorted(spec["no_deps"]),
+    }
     return hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -133,6 +142,7 @@ def env_dir(spec: dict[str, Any]) -> Path:
 
 
 # ----------------------------------------------------------------------------------- public API
+
 
 def default_environment() -> Environment:
     """edgebuild's own interpreter, for steps that say `toolchain = "default"`."""
@@ -163,7 +173,7 @@ def ensure(spec: dict[str, Any], offline_ok: bool = True) -> Environment:
         return env
     toolchains_dir().mkdir(parents=True, exist_ok=True)
     with _lock(target.with_name(f".{target.name}.lock")):
-        env = _load(target)      # another build may have finished it while we waited
+        env = _load(target)  # another build may have finished it while we waited
         if env is not None and (offline_ok or _pip_check(env)):
             return env
         if env is not None:
@@ -193,9 +203,17 @@ def list_environments() -> list[dict[str, Any]]:
         if env is None:
             continue
         info = json.loads((d / "spec.json").read_text())
-        found.append({"name": env.name, "path": str(d), "python": env.versions.get("python", ""),
-                      "spec_hash": env.spec_hash, "requirements": list(env.requirements),
-                      "created": info.get("created", ""), "packages": len(env.versions) - 1})
+        found.append(
+            {
+                "name": env.name,
+                "path": str(d),
+                "python": env.versions.get("python", ""),
+                "spec_hash": env.spec_hash,
+                "requirements": list(env.requirements),
+                "created": info.get("created", ""),
+                "packages": len(env.versions) - 1,
+            }
+        )
     return found
 
 
@@ -206,8 +224,11 @@ def remove(name_or_path: str | Path) -> list[Path]:
     if path.is_absolute() or os.sep in str(name_or_path):
         victims = [path] if path.is_dir() else []
     else:
-        victims = [d for d in root.glob(f"{name_or_path}-*") if _load(d) and _load(d).name == str(name_or_path)] \
-            if root.is_dir() else []
+        victims = (
+            [d for d in root.glob(f"{name_or_path}-*") if _load(d) and _load(d).name == str(name_or_path)]
+            if root.is_dir()
+            else []
+        )
     for d in victims:
         with _lock(d.with_name(f".{d.name}.lock")):
             _remove_tree(d)
@@ -248,6 +269,7 @@ def require_trusted(recipes, flag: bool = False) -> None:
         return
     from edgebuild.errors import ConfigError
     from edgebuild.recipes import builtin_recipe_dir
+
     builtin_dir = builtin_recipe_dir().resolve()
     builtin: set[str] | None = None
     for recipe in recipes:
@@ -256,10 +278,14 @@ def require_trusted(recipes, flag: bool = False) -> None:
         if builtin is None:
             builtin = _builtin_toolchains(builtin_dir)
         if _identity(recipe.toolchain) in builtin:
-            continue            # the same environment a built-in recipe installs
-        raise ConfigError(f"this project's own toolchain would be pip-installed and run at build time "
-                          f"(its code runs with your rights); pass {TRUST_FLAG} or set {TRUST_ENV}=1 "
-                          "only if you trust this project", recipe.file, "toolchain.requirements")
+            continue  # the same environment a built-in recipe installs
+        raise ConfigError(
+            f"this project's own toolchain would be pip-installed and run at build time "
+            f"(its code runs with your rights); pass {TRUST_FLAG} or set {TRUST_ENV}=1 "
+            "only if you trust this project",
+            recipe.file,
+            "toolchain.requirements",
+        )
 
 
 def _identity(spec) -> str:
@@ -272,6 +298,7 @@ def _identity(spec) -> str:
 
 def _builtin_toolchains(folder: Path) -> set[str]:
     import tomllib
+
     found = {DEFAULT_NAME}
     for file in folder.glob("*.toml"):
         try:
@@ -286,18 +313,26 @@ def _builtin_toolchains(folder: Path) -> set[str]:
 
 # -------------------------------------------------------------------------------------- helpers
 
+
 def _load(d: Path) -> Environment | None:
     versions_file, spec_file = d / "versions.json", d / "spec.json"
     if not (versions_file.is_file() and spec_file.is_file()):
         return None
     spec = json.loads(spec_file.read_text())
-    return Environment(spec["name"], d / "bin" / "python", json.loads(versions_file.read_text()),
-                       d, spec["hash"], tuple(spec["requirements"]) + tuple(spec["no_deps"]))
+    return Environment(
+        spec["name"],
+        d / "bin" / "python",
+        json.loads(versions_file.read_text()),
+        d,
+        spec["hash"],
+        tuple(spec["requirements"]) + tuple(spec["no_deps"]),
+    )
 
 
 def _current_versions() -> dict[str, str]:
     import importlib.metadata as md
     import platform
+
     out = {}
     for dist in md.distributions():
         name = dist.metadata["Name"]
@@ -313,7 +348,9 @@ def find_python(version: str) -> Path:
         base = getattr(sys, "_base_executable", None) or sys.executable
         return Path(base)
     pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
-    candidates = sorted(pyenv.glob(f"{version}.*"), key=lambda p: [int(x) for x in re.findall(r"\d+", p.name)])
+    candidates = sorted(
+        pyenv.glob(f"{version}.*"), key=lambda p: [int(x) for x in re.findall(r"\d+", p.name)]
+    )
     for cand in reversed(candidates):
         exe = cand / "bin" / f"python{version}"
         if exe.is_file():
@@ -321,8 +358,9 @@ def find_python(version: str) -> Path:
     exe = shutil.which(f"python{version}")
     if exe and "shims" not in exe:
         return Path(exe)
-    raise ToolchainError(f"toolchain needs Python {version}, which is not installed here "
-                         f"(looked in {pyenv} and on PATH)")
+    raise ToolchainError(
+        f"toolchain needs Python {version}, which is not installed here (looked in {pyenv} and on PATH)"
+    )
 
 
 def _create(spec: dict[str, Any], target: Path) -> None:
@@ -337,7 +375,9 @@ def _create(spec: dict[str, Any], target: Path) -> None:
         if spec["requirements"]:
             _run(pip + ["-r", str(tmp / "requirements.txt")], f"installing toolchain '{spec['name']}'")
         if spec["no_deps"]:
-            _run(pip + ["--no-deps"] + spec["no_deps"], f"installing toolchain '{spec['name']}' (no-deps part)")
+            _run(
+                pip + ["--no-deps"] + spec["no_deps"], f"installing toolchain '{spec['name']}' (no-deps part)"
+            )
         versions = json.loads(_run([py, "-c", _VERSIONS_SCRIPT], "reading the toolchain's versions"))
         _retarget_scripts(tmp, target)
         (tmp / "versions.json").write_text(json.dumps(versions, indent=1, sort_keys=True) + "\n")
@@ -369,8 +409,15 @@ def _run(cmd: list[str], what: str) -> str:
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
         hint = ""
-        if any(s in (proc.stderr or "") for s in ("NewConnectionError", "Could not find a version",
-                                                   "No matching distribution", "Temporary failure in name")):
+        if any(
+            s in (proc.stderr or "")
+            for s in (
+                "NewConnectionError",
+                "Could not find a version",
+                "No matching distribution",
+                "Temporary failure in name",
+            )
+        ):
             hint = " (is the package index reachable? once installed, the toolchain works offline)"
         raise ToolchainError(f"{what} failed: {tail[0]}{hint}")
     return proc.stdout

@@ -6,6 +6,7 @@ this process; the build reports it with the log file. Imports only the standard 
 edgebuild.steps at top level, so it also runs in a toolchain environment where edgebuild is not
 installed (the parent puts edgebuild's source on PYTHONPATH).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,13 @@ def run_request(request: dict) -> dict:
     from edgebuild.steps import Deferred, StepContext, StepFailed, get_step
 
     log = logging.getLogger(f"edgebuild.step.{request['step']}")
-    ctx = StepContext(inputs={k: Path(v) for k, v in request["inputs"].items()}, params=request["params"],
-                      out=Path(request["out"]), log=log, upstream=request.get("upstream", {}))
+    ctx = StepContext(
+        inputs={k: Path(v) for k, v in request["inputs"].items()},
+        params=request["params"],
+        out=Path(request["out"]),
+        log=log,
+        upstream=request.get("upstream", {}),
+    )
     try:
         metadata = get_step(request["step"])().run(ctx) or {}
         return {"status": "ok", "message": None, "metadata": metadata}
@@ -28,11 +34,14 @@ def run_request(request: dict) -> dict:
         return {"status": "deferred", "message": str(exc), "metadata": getattr(exc, "metadata", {}) or {}}
     except StepFailed as exc:
         return {"status": "failed", "message": str(exc), "metadata": getattr(exc, "metadata", {}) or {}}
-    except ModuleNotFoundError as exc:   # a toolchain this host lacks: say what to install
+    except ModuleNotFoundError as exc:  # a toolchain this host lacks: say what to install
         traceback.print_exc()
-        return {"status": "failed", "metadata": {},
-                "message": f"step {request['step']} needs the Python package '{exc.name}', which is not installed "
-                           f"in {sys.executable} (install edgebuild's extras: pip install 'edgebuild[all]')"}
+        return {
+            "status": "failed",
+            "metadata": {},
+            "message": f"step {request['step']} needs the Python package '{exc.name}', which is not installed "
+            f"in {sys.executable} (install edgebuild's extras: pip install 'edgebuild[all]')",
+        }
     except Exception as exc:  # an internal error: the traceback goes to the log file
         traceback.print_exc()
         return {"status": "failed", "message": f"{type(exc).__name__}: {exc}", "metadata": {}}

@@ -19,6 +19,7 @@ code from it; rerun after changing the onnx2tf version:
 
     python scripts/derive_tflite_rules.py RESULTS.jsonl [RESULTS2.jsonl ...] --node-dir DIR
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TABLE = Path(__file__).resolve().parent.parent / "recipes" / "coverage" / "tflite-onnx2tf-measured.tsv"
-FEATURE_ORDER = ("has.", "in", "out", "attr.", "inputs", "outputs")   # tie-break: types before attributes
+FEATURE_ORDER = ("has.", "in", "out", "attr.", "inputs", "outputs")  # tie-break: types before attributes
 
 
 @dataclass
@@ -50,17 +51,17 @@ def examples_from_results(results: dict[str, tuple[bool, str]], node_dir: Path) 
     for test, (works, why) in sorted(results.items()):
         try:
             graph = walk_model(node_dir / test / "model.onnx")
-        except Exception:                 # unreadable test model: nothing to learn from
+        except Exception:  # unreadable test model: nothing to learn from
             continue
         if not works and graph_problems(graph):
-            continue                      # refused for its inputs/outputs: says nothing about its ops
+            continue  # refused for its inputs/outputs: says nothing about its ops
         nodes = [n for n in graph.nodes if n.op_type != "Constant"]
         if works or len(nodes) == 1:
             examples += [Example(n.op_type, features(n), works, why) for n in nodes]
         elif nodes:
             pending.append((nodes, why))
     known = {e.op for e in examples}
-    for nodes, why in pending:            # blame a failing multi-node test on its one unmeasured op
+    for nodes, why in pending:  # blame a failing multi-node test on its one unmeasured op
         unknown = [n for n in nodes if n.op_type not in known]
         if len({n.op_type for n in unknown}) == 1:
             examples += [Example(n.op_type, features(n), False, why) for n in unknown]
@@ -80,12 +81,17 @@ def learn_op(examples: list[Example]) -> list[tuple[str, bool, list[Example]]]:
     rules, remaining = [], list(examples)
     while len({e.works for e in remaining}) > 1:
         best = None
-        candidates = sorted({(k, v) for e in remaining for k, v in e.feats.items()},
-                            key=lambda kv: (_condition_rank(kv[0]), kv))
+        candidates = sorted(
+            {(k, v) for e in remaining for k, v in e.feats.items()},
+            key=lambda kv: (_condition_rank(kv[0]), kv),
+        )
         for key, value in candidates:
             covered = [e for e in remaining if e.feats.get(key) == value]
-            if len(covered) < len(remaining) and len({e.works for e in covered}) == 1 and (
-                    best is None or len(covered) > len(best[2])):
+            if (
+                len(covered) < len(remaining)
+                and len({e.works for e in covered}) == 1
+                and (best is None or len(covered) > len(best[2]))
+            ):
                 best = (f"{key}={value}", covered[0].works, covered)
         if best is None:
             break
@@ -101,8 +107,11 @@ def _scoped(when: str, covered: list[Example]) -> str:
     examples share (node tests pass even Conv weights as graph inputs, so their verdicts say
     nothing about a model with constant weights), and the closing '*' rule the dtype families."""
     suffixes = (".const", ".family") if when == "*" else (".const",)
-    shared = [f"{k}={v}" for k, v in sorted(covered[0].feats.items())
-              if k.startswith("in") and k.endswith(suffixes) and all(e.feats.get(k) == v for e in covered)]
+    shared = [
+        f"{k}={v}"
+        for k, v in sorted(covered[0].feats.items())
+        if k.startswith("in") and k.endswith(suffixes) and all(e.feats.get(k) == v for e in covered)
+    ]
     parts = ([] if when == "*" else [when]) + [c for c in shared if c != when]
     return " & ".join(parts) or "*"
 
@@ -117,7 +126,7 @@ def _clean(why: str) -> str:
     text = re.sub(r"^convert: ", "", why)
     text = re.sub(r"\(node '[^']*'\) ", "", text)
     text = re.sub(r"^op \S+ could not be converted by onnx2tf: ", "onnx2tf fails: ", text)
-    text = re.sub(r"/\S*?\.py:\d+:\d+: ", " ", text)       # source locations of the converted file
+    text = re.sub(r"/\S*?\.py:\d+:\d+: ", " ", text)  # source locations of the converted file
     if text.startswith("output ") and "differs" in text:
         return "converts, but the TFLite output differs from ONNX's"
     return text.replace("\t", " ")[:200]
@@ -133,8 +142,15 @@ def derive(examples: list[Example]) -> list[dict]:
         for when, works, covered in learn_op(by_op[op]):
             when = _scoped(when, covered)
             ok = sum(e.works for e in covered)
-            rows.append({"op": op, "when": when, "verdict": "converts" if works else "fails",
-                         "evidence": f"{ok}/{len(covered)}", "reason": "" if works else reason(covered)})
+            rows.append(
+                {
+                    "op": op,
+                    "when": when,
+                    "verdict": "converts" if works else "fails",
+                    "evidence": f"{ok}/{len(covered)}",
+                    "reason": "" if works else reason(covered),
+                }
+            )
     return rows
 
 

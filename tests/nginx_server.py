@@ -2,6 +2,7 @@
 shared remote cache (test_remote_cache.py, test_dask_executor.py) and the benchmarks that do
 (through benchmarks/support.py). nginx comes from Debian's nginx-light (.ci/run installs it);
 without it, start_nginx skips the calling test."""
+
 from __future__ import annotations
 
 import os
@@ -46,7 +47,7 @@ class Nginx:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)     # graceful: workers finish, then exit
+            self.proc.send_signal(signal.SIGQUIT)  # graceful: workers finish, then exit
             self.proc.wait(timeout=20)
 
     def blob(self, digest: str, prefix: str = "") -> Path:
@@ -71,14 +72,17 @@ def start_nginx(base: Path, store: Path | None = None) -> Nginx:
     port = free_port()
     conf = base / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=base, store=store, port=port, token=TOKEN))
-    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(base)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [NGINX, "-c", str(conf), "-p", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             error_log = base / "error.log"
-            raise RuntimeError(f"nginx exited: {proc.stderr.read().decode()} "
-                               f"{error_log.read_text() if error_log.exists() else ''}")
+            raise RuntimeError(
+                f"nginx exited: {proc.stderr.read().decode()} "
+                f"{error_log.read_text() if error_log.exists() else ''}"
+            )
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return Nginx(base, store, port, proc)

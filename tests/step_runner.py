@@ -8,6 +8,7 @@ and `python -m edgebuild.worker` both call, so a test can still monkeypatch what
 With `python=` it starts `python -m edgebuild.worker` through edgebuild's one worker launcher
 (executors/launch.py), as the local executor does for a step with its own toolchain environment.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,20 +17,34 @@ from pathlib import Path
 from edgebuild.steps.base import Deferred, StepFailed
 
 
-def run_step(kind: str, out: Path, inputs: dict, params: dict | None = None, upstream: dict | None = None, *,
-             python: str | Path | None = None, env: dict | None = None, **more_params) -> dict:
+def run_step(
+    kind: str,
+    out: Path,
+    inputs: dict,
+    params: dict | None = None,
+    upstream: dict | None = None,
+    *,
+    python: str | Path | None = None,
+    env: dict | None = None,
+    **more_params,
+) -> dict:
     """Run step `kind` on `inputs` ({role: path}) with `params` (a dict, keywords, or both) and the
     `upstream` metadata ({role: metadata of the step that made it}), writing under `out`; returns the
     step's metadata. A failed step raises StepFailed and a deferred one Deferred, with the result's
     message and its metadata as `.metadata`, like the step itself."""
     out.mkdir(parents=True, exist_ok=True)
-    request = {"step": kind, "params": {**(params or {}), **more_params},
-               "inputs": {role: str(path) for role, path in inputs.items()}, "upstream": upstream or {},
-               "out": str(out)}
-    request = json.loads(json.dumps(request))     # what a worker reads from its request.json
+    request = {
+        "step": kind,
+        "params": {**(params or {}), **more_params},
+        "inputs": {role: str(path) for role, path in inputs.items()},
+        "upstream": upstream or {},
+        "out": str(out),
+    }
+    request = json.loads(json.dumps(request))  # what a worker reads from its request.json
     if python is None:
         from edgebuild.worker import run_request
-        result = json.loads(json.dumps(run_request(request), default=str))   # as worker.main writes it
+
+        result = json.loads(json.dumps(run_request(request), default=str))  # as worker.main writes it
     else:
         result = _in_worker_process(str(python), request, out, env)
     if result["status"] == "failed":

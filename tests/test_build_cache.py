@@ -1,4 +1,5 @@
 """Incremental builds end to end through the CLI: what reruns after which change."""
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,7 @@ def test_second_all_runs_nothing(demo_copy):
     assert result.rc == 0, result.stderr
     doc = result.json
     assert doc["steps"]["run"] == 0
-    assert doc["steps"]["cached"] == doc["steps"]["total"] == 11   # check+simplify shared by the 3 targets
+    assert doc["steps"]["cached"] == doc["steps"]["total"] == 11  # check+simplify shared by the 3 targets
     assert {t["status"] for t in doc["targets"].values()} == {"cached"}
     for target in ORT_TARGETS:
         assert doc["targets"][target]["bundle"].endswith(f"demo-{target}-1.0.0.tar.gz")
@@ -51,9 +52,11 @@ def test_changed_source_reruns_exactly_downstream(demo_copy):
     # names, decides what is the same work), so adding it runs nothing
     shutil.copyfile(demo_copy / "models" / "digits.onnx", demo_copy / "models" / "other.onnx")
     toml = demo_copy / "targets.toml"
-    toml.write_text(toml.read_text() + '\n[models.other]\nsource = "models/other.onnx"\n'
-                    'evaluation = "data/digits_eval.npz"\ninput_shapes = { input = [1, 1, 8, 8] }\n\n[targets.other-fp32]\nmodel = "other"\n'
-                    'recipe = "onnxruntime"\nlatency_runs = 20\n')
+    toml.write_text(
+        toml.read_text() + '\n[models.other]\nsource = "models/other.onnx"\n'
+        'evaluation = "data/digits_eval.npz"\ninput_shapes = { input = [1, 1, 8, 8] }\n\n[targets.other-fp32]\nmodel = "other"\n'
+        'recipe = "onnxruntime"\nlatency_runs = 20\n'
+    )
     first = run_cli(demo_copy, "build", "--json")
     assert ran_steps(first) == 0, first.stderr
 
@@ -66,7 +69,7 @@ def test_changed_source_reruns_exactly_downstream(demo_copy):
     assert "input 'model' changed (models/digits.onnx)" in dry.stdout
     result = run_cli(demo_copy, "build", "--json")
     assert result.rc == 0, result.stderr
-    assert ran_steps(result) == 11                     # every node of the three digits targets
+    assert ran_steps(result) == 11  # every node of the three digits targets
     assert result.json["targets"]["other-fp32"]["status"] == "cached"
 
 
@@ -79,7 +82,7 @@ def test_changed_calibration_reruns_only_int8(demo_copy):
     arrays["input"] = arrays["input"][:64]
     np.savez(calib, **arrays)
     result = run_cli(demo_copy, "build", "--json")
-    assert ran_steps(result) == 2   # int8 quantize + its verification
+    assert ran_steps(result) == 2  # int8 quantize + its verification
     assert result.json["targets"]["cpu-int8"]["status"] == "built"
     assert result.json["targets"]["cpu-fp32"]["status"] == "cached"
 
@@ -100,8 +103,9 @@ def test_dry_run_runs_nothing_and_explains_toolchain_change(demo_copy):
     state = demo_copy / ".edgebuild" / "state" / "targets" / "cpu-fp32.json"
     text = state.read_text()
     import json
+
     data = json.loads(text)
-    data["steps"]["check"]["parts"]["toolchain"]["onnx"] = "0.0.1"   # as if onnx was upgraded since
+    data["steps"]["check"]["parts"]["toolchain"]["onnx"] = "0.0.1"  # as if onnx was upgraded since
     # make the recorded key miss so the step would run, and its explanation names the version
     ac = demo_copy / ".edgebuild" / "cache" / "ac"
     key = data["steps"]["check"]["key"]
@@ -110,7 +114,7 @@ def test_dry_run_runs_nothing_and_explains_toolchain_change(demo_copy):
     dry = run_cli(demo_copy, "build", "-n", "cpu-fp32")
     assert dry.rc == 0
     assert "toolchain onnx: 0.0.1 ->" in dry.stdout
-    assert not (ac / key[:2] / key).exists()     # a dry run builds nothing
+    assert not (ac / key[:2] / key).exists()  # a dry run builds nothing
 
 
 def test_artifacts_equal_after_clean_cache_rebuild(demo_copy, built_demo):

@@ -3,6 +3,7 @@ killed before each of their file-system changes in turn (the loader's EDGEBUILD_
 hook ends the process with os._exit, like a power cut: no cleanup, no finally blocks). After every
 kill, `active` must pass the self-test and be the old or the new version, `previous` must differ
 from it, and the next install or rollback must repair the root and succeed."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,8 +23,9 @@ from bundle_helpers import isolated_env, make_spec, run_loader
 def releases(work, keypair, tmp_path_factory):
     out = tmp_path_factory.mktemp("crash-releases")
     made = {v: write_bundle(make_spec(work, version=v), out, keypair[0]) for v in ("1.0.0", "2.0.0")}
-    made["2.0.0-rebuilt"] = write_bundle(make_spec(work, version="2.0.0", metrics={"latency_ms": 0.2}),
-                                         out / "rebuilt", keypair[0])
+    made["2.0.0-rebuilt"] = write_bundle(
+        make_spec(work, version="2.0.0", metrics={"latency_ms": 0.2}), out / "rebuilt", keypair[0]
+    )
     return made
 
 
@@ -45,8 +47,15 @@ def roots(releases, unpacked, keypair, tmp_path_factory):
     for name, versions in (("one", ("1.0.0",)), ("two", ("1.0.0", "2.0.0"))):
         root = tmp_path_factory.mktemp("crash-root") / name
         for version in versions:
-            done = run_loader(unpacked / "loader.py", "install", str(releases[version]), "--root", str(root),
-                              "--key", str(keypair[1]))
+            done = run_loader(
+                unpacked / "loader.py",
+                "install",
+                str(releases[version]),
+                "--root",
+                str(root),
+                "--key",
+                str(keypair[1]),
+            )
             assert done.returncode == 0, done.stderr
         made[name] = root
     return made
@@ -56,13 +65,15 @@ def _run(loader, args, crash_at=None):
     env = isolated_env()
     if crash_at is not None:
         env["EDGEBUILD_LOADER_CRASH_AT"] = str(crash_at)
-    return subprocess.run([sys.executable, str(loader), *args], capture_output=True, text=True, timeout=300,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, str(loader), *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def _state(root):
     def target(name):
         return os.readlink(root / name) if (root / name).is_symlink() else None
+
     return target("active"), target("previous")
 
 
@@ -96,8 +107,9 @@ SCENARIOS = {
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_a_kill_at_any_file_operation_leaves_a_working_root(scenario, roots, releases, unpacked, loader_module,
-                                                            keypair, tmp_path):
+def test_a_kill_at_any_file_operation_leaves_a_working_root(
+    scenario, roots, releases, unpacked, loader_module, keypair, tmp_path
+):
     start, command, allowed, final = SCENARIOS[scenario]
     key = str(keypair[1])
     loader = unpacked / "loader.py"

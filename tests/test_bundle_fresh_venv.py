@@ -1,5 +1,6 @@
 """The onnxruntime bundle's loader in a fresh virtual environment holding only onnxruntime and
 numpy: no edgebuild, no cryptography (the signature is then checked with the openssl command)."""
+
 from __future__ import annotations
 
 import shutil
@@ -19,15 +20,22 @@ def runtime_only_python(tmp_path_factory) -> str:
     venv = tmp_path_factory.mktemp("venv") / "ort-only"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "onnxruntime", "numpy"], check=True, timeout=900)
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "onnxruntime", "numpy"],
+        check=True,
+        timeout=900,
+    )
     return python
 
 
 def test_venv_has_only_the_runtime(runtime_only_python, tmp_path):
     for absent in ("edgebuild", "cryptography"):
-        probe = subprocess.run([runtime_only_python, "-c", f"import {absent}"], capture_output=True,
-                               cwd=tmp_path, env=isolated_env())
+        probe = subprocess.run(
+            [runtime_only_python, "-c", f"import {absent}"],
+            capture_output=True,
+            cwd=tmp_path,
+            env=isolated_env(),
+        )
         assert probe.returncode != 0, f"{absent} must not be importable in the runtime-only venv"
 
 
@@ -44,8 +52,16 @@ def test_fresh_venv_selftest_and_tamper(runtime_only_python, bundle, keypair, tm
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "self-test passed" in passed.stdout
 
-    installed = run_loader(loader, "install", str(bundle), "--root", str(tmp_path / "root"), "--key", key,
-                           python=runtime_only_python)
+    installed = run_loader(
+        loader,
+        "install",
+        str(bundle),
+        "--root",
+        str(tmp_path / "root"),
+        "--key",
+        key,
+        python=runtime_only_python,
+    )
     assert installed.returncode == 0, installed.stdout + installed.stderr
 
     # a tampered copy: one byte of the model flipped, and separately a manifest signed by nobody

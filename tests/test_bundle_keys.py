@@ -1,4 +1,5 @@
 """Key generation, the signing-key search order, and refusal of readable private keys."""
+
 from __future__ import annotations
 
 import stat
@@ -25,8 +26,9 @@ def test_keygen_writes_private_0600_and_matching_public(tmp_path):
     assert (private.name, public.name) == ("edgebuild.key", "edgebuild.pub.pem")
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     key, _ = resolve_signing_key(tmp_path, str(private))
-    assert raw_public(key) == load_public_key(public).public_bytes(serialization.Encoding.Raw,
-                                                                    serialization.PublicFormat.Raw)
+    assert raw_public(key) == load_public_key(public).public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     with pytest.raises(BundleError, match="already exists"):
         keygen(tmp_path / "k")
 
@@ -48,7 +50,9 @@ def test_environment_key_as_pem_text_or_path(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEBUILD_SIGNING_KEY", str(private))
     assert raw_public(resolve_signing_key(tmp_path, None)[0]) == raw_public(key)
     monkeypatch.setenv("EDGEBUILD_SIGNING_KEY", str(tmp_path / "nope.key"))
-    with pytest.raises(BundleError, match="EDGEBUILD_SIGNING_KEY is neither a PEM key nor an existing key file"):
+    with pytest.raises(
+        BundleError, match="EDGEBUILD_SIGNING_KEY is neither a PEM key nor an existing key file"
+    ):
         resolve_signing_key(tmp_path, None)
 
 
@@ -65,7 +69,7 @@ def test_key_material_in_the_variable_is_never_echoed(tmp_path, monkeypatch, cut
         resolve_signing_key(tmp_path, None)
     message = str(caught.value)
     assert message.startswith("EDGEBUILD_SIGNING_KEY is neither a PEM key nor an existing key file")
-    assert not any(body[i:i + 8] in message for i in range(0, len(body) - 8))
+    assert not any(body[i : i + 8] in message for i in range(0, len(body) - 8))
 
 
 def test_development_key_is_created_once_and_reused(tmp_path):
@@ -91,16 +95,24 @@ def test_missing_configured_key_names_file_and_setting(tmp_path):
 
 def test_wrong_key_kinds_are_refused(tmp_path):
     from cryptography.hazmat.primitives.asymmetric import ec
+
     other = tmp_path / "ec.key"
-    other.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    other.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     other.chmod(0o600)
     with pytest.raises(BundleError, match="not an Ed25519 key"):
         resolve_signing_key(tmp_path, str(other))
     locked = tmp_path / "locked.key"
-    locked.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"secret")))
+    locked.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
     locked.chmod(0o600)
     with pytest.raises(BundleError, match="password-protected"):
         resolve_signing_key(tmp_path, str(locked))

@@ -1,6 +1,7 @@
 """The llama.cpp loader with the real llama-cpp-python on a tiny random-weight Llama GGUF written
 with the `gguf` package: the loader's last-token logits must match a direct llama.cpp evaluation
 (cosine and tolerance), and a wrong expectation must fail."""
+
 from __future__ import annotations
 
 import tarfile
@@ -22,7 +23,11 @@ def make_tiny_llama(path: Path) -> int:
     """A 2-layer Llama with a SentencePiece-style vocabulary (specials + 256 byte tokens + a few
     words); returns the vocabulary size."""
     rng = np.random.default_rng(0)
-    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["\u2581hello", "\u2581world", "\u2581edge"]
+    tokens = (
+        ["<unk>", "<s>", "</s>"]
+        + [f"<0x{b:02X}>" for b in range(256)]
+        + ["\u2581hello", "\u2581world", "\u2581edge"]
+    )
     types = [2, 3, 3] + [6] * 256 + [1, 1, 1]  # unknown, control, byte, normal
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("tiny-test")
@@ -79,16 +84,34 @@ def llama_bundles(work, keypair, tmp_path_factory):
     scores = np.array(llm.scores[: len(tokens)], np.float32)
     llm.close()
     assert scores.shape == (len(tokens), vocab)
-    assert np.linalg.norm(scores[-1] - scores[-2]) > 1e-3, "positions must differ for the test to mean anything"
+    assert np.linalg.norm(scores[-1] - scores[-2]) > 1e-3, (
+        "positions must differ for the test to mean anything"
+    )
     bundles = {}
     for name, expected in (("right", scores[-1]), ("wrong-position", scores[-2])):
-        np.savez(out / f"{name}.npz", **{"input.tokens": tokens, "expected.logits": expected,
-                                          "atol": np.array(1e-3), "rtol": np.array(1e-3), "min_cosine": np.array(0.9999)})
-        spec = make_spec(work, target=f"laptop-{name}", recipe="gguf", runtime="llama.cpp",
-                         artifacts={"model.gguf": model}, selftest=out / f"{name}.npz",
-                         io={"inputs": [{"name": "tokens", "shape": [-1], "dtype": "int32"}],
-                             "outputs": [{"name": "logits", "shape": [-1, vocab], "dtype": "float32"}]},
-                         runtime_options={})
+        np.savez(
+            out / f"{name}.npz",
+            **{
+                "input.tokens": tokens,
+                "expected.logits": expected,
+                "atol": np.array(1e-3),
+                "rtol": np.array(1e-3),
+                "min_cosine": np.array(0.9999),
+            },
+        )
+        spec = make_spec(
+            work,
+            target=f"laptop-{name}",
+            recipe="gguf",
+            runtime="llama.cpp",
+            artifacts={"model.gguf": model},
+            selftest=out / f"{name}.npz",
+            io={
+                "inputs": [{"name": "tokens", "shape": [-1], "dtype": "int32"}],
+                "outputs": [{"name": "logits", "shape": [-1, vocab], "dtype": "float32"}],
+            },
+            runtime_options={},
+        )
         archive = write_bundle(spec, out / "bundles", keypair[0])
         with tarfile.open(archive) as tar:
             tar.extractall(out, filter="data")
@@ -109,7 +132,17 @@ def make_tiny_bert(path: Path) -> None:
     """A 1-layer BERT encoder with a WordPiece vocabulary, mean pooling."""
     rng = np.random.default_rng(1)
     dim, ffn, ctx = 32, 64, 64
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "\u2581hello", "\u2581world", "\u2581edge", "\u2581build"]
+    tokens = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "\u2581hello",
+        "\u2581world",
+        "\u2581edge",
+        "\u2581build",
+    ]
     writer = gguf.GGUFWriter(str(path), "bert")
     writer.add_name("tiny-bert")
     writer.add_context_length(ctx)
@@ -140,8 +173,14 @@ def make_tiny_bert(path: Path) -> None:
     for norm in ("token_embd_norm", "blk.0.attn_output_norm", "blk.0.layer_output_norm"):
         writer.add_tensor(f"{norm}.weight", np.ones(dim, np.float32))
         writer.add_tensor(f"{norm}.bias", np.zeros(dim, np.float32))
-    for name, rows, cols in (("attn_q", dim, dim), ("attn_k", dim, dim), ("attn_v", dim, dim),
-                             ("attn_output", dim, dim), ("ffn_up", ffn, dim), ("ffn_down", dim, ffn)):
+    for name, rows, cols in (
+        ("attn_q", dim, dim),
+        ("attn_k", dim, dim),
+        ("attn_v", dim, dim),
+        ("attn_output", dim, dim),
+        ("ffn_up", ffn, dim),
+        ("ffn_down", dim, ffn),
+    ):
         tensor(f"blk.0.{name}.weight", rows, cols)
         tensor(f"blk.0.{name}.bias", rows)
     writer.write_header_to_file()
@@ -158,17 +197,36 @@ def test_encoder_bundle_embeds_the_given_tokens(work, keypair, tmp_path):
     expected = np.array(llm.embed("hello edge world"), np.float32)  # llama.cpp's own text path
     llm.close()
     assert tokens.tolist()[0] == 2 and tokens.tolist()[-1] == 3  # [CLS] ... [SEP]
-    np.savez(tmp_path / "selftest.npz", **{"input.tokens": tokens, "input.text": np.asarray("hello edge world"),
-                                            "expected.embedding": expected, "atol": np.array(1e-4),
-                                            "rtol": np.array(1e-4), "min_cosine": np.array(0.9999)})
-    spec = make_spec(work, target="encoder", recipe="gguf", runtime="llama.cpp", runtime_options={},
-                     artifacts={"encoder.gguf": model}, selftest=tmp_path / "selftest.npz",
-                     io={"inputs": [{"name": "tokens", "shape": [-1], "dtype": "int32"}],
-                         "outputs": [{"name": "embedding", "shape": [32], "dtype": "float32"}]})
+    np.savez(
+        tmp_path / "selftest.npz",
+        **{
+            "input.tokens": tokens,
+            "input.text": np.asarray("hello edge world"),
+            "expected.embedding": expected,
+            "atol": np.array(1e-4),
+            "rtol": np.array(1e-4),
+            "min_cosine": np.array(0.9999),
+        },
+    )
+    spec = make_spec(
+        work,
+        target="encoder",
+        recipe="gguf",
+        runtime="llama.cpp",
+        runtime_options={},
+        artifacts={"encoder.gguf": model},
+        selftest=tmp_path / "selftest.npz",
+        io={
+            "inputs": [{"name": "tokens", "shape": [-1], "dtype": "int32"}],
+            "outputs": [{"name": "embedding", "shape": [32], "dtype": "float32"}],
+        },
+    )
     archive = write_bundle(spec, tmp_path / "bundles", keypair[0])
     with tarfile.open(archive) as tar:
         tar.extractall(tmp_path, filter="data")
-    result = run_loader(tmp_path / archive.name[: -len(".tar.gz")] / "loader.py", "selftest", "--key", str(keypair[1]))
+    result = run_loader(
+        tmp_path / archive.name[: -len(".tar.gz")] / "loader.py", "selftest", "--key", str(keypair[1])
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok   embedding:" in result.stdout
     assert "other internals" not in result.stderr, "the token path must be used, not the text fallback"

@@ -1,5 +1,6 @@
 """The generated loader.py: deterministic rendering, real self-tests through onnxruntime, the
 predict API, and the other runtimes' loaders (rendered and compiled; run where their runtime exists)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,7 +23,9 @@ def test_loader_rendering_is_deterministic(work):
 @pytest.mark.parametrize("runtime", sorted(set(LOADER_TEMPLATES) - {"tensorrt"}))
 def test_every_loader_compiles_and_imports_nothing_from_edgebuild(runtime, work, tmp_path):
     source = render_loader(make_spec(work, runtime=runtime))
-    assert "edgebuild." not in "\n".join(l for l in source.splitlines() if l.lstrip().startswith(("import", "from")))
+    assert "edgebuild." not in "\n".join(
+        l for l in source.splitlines() if l.lstrip().startswith(("import", "from"))
+    )
     path = tmp_path / "loader.py"
     path.write_text(source)
     py_compile.compile(str(path), doraise=True)
@@ -41,9 +44,20 @@ def test_selftest_with_wrong_expectation_fails(work, keypair, tmp_path):
     archive = write_bundle(spec, tmp_path / "bundles", keypair[0])
     folder = tmp_path / "unpacked"
     folder.mkdir()
-    assert run_loader(_any_loader(work, tmp_path), "install", str(archive), "--root", str(folder / "root"),
-                      "--key", str(keypair[1])).returncode == 1
+    assert (
+        run_loader(
+            _any_loader(work, tmp_path),
+            "install",
+            str(archive),
+            "--root",
+            str(folder / "root"),
+            "--key",
+            str(keypair[1]),
+        ).returncode
+        == 1
+    )
     import tarfile
+
     with tarfile.open(archive) as tar:
         tar.extractall(folder, filter="data")
     result = run_loader(folder / archive.name[: -len(".tar.gz")] / "loader.py", "selftest")
@@ -66,8 +80,14 @@ def test_predict_from_python_and_command_line(unpacked, work, tmp_path):
     model = module.load()
     np.testing.assert_allclose(model.predict({"x": x})["y"], expected, rtol=1e-6)
     np.savez(tmp_path / "in.npz", x=x)
-    result = run_loader(unpacked / "loader.py", "predict", "--inputs", str(tmp_path / "in.npz"),
-                        "--out", str(tmp_path / "out.npz"))
+    result = run_loader(
+        unpacked / "loader.py",
+        "predict",
+        "--inputs",
+        str(tmp_path / "in.npz"),
+        "--out",
+        str(tmp_path / "out.npz"),
+    )
     assert result.returncode == 0, result.stderr
     with np.load(tmp_path / "out.npz") as out:
         np.testing.assert_allclose(out["y"], expected, rtol=1e-6)
@@ -80,9 +100,13 @@ def test_coreml_loader_off_macos_says_why(work, keypair, tmp_path):
     package = tmp_path / "Model.mlpackage"
     package.mkdir()
     (package / "Manifest.json").write_text("{}\n")
-    archive = write_bundle(make_spec(work, runtime="coreml", artifacts={"Model.mlpackage": package}),
-                           tmp_path / "bundles", keypair[0])
+    archive = write_bundle(
+        make_spec(work, runtime="coreml", artifacts={"Model.mlpackage": package}),
+        tmp_path / "bundles",
+        keypair[0],
+    )
     import tarfile
+
     with tarfile.open(archive) as tar:
         tar.extractall(tmp_path, filter="data")
     folder = tmp_path / archive.name[: -len(".tar.gz")]

@@ -3,6 +3,7 @@ edgebuild's verify_bundle/unpack_bundle and by the generated loader.py (`verify`
 and unpacking never writes outside its target folder. Archive bombs (gzip, PAX, GNU long names,
 deep paths, trailing data) are rejected at their header, before their payload is inflated or
 written."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,14 @@ import bundle_helpers as bombs
 from bundle_helpers import make_spec, read_members, run_loader, write_members
 
 ROOT = "demo-cpu-fp32-1.0.0"
-BUNDLED_FILES = ["README.md", "loader.py", "manifest.json", "manifest.sig", "model.onnx", "selftest/selftest.npz"]
+BUNDLED_FILES = [
+    "README.md",
+    "loader.py",
+    "manifest.json",
+    "manifest.sig",
+    "model.onnx",
+    "selftest/selftest.npz",
+]
 
 
 def _flip(name):
@@ -24,14 +32,16 @@ def _flip(name):
         for info, data in members:
             if info.name == f"{ROOT}/{name}":
                 position = len(data) // 2
-                data = data[:position] + bytes([data[position] ^ 0x01]) + data[position + 1:]
+                data = data[:position] + bytes([data[position] ^ 0x01]) + data[position + 1 :]
             yield info, data
+
     return mutate
 
 
 def _remove(name):
     def mutate(members, ctx):
         return [(i, d) for i, d in members if i.name != f"{ROOT}/{name}"]
+
     return mutate
 
 
@@ -42,6 +52,7 @@ def _add(name, kind=tarfile.REGTYPE, linkname="", data=b"payload\n"):
         info.linkname = linkname
         info.mode = 0o644
         return list(members) + [(info, data if kind == tarfile.REGTYPE else None)]
+
     return mutate
 
 
@@ -54,6 +65,7 @@ def _replace_with_symlink(name, target):
                 info.type, info.linkname, data = tarfile.SYMTYPE, target, None
             out.append((info, data))
         return out
+
     return mutate
 
 
@@ -72,6 +84,7 @@ def _grow(name):
             if info.name == f"{ROOT}/{name}":
                 data = data + b"\0" * 4096
             yield info, data
+
     return mutate
 
 
@@ -89,26 +102,48 @@ class Raw:
 
 
 CASES_RAW = {
-    "gzip bomb: 1 GiB unlisted entry": (Raw(lambda m, ctx: bombs.unlisted_entry(m, 1024)),
-                                        "file not listed in manifest: zeros.bin"),
-    "gzip bomb after the end marker": (Raw(lambda m, ctx: bombs.after_end(m, 1024)), "trailing data after the end"),
-    "PAX header bomb: 256 MiB": (Raw(lambda m, ctx: bombs.pax_header(m, 256)), "PAX header of 268435456 bytes"),
-    "GNU long-name bomb: 64 MiB": (Raw(lambda m, ctx: bombs.gnu_long_name(m, 64)),
-                                   "GNU long-name header of 67108864 bytes"),
+    "gzip bomb: 1 GiB unlisted entry": (
+        Raw(lambda m, ctx: bombs.unlisted_entry(m, 1024)),
+        "file not listed in manifest: zeros.bin",
+    ),
+    "gzip bomb after the end marker": (
+        Raw(lambda m, ctx: bombs.after_end(m, 1024)),
+        "trailing data after the end",
+    ),
+    "PAX header bomb: 256 MiB": (
+        Raw(lambda m, ctx: bombs.pax_header(m, 256)),
+        "PAX header of 268435456 bytes",
+    ),
+    "GNU long-name bomb: 64 MiB": (
+        Raw(lambda m, ctx: bombs.gnu_long_name(m, 64)),
+        "GNU long-name header of 67108864 bytes",
+    ),
     "path 120k folders deep": (Raw(lambda m, ctx: bombs.deep_path(m, 120_000)), "PAX header of"),
     "path 100 folders deep": (Raw(lambda m, ctx: bombs.deep_path(m, 100)), "deeper than 32 folders"),
     "path 2000 folders deep": (Raw(lambda m, ctx: bombs.deep_path(m, 2000)), "longer than 1024 characters"),
     "trailing garbage after the gzip stream": (
-        Raw(lambda m, ctx: bombs.gz(bombs.tar_prefix(m) + bombs.END) + b"trailing garbage" * 64), "trailing data"),
+        Raw(lambda m, ctx: bombs.gz(bombs.tar_prefix(m) + bombs.END) + b"trailing garbage" * 64),
+        "trailing data",
+    ),
     "trailing tar entry after the end marker": (
-        Raw(lambda m, ctx: bombs.gz(bombs.tar_prefix(m) + b"\0" * 1024 + bombs.tar_prefix([m[-1]]) + bombs.END)),
-        "trailing data"),
+        Raw(
+            lambda m, ctx: bombs.gz(
+                bombs.tar_prefix(m) + b"\0" * 1024 + bombs.tar_prefix([m[-1]]) + bombs.END
+            )
+        ),
+        "trailing data",
+    ),
 }
 
 SIGNATURE = "signature of manifest.json does not verify"
 CASES = {
-    **{f"flipped byte in {name}": (_flip(name), SIGNATURE if name.startswith("manifest.")
-                                   else f"checksum mismatch for {name}") for name in BUNDLED_FILES},
+    **{
+        f"flipped byte in {name}": (
+            _flip(name),
+            SIGNATURE if name.startswith("manifest.") else f"checksum mismatch for {name}",
+        )
+        for name in BUNDLED_FILES
+    },
     "file added": (_add("{root}/extra.bin"), "file not listed in manifest: extra.bin"),
     "file added in a new folder": (_add("{root}/sub/extra.py"), "file not listed in manifest: sub/extra.py"),
     "model removed": (_remove("model.onnx"), "file listed in manifest is missing: model.onnx"),
@@ -133,8 +168,10 @@ CASES = {
     "file where a folder is": (_add("{root}/selftest"), "duplicate entry"),
     "entry below a file": (_add("{root}/model.onnx/inner.txt"), "entry inside a file"),
     "unlisted folder": (_add("{root}/empty", tarfile.DIRTYPE), "folder not listed in manifest: empty"),
-    "planted __pycache__": (_add("{root}/__pycache__/loader.cpython-311.pyc"),
-                            "file not listed in manifest: __pycache__/loader.cpython-311.pyc"),
+    "planted __pycache__": (
+        _add("{root}/__pycache__/loader.cpython-311.pyc"),
+        "file not listed in manifest: __pycache__/loader.cpython-311.pyc",
+    ),
     "model grown past its declared size": (_grow("model.onnx"), "size mismatch for model.onnx"),
     "payload before the signed head": (_payload_first, "manifest.json is missing from the head"),
     **CASES_RAW,
@@ -219,8 +256,9 @@ def test_intact_bundle_passes_both(bundle, unpacked, keypair):
     assert "signature verified" in checked.stdout
 
 
-@pytest.mark.parametrize("change", ["flip model", "add file", "remove selftest", "symlink", "planted pyc",
-                                    "deep folders"])
+@pytest.mark.parametrize(
+    "change", ["flip model", "add file", "remove selftest", "symlink", "planted pyc", "deep folders"]
+)
 def test_loader_rejects_tampered_unpacked_folder(change, unpacked, keypair, tmp_path):
     import shutil
 
@@ -269,30 +307,50 @@ def test_importing_the_loader_leaves_no_bytecode(unpacked, keypair, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(unpacked, folder)
     code = f"import loader; print(loader.load(public_key={str(keypair[1])!r}).manifest['version'])"
-    done = subprocess.run([sys.executable, "-c", code], cwd=folder, env=isolated_env(),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=folder,
+        env=isolated_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and done.stdout.strip() == "1.0.0", done.stderr
     assert not (folder / "__pycache__").exists()
     assert run_loader(folder / "loader.py", "verify", "--key", str(keypair[1])).returncode == 0
 
 
-@pytest.mark.parametrize("case", ["gzip bomb: 1 GiB unlisted entry", "PAX header bomb: 256 MiB",
-                                  "trailing garbage after the gzip stream"])
+@pytest.mark.parametrize(
+    "case",
+    ["gzip bomb: 1 GiB unlisted entry", "PAX header bomb: 256 MiB", "trailing garbage after the gzip stream"],
+)
 def test_edgebuild_verify_cli_rejects_bombs(case, bundle, work, keypair, other_keypair, sandbox, tmp_path):
     import subprocess
     import sys
 
     tampered = make_tampered(case, bundle, work, other_keypair[0], sandbox, tmp_path)
-    done = subprocess.run([sys.executable, "-m", "edgebuild", "verify", str(tampered), "--key", str(keypair[1])],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "edgebuild", "verify", str(tampered), "--key", str(keypair[1])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert CASES[case][1] in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("case", ["gzip bomb: 1 GiB unlisted entry", "PAX header bomb: 256 MiB",
-                                  "GNU long-name bomb: 64 MiB", "path 120k folders deep"])
-def test_loader_refuses_bombs_under_tight_limits(case, bundle, unpacked, work, keypair, other_keypair, sandbox,
-                                                  tmp_path):
+@pytest.mark.parametrize(
+    "case",
+    [
+        "gzip bomb: 1 GiB unlisted entry",
+        "PAX header bomb: 256 MiB",
+        "GNU long-name bomb: 64 MiB",
+        "path 120k folders deep",
+    ],
+)
+def test_loader_refuses_bombs_under_tight_limits(
+    case, bundle, unpacked, work, keypair, other_keypair, sandbox, tmp_path
+):
     """With files capped at 16 MiB, the address space at 256 MiB and CPU time at 20 s, `install`
     still refuses each bomb with its reason: it never writes or holds what the bomb inflates to
     (before issue 14 the loader wrote the 1 GiB into staging/, held a whole PAX header in memory and
@@ -310,9 +368,23 @@ def test_loader_refuses_bombs_under_tight_limits(case, bundle, unpacked, work, k
 
     tampered = make_tampered(case, bundle, work, other_keypair[0], sandbox, tmp_path)
     root = sandbox / "dest"
-    done = subprocess.run([sys.executable, str(unpacked / "loader.py"), "install", str(tampered), "--root", str(root),
-                           "--key", str(keypair[1])], preexec_fn=limits, env=isolated_env(), capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(unpacked / "loader.py"),
+            "install",
+            str(tampered),
+            "--root",
+            str(root),
+            "--key",
+            str(keypair[1]),
+        ],
+        preexec_fn=limits,
+        env=isolated_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert CASES[case][1] in done.stderr and "Error" not in done.stderr
     assert list((root / "staging").iterdir()) == []

@@ -1,6 +1,7 @@
 """The TFLite loader with the real LiteRT interpreter on a tiny full-int8 model (written directly
 as a flatbuffer, so no TensorFlow is needed): float inputs are quantized, outputs dequantized, and
 without libedgetpu an Edge TPU target falls back to the CPU with a loud warning."""
+
 from __future__ import annotations
 
 import tarfile
@@ -14,17 +15,28 @@ from bundle_helpers import make_int8_add_model, make_spec, run_loader
 
 litert = pytest.importorskip("ai_edge_litert", reason="the tflite extra (ai-edge-litert) is not installed")
 
+
 @pytest.fixture(scope="module")
 def tflite_bundle(work, keypair, tmp_path_factory):
     out = tmp_path_factory.mktemp("tflite")
     make_int8_add_model(out / "model_int8.tflite")
     x = np.array([[1.0, 1.0, -1.0, 0.0]], np.float32)
-    np.savez(out / "selftest.npz", **{"input.x": x, "expected.y": x + CONSTANT,
-                                       "atol": np.array(0.1), "rtol": np.array(0.0)})
-    spec = make_spec(work, target="coral", device="coral-usb", recipe="edgetpu", runtime="tflite",
-                     artifacts={"model_int8.tflite": out / "model_int8.tflite"}, selftest=out / "selftest.npz",
-                     status="deferred", remaining="run edgetpu_compiler on model_int8.tflite",
-                     runtime_options={"delegate": "edgetpu"})
+    np.savez(
+        out / "selftest.npz",
+        **{"input.x": x, "expected.y": x + CONSTANT, "atol": np.array(0.1), "rtol": np.array(0.0)},
+    )
+    spec = make_spec(
+        work,
+        target="coral",
+        device="coral-usb",
+        recipe="edgetpu",
+        runtime="tflite",
+        artifacts={"model_int8.tflite": out / "model_int8.tflite"},
+        selftest=out / "selftest.npz",
+        status="deferred",
+        remaining="run edgetpu_compiler on model_int8.tflite",
+        runtime_options={"delegate": "edgetpu"},
+    )
     archive = write_bundle(spec, out / "bundles", keypair[0])
     with tarfile.open(archive) as tar:
         tar.extractall(out, filter="data")
@@ -41,6 +53,7 @@ def test_edgetpu_bundle_falls_back_to_cpu_loudly_and_passes(tflite_bundle, keypa
 
 def test_quantized_io_is_converted(tflite_bundle):
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("tflite_loader", tflite_bundle / "loader.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,6 +1,7 @@
 """The device update path of the generated loader: install, upgrade, anti-rollback (active version
 and the root's monotonic record), targeting, the signed index's expiry, rollback, and cleanup of
 what interrupted installs leave (tests/test_bundle_crash.py kills them at every file operation)."""
+
 from __future__ import annotations
 
 import json
@@ -17,23 +18,33 @@ from bundle_helpers import make_spec, run_loader
 def releases(work, keypair, tmp_path_factory):
     out = tmp_path_factory.mktemp("releases")
     made = {v: write_bundle(make_spec(work, version=v), out, keypair[0]) for v in ("0.9.0", "1.0.0", "2.0.0")}
-    made["3.0.0-broken"] = write_bundle(make_spec(work, version="3.0.0", selftest=work / "selftest-wrong.npz"),
-                                        out / "broken", keypair[0])
+    made["3.0.0-broken"] = write_bundle(
+        make_spec(work, version="3.0.0", selftest=work / "selftest-wrong.npz"), out / "broken", keypair[0]
+    )
     made["other-target"] = write_bundle(make_spec(work, version="5.0.0", target="gpu"), out, keypair[0])
-    made["other-device"] = write_bundle(make_spec(work, version="2.1.0", device="rpi5"), out / "rpi", keypair[0])
-    made["1.0.0-rebuilt"] = write_bundle(make_spec(work, metrics={"latency_ms": 0.2}), out / "rebuilt", keypair[0])
+    made["other-device"] = write_bundle(
+        make_spec(work, version="2.1.0", device="rpi5"), out / "rpi", keypair[0]
+    )
+    made["1.0.0-rebuilt"] = write_bundle(
+        make_spec(work, metrics={"latency_ms": 0.2}), out / "rebuilt", keypair[0]
+    )
     return made
 
 
 def links(root):
-    return {name: os.readlink(root / name) if (root / name).is_symlink() else None for name in ("active", "previous")}
+    return {
+        name: os.readlink(root / name) if (root / name).is_symlink() else None
+        for name in ("active", "previous")
+    }
 
 
 def test_install_upgrade_refuse_lower_and_roll_back(releases, unpacked, keypair, tmp_path):
     loader, key, root = unpacked / "loader.py", str(keypair[1]), tmp_path / "device"
 
     def install(version, *extra):
-        return run_loader(loader, "install", str(releases[version]), "--root", str(root), "--key", key, *extra)
+        return run_loader(
+            loader, "install", str(releases[version]), "--root", str(root), "--key", key, *extra
+        )
 
     first = install("1.0.0")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -78,14 +89,21 @@ def test_install_requires_a_key_unless_told_otherwise(releases, unpacked, tmp_pa
     loader = unpacked / "loader.py"
     refused = run_loader(loader, "install", str(releases["1.0.0"]), "--root", str(tmp_path / "r"))
     assert refused.returncode == 2 and "--key" in refused.stderr
-    accepted = run_loader(loader, "install", str(releases["1.0.0"]), "--root", str(tmp_path / "r"), "--unsigned-ok")
+    accepted = run_loader(
+        loader, "install", str(releases["1.0.0"]), "--root", str(tmp_path / "r"), "--unsigned-ok"
+    )
     assert accepted.returncode == 0, accepted.stderr
 
 
 def test_rollback_refuses_a_tampered_previous_version(releases, unpacked, keypair, tmp_path):
     loader, key, root = unpacked / "loader.py", str(keypair[1]), tmp_path / "device"
     for version in ("1.0.0", "2.0.0"):
-        assert run_loader(loader, "install", str(releases[version]), "--root", str(root), "--key", key).returncode == 0
+        assert (
+            run_loader(
+                loader, "install", str(releases[version]), "--root", str(root), "--key", key
+            ).returncode
+            == 0
+        )
     (root / "versions" / "1.0.0" / "model.onnx").write_bytes(b"not a model")
     back = run_loader(loader, "rollback", "--root", str(root))
     assert back.returncode == 1 and "mismatch for model.onnx" in back.stderr
@@ -96,7 +114,9 @@ def _install(loader, bundle, root, key, *extra):
     return run_loader(loader, "install", str(bundle), "--root", str(root), "--key", key, *extra)
 
 
-def test_highest_version_record_survives_rollback_and_a_deleted_active_link(releases, unpacked, keypair, tmp_path):
+def test_highest_version_record_survives_rollback_and_a_deleted_active_link(
+    releases, unpacked, keypair, tmp_path
+):
     loader, key, root = unpacked / "loader.py", str(keypair[1]), tmp_path / "device"
     for version in ("0.9.0", "2.0.0"):
         assert _install(loader, releases[version], root, key).returncode == 0
@@ -106,7 +126,9 @@ def test_highest_version_record_survives_rollback_and_a_deleted_active_link(rele
     refused = _install(loader, releases["1.0.0"], root, key)
     assert refused.returncode == 1 and "2.0.0 was installed on this device before" in refused.stderr
     (root / "active").unlink()
-    assert _install(loader, releases["1.0.0"], root, key).returncode == 1, "deleting `active` reset the record"
+    assert _install(loader, releases["1.0.0"], root, key).returncode == 1, (
+        "deleting `active` reset the record"
+    )
     assert json.loads((root / "installed.json").read_text())["highest"] == {"demo/cpu-fp32": "2.0.0"}
     forced = _install(loader, releases["1.0.0"], root, key, "--force")
     assert forced.returncode == 0, forced.stderr
@@ -114,7 +136,9 @@ def test_highest_version_record_survives_rollback_and_a_deleted_active_link(rele
     assert "active: 1.0.0" in status.stdout and "highest installed: demo/cpu-fp32 2.0.0" in status.stdout
 
 
-def test_another_target_or_device_needs_retarget_and_rollback_never_crosses(releases, unpacked, keypair, tmp_path):
+def test_another_target_or_device_needs_retarget_and_rollback_never_crosses(
+    releases, unpacked, keypair, tmp_path
+):
     loader, key, root = unpacked / "loader.py", str(keypair[1]), tmp_path / "device"
     assert _install(loader, releases["1.0.0"], root, key).returncode == 0
     device = _install(loader, releases["other-device"], root, key, "--force")
@@ -144,7 +168,9 @@ def test_rollback_refuses_a_previous_version_of_another_target(releases, unpacke
     assert links(root)["active"] == "versions/1.0.0"
 
 
-def test_force_reinstall_of_the_active_version_switches_to_a_new_folder(releases, unpacked, keypair, tmp_path):
+def test_force_reinstall_of_the_active_version_switches_to_a_new_folder(
+    releases, unpacked, keypair, tmp_path
+):
     loader, key, root = unpacked / "loader.py", str(keypair[1]), tmp_path / "device"
     for version in ("0.9.0", "1.0.0"):
         assert _install(loader, releases[version], root, key).returncode == 0
@@ -171,8 +197,14 @@ def test_install_removes_what_interrupted_installs_left(releases, unpacked, keyp
     (root / "versions" / "9.9.9").mkdir()
     assert _install(loader, releases["2.0.0"], root, key).returncode == 0
     assert list((root / "staging").iterdir()) == []
-    assert sorted(p.name for p in root.iterdir()) == [".lock", "active", "installed.json", "previous",
-                                                      "staging", "versions"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".lock",
+        "active",
+        "installed.json",
+        "previous",
+        "staging",
+        "versions",
+    ]
     assert sorted(p.name for p in (root / "versions").iterdir()) == ["1.0.0", "2.0.0"]
 
 
@@ -181,9 +213,11 @@ def indexed(releases, keypair, tmp_path_factory):
     """bundles/ with 1.0.0 and 2.0.0 and three indexes: fresh, expired, and one without 2.0.0."""
     folder = tmp_path_factory.mktemp("indexed")
     out = {}
-    for name, versions, now in (("fresh", ("1.0.0", "2.0.0"), None),
-                                ("expired", ("1.0.0", "2.0.0"), time.time() - 100 * 86400),
-                                ("partial", ("1.0.0",), None)):
+    for name, versions, now in (
+        ("fresh", ("1.0.0", "2.0.0"), None),
+        ("expired", ("1.0.0", "2.0.0"), time.time() - 100 * 86400),
+        ("partial", ("1.0.0",), None),
+    ):
         (folder / name).mkdir()
         for version in versions:
             os.link(releases[version], folder / name / releases[version].name)
@@ -191,8 +225,9 @@ def indexed(releases, keypair, tmp_path_factory):
     return out
 
 
-def test_install_with_an_index_checks_its_signature_expiry_and_listing(releases, indexed, unpacked, keypair,
-                                                                       other_keypair, tmp_path):
+def test_install_with_an_index_checks_its_signature_expiry_and_listing(
+    releases, indexed, unpacked, keypair, other_keypair, tmp_path
+):
     loader, key, root = unpacked / "loader.py", str(keypair[1]), tmp_path / "device"
     index = json.loads(indexed["fresh"].read_text())
     assert index["expires"] > time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 89 * 86400))
@@ -200,13 +235,26 @@ def test_install_with_an_index_checks_its_signature_expiry_and_listing(releases,
     assert expired.returncode == 1 and "index.json expired at" in expired.stderr
     assert not (root / "active").exists()
     unlisted = _install(loader, releases["2.0.0"], root, key, "--index", str(indexed["partial"]))
-    assert unlisted.returncode == 1 and "demo-cpu-fp32-2.0.0.tar.gz is not listed in index.json" in unlisted.stderr
-    foreign = _install(loader, releases["1.0.0"], root, str(other_keypair[1]), "--index", str(indexed["fresh"]))
+    assert (
+        unlisted.returncode == 1
+        and "demo-cpu-fp32-2.0.0.tar.gz is not listed in index.json" in unlisted.stderr
+    )
+    foreign = _install(
+        loader, releases["1.0.0"], root, str(other_keypair[1]), "--index", str(indexed["fresh"])
+    )
     assert foreign.returncode == 1 and "signature of index.json does not verify" in foreign.stderr
     ok = _install(loader, releases["2.0.0"], root, key, "--index", str(indexed["fresh"]))
     assert ok.returncode == 0, ok.stderr
-    keyless = run_loader(loader, "install", str(releases["2.0.0"]), "--root", str(root), "--unsigned-ok",
-                         "--index", str(indexed["fresh"]))
+    keyless = run_loader(
+        loader,
+        "install",
+        str(releases["2.0.0"]),
+        "--root",
+        str(root),
+        "--unsigned-ok",
+        "--index",
+        str(indexed["fresh"]),
+    )
     assert keyless.returncode == 2 and "--index needs --key" in keyless.stderr
 
 

@@ -1,5 +1,6 @@
 """Writing bundles: reproducible bytes, manifest contents, semantic versions, OpenSSL-verifiable
 signatures, and the signed index."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from edgebuild.bundle import (BundleError, VersionExists, update_index, verify_bundle, write_bundle)
+from edgebuild.bundle import BundleError, VersionExists, update_index, verify_bundle, write_bundle
 from bundle_helpers import make_spec, read_members
 
 
@@ -37,7 +38,11 @@ def test_archive_metadata_is_fixed(bundle, monkeypatch, work, keypair, tmp_path)
     assert raw[4:8] == b"\0\0\0\0", "gzip header mtime must be 0"
     members = read_members(bundle)
     names = [m.name for m, _ in members]
-    assert names[:3] == ["demo-cpu-fp32-1.0.0", "demo-cpu-fp32-1.0.0/manifest.json", "demo-cpu-fp32-1.0.0/manifest.sig"]
+    assert names[:3] == [
+        "demo-cpu-fp32-1.0.0",
+        "demo-cpu-fp32-1.0.0/manifest.json",
+        "demo-cpu-fp32-1.0.0/manifest.sig",
+    ]
     assert names[3:] == sorted(names[3:], key=lambda n: n.split("/"))
     for info, _ in members:
         assert (info.uid, info.gid, info.uname, info.gname, info.mtime) == (0, 0, "", "", 0)
@@ -51,8 +56,12 @@ def test_archive_metadata_is_fixed(bundle, monkeypatch, work, keypair, tmp_path)
 def test_manifest_contents(bundle, keypair):
     manifest = verify_bundle(bundle, keypair[1])
     assert manifest["schema_version"] == 1
-    assert (manifest["project"], manifest["target"], manifest["version"], manifest["device"]) == \
-        ("demo", "cpu-fp32", "1.0.0", "cpu")
+    assert (manifest["project"], manifest["target"], manifest["version"], manifest["device"]) == (
+        "demo",
+        "cpu-fp32",
+        "1.0.0",
+        "cpu",
+    )
     assert manifest["runtime"] == "onnxruntime" and manifest["artifacts"] == ["model.onnx"]
     assert manifest["io"]["outputs"][0]["quantization"] == {"scale": 0.05, "zero_point": 3}
     assert manifest["io"]["inputs"][0]["layout"] == "NC"
@@ -63,12 +72,26 @@ def test_manifest_contents(bundle, keypair):
     assert manifest["selftest"] == "selftest/selftest.npz"
     with tarfile.open(bundle) as tar:
         model = tar.extractfile("demo-cpu-fp32-1.0.0/model.onnx").read()
-    assert manifest["files"]["model.onnx"] == {"sha256": hashlib.sha256(model).hexdigest(), "size": len(model)}
+    assert manifest["files"]["model.onnx"] == {
+        "sha256": hashlib.sha256(model).hexdigest(),
+        "size": len(model),
+    }
 
 
 def test_signature_verifies_with_stock_openssl(unpacked, keypair, other_keypair):
-    command = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(keypair[1]), "-rawin",
-               "-in", str(unpacked / "manifest.json"), "-sigfile", str(unpacked / "manifest.sig")]
+    command = [
+        "openssl",
+        "pkeyutl",
+        "-verify",
+        "-pubin",
+        "-inkey",
+        str(keypair[1]),
+        "-rawin",
+        "-in",
+        str(unpacked / "manifest.json"),
+        "-sigfile",
+        str(unpacked / "manifest.sig"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0 and "Signature Verified Successfully" in done.stdout
     command[command.index(str(keypair[1]))] = str(other_keypair[1])
@@ -116,23 +139,48 @@ def test_folder_artifacts_and_extra_files_are_bundled(work, keypair, tmp_path):
     (package / "Data" / "weights" / "weight.bin").write_bytes(b"\0" * 100)
     config = tmp_path / "builder.json"
     config.write_text('{"fp16": true}\n')
-    spec = make_spec(work, runtime="coreml", artifacts={"Model.mlpackage": package},
-                     extra_files={"config/builder.json": config})
+    spec = make_spec(
+        work,
+        runtime="coreml",
+        artifacts={"Model.mlpackage": package},
+        extra_files={"config/builder.json": config},
+    )
     manifest = verify_bundle(write_bundle(spec, tmp_path / "out", keypair[0]), keypair[1])
-    assert {"Model.mlpackage/Manifest.json", "Model.mlpackage/Data/weights/weight.bin",
-            "config/builder.json", "LoadModel.swift"} <= set(manifest["files"])
+    assert {
+        "Model.mlpackage/Manifest.json",
+        "Model.mlpackage/Data/weights/weight.bin",
+        "config/builder.json",
+        "LoadModel.swift",
+    } <= set(manifest["files"])
 
 
 def test_index_lists_every_bundle_and_is_signed(work, keypair, other_keypair, tmp_path):
     bundles = tmp_path / "bundles"
-    paths = [write_bundle(make_spec(work, version=v), bundles, keypair[0]) for v in ("1.10.0", "1.2.0", "1.2.0-rc.1")]
+    paths = [
+        write_bundle(make_spec(work, version=v), bundles, keypair[0])
+        for v in ("1.10.0", "1.2.0", "1.2.0-rc.1")
+    ]
     index_path = update_index(bundles, keypair[0])
     data = index_path.read_bytes()
     signature = (bundles / "index.json.sig").read_bytes()
     load_pem_public_key(keypair[1].read_bytes()).verify(signature, data)  # raises if wrong
-    done = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(keypair[1]), "-rawin",
-                           "-in", str(index_path), "-sigfile", str(bundles / "index.json.sig")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            "openssl",
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            str(keypair[1]),
+            "-rawin",
+            "-in",
+            str(index_path),
+            "-sigfile",
+            str(bundles / "index.json.sig"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     index = json.loads(data)
     assert [e["version"] for e in index["bundles"]] == ["1.2.0-rc.1", "1.2.0", "1.10.0"]

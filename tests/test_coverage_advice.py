@@ -5,6 +5,7 @@ evidence, while the build goes on and the real converter decides. Only certainti
 an op with no converter at all, string or sequence I/O, dynamic shapes without input_shapes, and
 the target's own share policy.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,21 +25,30 @@ def _relu6_cnn(path, dynamic: bool = False, exp_first: bool = False):
     tests, which passed the bounds as graph inputs: out of scope for constant bounds) and Split
     'fails' (0/14 node tests, output differs): a prediction, which the real converter overrules."""
     rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "w"),
-             numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
-             numpy_helper.from_array(np.array(6.0, np.float32), "hi"),
-             numpy_helper.from_array(rng.standard_normal((3, 2 * 6 * 6)).astype(np.float32), "fc"),
-             numpy_helper.from_array(np.zeros(3, np.float32), "fcb")]
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+        numpy_helper.from_array(np.array(6.0, np.float32), "hi"),
+        numpy_helper.from_array(rng.standard_normal((3, 2 * 6 * 6)).astype(np.float32), "fc"),
+        numpy_helper.from_array(np.zeros(3, np.float32), "fcb"),
+    ]
     nodes = [helper.make_node("Exp", ["x"], ["e"], name="exp")] if exp_first else []
-    nodes += [helper.make_node("Conv", ["e" if exp_first else "x", "w"], ["c"], name="conv"),
-             helper.make_node("Clip", ["c", "lo", "hi"], ["r"], name="relu6"),
-             helper.make_node("Split", ["r"], ["s0", "s1"], name="halves", axis=1),
-             helper.make_node("Add", ["s0", "s1"], ["sum"], name="add"),
-             helper.make_node("Flatten", ["sum"], ["f"], name="flat"),
-             helper.make_node("Gemm", ["f", "fc", "fcb"], ["y"], name="fc", transB=1)]
+    nodes += [
+        helper.make_node("Conv", ["e" if exp_first else "x", "w"], ["c"], name="conv"),
+        helper.make_node("Clip", ["c", "lo", "hi"], ["r"], name="relu6"),
+        helper.make_node("Split", ["r"], ["s0", "s1"], name="halves", axis=1),
+        helper.make_node("Add", ["s0", "s1"], ["sum"], name="add"),
+        helper.make_node("Flatten", ["sum"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "fc", "fcb"], ["y"], name="fc", transB=1),
+    ]
     batch = "N" if dynamic else 1
-    graph = helper.make_graph(nodes, "relu6", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 1, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 3])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "relu6",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 3])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -46,11 +56,19 @@ def _relu6_cnn(path, dynamic: bool = False, exp_first: bool = False):
 
 
 def _custom_op_model(path):
-    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
-             helper.make_node("FusedGemm", ["a", "a"], ["y"], name="fused0", domain="com.microsoft")]
-    graph = helper.make_graph(nodes, "ms", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="relu"),
+        helper.make_node("FusedGemm", ["a", "a"], ["y"], name="fused0", domain="com.microsoft"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ms",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
+    )
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
@@ -59,8 +77,8 @@ def _custom_op_model(path):
 def test_predicted_restriction_is_advice_not_a_stop(tmp_path):
     report = check_model(_relu6_cnn(tmp_path / "m.onnx"), "tflite", {"precision": "int8"})
     split = next(n for n in report.nodes if n.op == "Split")
-    assert split.status != SUPPORTED and not split.certain    # the shipped table predicts a failure...
-    assert "measured" in split.reason                          # ...with its evidence
+    assert split.status != SUPPORTED and not split.certain  # the shipped table predicts a failure...
+    assert "measured" in split.reason  # ...with its evidence
     assert report.advice == [split] and report.blocking == []
     assert evaluate_policy(report, {"fallback": "warn"}) == []  # ...which stops nothing
     data = report.to_json()

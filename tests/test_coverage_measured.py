@@ -1,5 +1,6 @@
 """The TFLite route's measured rules: node features, rule matching, the shipped table, the
 derivation script's learner, and what edgebuild's tflite.convert refuses at the graph's edges."""
+
 import sys
 from pathlib import Path
 
@@ -24,18 +25,27 @@ def _conv_model(path: Path, constant_weights: bool) -> Path:
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 5, 5])]
     if not constant_weights:
         inputs.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, [2, 1, 3, 3]))
-    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], "conv", kernel_shape=[3, 3])], "g",
-                              inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])],
-                              initializer=[w] if constant_weights else [])
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], "conv", kernel_shape=[3, 3])],
+        "g",
+        inputs,
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])],
+        initializer=[w] if constant_weights else [],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
 
 def _node(tmp_path, op="Add", a=(1, 3, 4, 4), b=(4,), **attrs):
-    graph = helper.make_graph([helper.make_node(op, ["a", "b"], ["y"], "n", **attrs)], "g",
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, list(a)),
-                               helper.make_tensor_value_info("b", TensorProto.INT64, list(b))],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        [helper.make_node(op, ["a", "b"], ["y"], "n", **attrs)],
+        "g",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, list(a)),
+            helper.make_tensor_value_info("b", TensorProto.INT64, list(b)),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
     path = tmp_path / "n.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return walk_model(path).nodes[0]
@@ -62,8 +72,16 @@ def test_conditions_parse_and_match():
 
 def test_first_matching_rule_decides(tmp_path):
     node = _node(tmp_path, "Add")
-    rows = [{"op": "Add", "when": "in1.family=int", "verdict": "fails", "evidence": "0/3", "reason": "int add breaks"},
-            {"op": "Add", "when": "*", "verdict": "converts", "evidence": "9/9", "reason": ""}]
+    rows = [
+        {
+            "op": "Add",
+            "when": "in1.family=int",
+            "verdict": "fails",
+            "evidence": "0/3",
+            "reason": "int add breaks",
+        },
+        {"op": "Add", "when": "*", "verdict": "converts", "evidence": "9/9", "reason": ""},
+    ]
     rules = tflite.rules_from_rows(rows)
     status, reason = tflite.measured_verdict(node, rules)
     assert status == RESTRICTION and "int add breaks" in reason and "0/3" in reason
@@ -97,15 +115,22 @@ def test_measured_rules_hold_only_where_they_were_measured(tmp_path):
     assert constant.ok and constant.nodes[0].status == SUPPORTED
 
 
-@pytest.mark.parametrize("inputs, message", [
-    ([helper.make_tensor_value_info("x", TensorProto.FLOAT, [])], "scalar"),
-    ([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])], "static"),
-    ([helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 3])], "non-empty"),
-    ([helper.make_tensor_value_info("x", TensorProto.STRING, [2])], "string"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ([helper.make_tensor_value_info("x", TensorProto.FLOAT, [])], "scalar"),
+        ([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])], "static"),
+        ([helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 3])], "non-empty"),
+        ([helper.make_tensor_value_info("x", TensorProto.STRING, [2])], "string"),
+    ],
+)
 def test_graph_edges_the_convert_step_refuses(tmp_path, inputs, message):
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"], "id")], "g", inputs,
-                              [helper.make_tensor_value_info("y", inputs[0].type.tensor_type.elem_type, None)])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"], "id")],
+        "g",
+        inputs,
+        [helper.make_tensor_value_info("y", inputs[0].type.tensor_type.elem_type, None)],
+    )
     path = tmp_path / "edge.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     report = check_model(path, "tflite", {})
@@ -119,21 +144,24 @@ def _example(op, works, **feats):
 
 
 def test_learner_takes_the_largest_clean_condition_first():
-    examples = ([_example("Op", False, **{"in0.family": "int", "attr.mode": "a"}) for _ in range(3)]
-                + [_example("Op", True, **{"in0.family": "float", "attr.mode": "a"}) for _ in range(4)]
-                + [_example("Op", False, **{"in0.family": "float", "attr.mode": "b"})])
+    examples = (
+        [_example("Op", False, **{"in0.family": "int", "attr.mode": "a"}) for _ in range(3)]
+        + [_example("Op", True, **{"in0.family": "float", "attr.mode": "a"}) for _ in range(4)]
+        + [_example("Op", False, **{"in0.family": "float", "attr.mode": "b"})]
+    )
     rows = derivation.derive(examples)
     assert [(r["when"], r["verdict"], r["evidence"]) for r in rows] == [
-        ("in0.family=int & in0.const=no", "fails", "0/3"),        # the largest clean group first
+        ("in0.family=int & in0.const=no", "fails", "0/3"),  # the largest clean group first
         ("attr.mode=a & in0.const=no", "converts", "4/4"),
-        ("in0.const=no & in0.family=float", "fails", "0/1"),      # the rest, scoped to what it saw
+        ("in0.const=no & in0.family=float", "fails", "0/1"),  # the rest, scoped to what it saw
     ]
     assert all(r["reason"] == "boom" for r in rows if r["verdict"] == "fails")
 
 
 def test_learned_rules_reproduce_their_examples():
-    examples = ([_example("Op", False, **{"attr.k": str(i)}) for i in range(2)]
-                + [_example("Op", True, **{"attr.k": str(i)}) for i in range(2, 6)])
+    examples = [_example("Op", False, **{"attr.k": str(i)}) for i in range(2)] + [
+        _example("Op", True, **{"attr.k": str(i)}) for i in range(2, 6)
+    ]
     rules = derivation.rules_for(derivation.derive(examples))
     for e in examples:
         rule = next(r for r in rules["Op"] if matches(e.feats, r["condition"]))

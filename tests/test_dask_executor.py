@@ -3,6 +3,7 @@
 that moves every file. Device-bound steps run only on the agent advertising the device, a build
 through Dask gives the same action keys and byte-identical bundles as a local build, and killing an
 agent in the middle of a step still ends in a complete build."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,9 @@ import pytest
 from conftest import ort_demo_toml, run_cli, write_demo
 from plugin_package import env_with_plugins, write_plugin_package
 
-distributed = pytest.importorskip("distributed", reason="the dask executor tests need 'distributed' "
-                                                        "(pip install 'dask[distributed]')")
+distributed = pytest.importorskip(
+    "distributed", reason="the dask executor tests need 'distributed' (pip install 'dask[distributed]')"
+)
 from nginx_server import free_port, start_nginx  # noqa: E402  (skips the test without nginx)
 
 # `dask scheduler`, run from this interpreter so no PATH lookup can pick another installation
@@ -28,7 +30,7 @@ DASK_SCHEDULER = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
 
 # Test-only step kinds, registered the way third parties add steps: an entry point in the group
 # `edgebuild.steps`, from a .dist-info folder on PYTHONPATH (seen by the build host and the agents).
-PLUGIN = '''
+PLUGIN = """
 import os, time
 from edgebuild.steps.base import Step
 
@@ -53,9 +55,9 @@ class Work(Step):
 class Pinned(Work):
     name = "testplug.pinned"
     uses = ("edgebuild-fakelib",)    # its installed version is part of the action key
-'''
+"""
 
-RECIPE = '''
+RECIPE = """
 [recipe]
 name = "testplug"
 description = "test steps that record which agent ran them"
@@ -75,11 +77,11 @@ step = "testplug.work"
 inputs = { model = "model.source" }
 params = { seconds = "{seconds}", gpu = "{gpu}", tag = "{target}" }
 artifact = "{target}.txt"
-'''
+"""
 
 
 def plugin_project(dest: Path, targets: dict[str, dict]) -> Path:
-    text = ('[project]\nname = "plug"\nversion = "1.0.0"\n\n[models.digits]\nsource = "models/digits.onnx"\n')
+    text = '[project]\nname = "plug"\nversion = "1.0.0"\n\n[models.digits]\nsource = "models/digits.onnx"\n'
     for name, settings in targets.items():
         text += f'\n[targets.{name}]\nmodel = "digits"\nrecipe = "testplug"\n'
         text += "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
@@ -99,19 +101,38 @@ class Cluster:
         base.mkdir(parents=True, exist_ok=True)
         self.scheduler = subprocess.Popen(
             [*DASK_SCHEDULER, "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"],
-            stdout=subprocess.DEVNULL, stderr=open(base / "scheduler.log", "wb"), env=env)
+            stdout=subprocess.DEVNULL,
+            stderr=open(base / "scheduler.log", "wb"),
+            env=env,
+        )
 
     @property
     def executor(self) -> str:
         return f"dask://127.0.0.1:{self.port}"
 
     def add_agent(self, name: str, resources: str = "", slots: int = 1) -> dict:
-        proc = subprocess.Popen([sys.executable, "-m", "edgebuild", "agent", "--scheduler", f"127.0.0.1:{self.port}",
-                                 "--name", name, "--resources", resources, "-j", str(slots)],
-                                stdout=subprocess.PIPE, stderr=open(self.base / f"agent-{name}.log", "wb"),
-                                env=self.env, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "edgebuild",
+                "agent",
+                "--scheduler",
+                f"127.0.0.1:{self.port}",
+                "--name",
+                name,
+                "--resources",
+                resources,
+                "-j",
+                str(slots),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=open(self.base / f"agent-{name}.log", "wb"),
+            env=self.env,
+            text=True,
+        )
         self.agents[name] = proc
-        line = proc.stdout.readline()    # the agent prints what it advertises once registered
+        line = proc.stdout.readline()  # the agent prints what it advertises once registered
         assert line, f"agent {name} did not start: {(self.base / f'agent-{name}.log').read_text()[-2000:]}"
         return json.loads(line)
 
@@ -140,8 +161,17 @@ def nginx(tmp_path_factory):
 def plugin_env(tmp_path_factory) -> dict:
     """Environment for the build host and the agents: the test plugin on PYTHONPATH, a markers folder."""
     base = tmp_path_factory.mktemp("plugin")
-    write_plugin_package(base, "edgebuild_testplug", PLUGIN, {"edgebuild.steps": {
-        "testplug.work": "edgebuild_testplug:Work", "testplug.pinned": "edgebuild_testplug:Pinned"}})
+    write_plugin_package(
+        base,
+        "edgebuild_testplug",
+        PLUGIN,
+        {
+            "edgebuild.steps": {
+                "testplug.work": "edgebuild_testplug:Work",
+                "testplug.pinned": "edgebuild_testplug:Pinned",
+            }
+        },
+    )
     _fake_distribution(base, "1.0")
     markers = base / "markers"
     markers.mkdir()
@@ -180,7 +210,9 @@ def _ran_on(project: Path, target: str, step_id: str) -> str:
     return first.rsplit(" ", 1)[1]
 
 
-def test_device_bound_steps_run_only_on_the_agent_advertising_the_device(cluster, nginx, plugin_env, tmp_path):
+def test_device_bound_steps_run_only_on_the_agent_advertising_the_device(
+    cluster, nginx, plugin_env, tmp_path
+):
     targets = {f"gpu{i}": {"gpu": True} for i in range(5)} | {f"cpu{i}": {"seconds": 0.3} for i in range(5)}
     project = plugin_project(tmp_path / "plug", targets)
     env = dict(plugin_env, EDGEBUILD_REMOTE_CACHE=nginx.url)
@@ -188,33 +220,52 @@ def test_device_bound_steps_run_only_on_the_agent_advertising_the_device(cluster
     assert result.rc == 0, result.stderr
     assert result.json["steps"]["run"] == 10
     ran = {tag: agent for agent, tag in _markers(plugin_env) if tag in targets}
-    assert {tag: ran[tag] for tag in targets if tag.startswith("gpu")} == {f"gpu{i}": "gpu-agent" for i in range(5)}
+    assert {tag: ran[tag] for tag in targets if tag.startswith("gpu")} == {
+        f"gpu{i}": "gpu-agent" for i in range(5)
+    }
     assert {_ran_on(project, f"gpu{i}", "work") for i in range(5)} == {"gpu-agent"}
     # steps without requirements are spread over the agents, CPU-only ones included
     assert {ran[f"cpu{i}"] for i in range(5)} & {"cpu-a", "cpu-b"}
     # the outputs came back through the shared cache into this host's build folder
-    assert (project / "build" / "gpu3" / "gpu3.txt").read_text() == \
-        f"gpu3 {(project / 'models' / 'digits.onnx').stat().st_size}"
+    assert (
+        project / "build" / "gpu3" / "gpu3.txt"
+    ).read_text() == f"gpu3 {(project / 'models' / 'digits.onnx').stat().st_size}"
 
 
 def test_dask_build_gives_the_local_build_keys_and_identical_bundles(cluster, nginx, plugin_env, tmp_path):
-    toml = ort_demo_toml('\n[targets.orin]\nmodel = "digits"\nrecipe = "tensorrt"\ndevice = "jetson-orin-nano"\n'
-                         'precision = "int8"\n')
+    toml = ort_demo_toml(
+        '\n[targets.orin]\nmodel = "digits"\nrecipe = "tensorrt"\ndevice = "jetson-orin-nano"\n'
+        'precision = "int8"\n'
+    )
     keys = tmp_path / "keys"
     subprocess.run([sys.executable, "-m", "edgebuild", "keygen", "--out", str(keys)], check=True)
     env = dict(plugin_env, EDGEBUILD_SIGNING_KEY=str(keys / "edgebuild.key"))
     local = write_demo(tmp_path / "local" / "demo", toml)
     remote = write_demo(tmp_path / "remote" / "demo", toml)
     assert run_cli(local, "all", "--json", "-j", "2", env=env).rc == 0
-    built = run_cli(remote, "all", "--json", "--executor", cluster.executor, env=dict(env, EDGEBUILD_REMOTE_CACHE=nginx.url))
+    built = run_cli(
+        remote,
+        "all",
+        "--json",
+        "--executor",
+        cluster.executor,
+        env=dict(env, EDGEBUILD_REMOTE_CACHE=nginx.url),
+    )
     assert built.rc == 0, built.stderr
-    assert built.json["targets"]["orin"]["status"] == "deferred"     # no TensorRT here: the engine waits for the device
-    assert _ran_on(remote, "orin", "build") == "gpu-agent"             # tensorrt.build needs gpu-sm87
-    agents = {_ran_on(remote, log.parent.name, log.stem) for log in (remote / ".edgebuild" / "logs").glob("*/*.log")}
+    assert (
+        built.json["targets"]["orin"]["status"] == "deferred"
+    )  # no TensorRT here: the engine waits for the device
+    assert _ran_on(remote, "orin", "build") == "gpu-agent"  # tensorrt.build needs gpu-sm87
+    agents = {
+        _ran_on(remote, log.parent.name, log.stem) for log in (remote / ".edgebuild" / "logs").glob("*/*.log")
+    }
     assert len(agents) >= 2
 
     def hashes(project):
-        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((project / "bundles").iterdir())}
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((project / "bundles").iterdir())
+        }
 
     def keys_of(project):
         states = sorted((project / ".edgebuild" / "state" / "targets").glob("*.json"))
@@ -224,7 +275,14 @@ def test_dask_build_gives_the_local_build_keys_and_identical_bundles(cluster, ng
     assert hashes(remote) == hashes(local)
     assert {"demo-cpu-int8-1.0.0.tar.gz", "demo-orin-1.0.0.tar.gz"} <= set(hashes(local))
     # a second dask build of the same project runs nothing
-    again = run_cli(remote, "build", "--json", "--executor", cluster.executor, env=dict(env, EDGEBUILD_REMOTE_CACHE=nginx.url))
+    again = run_cli(
+        remote,
+        "build",
+        "--json",
+        "--executor",
+        cluster.executor,
+        env=dict(env, EDGEBUILD_REMOTE_CACHE=nginx.url),
+    )
     assert again.rc == 0 and again.json["steps"]["run"] == 0
 
 
@@ -236,14 +294,32 @@ def test_killing_an_agent_mid_build_still_completes(nginx, plugin_env, tmp_path)
         targets = {f"slow{i}": {"seconds": 3.0} for i in range(4)}
         project = plugin_project(tmp_path / "plug", targets)
         env = dict(plugin_env, EDGEBUILD_REMOTE_CACHE=nginx.url)
-        build = subprocess.Popen([sys.executable, "-m", "edgebuild", "build", "--json", "--executor", cluster.executor,
-                                  "-C", str(project)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env=env)
+        build = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "edgebuild",
+                "build",
+                "--json",
+                "--executor",
+                cluster.executor,
+                "-C",
+                str(project),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         deadline = time.monotonic() + 60
-        while not (started := [tag for agent, tag in _markers(plugin_env) if agent == "doomed" and tag in targets]):
-            assert time.monotonic() < deadline and build.poll() is None, "the doomed agent never started a step"
+        while not (
+            started := [tag for agent, tag in _markers(plugin_env) if agent == "doomed" and tag in targets]
+        ):
+            assert time.monotonic() < deadline and build.poll() is None, (
+                "the doomed agent never started a step"
+            )
             time.sleep(0.05)
-        cluster.kill_agent("doomed")          # mid-step: its step process dies with it
+        cluster.kill_agent("doomed")  # mid-step: its step process dies with it
         stdout, stderr = build.communicate(timeout=180)
         assert build.returncode == 0, stderr
         summary = json.loads(stdout)
@@ -265,19 +341,42 @@ def test_dask_executor_without_a_remote_cache_is_a_configuration_error(plugin_en
     assert result.stderr.strip().count("\n") == 0 and "--remote-cache" in result.stderr
     bad = run_cli(project, "build", "--executor", "dask://nowhere", env=plugin_env)
     assert bad.rc == 2 and "HOST:PORT" in bad.stderr
-    down = run_cli(project, "build", "-q", "--executor", f"dask://127.0.0.1:{free_port()}",
-                   env=dict(plugin_env, EDGEBUILD_REMOTE_CACHE="http://127.0.0.1:9"))
+    down = run_cli(
+        project,
+        "build",
+        "-q",
+        "--executor",
+        f"dask://127.0.0.1:{free_port()}",
+        env=dict(plugin_env, EDGEBUILD_REMOTE_CACHE="http://127.0.0.1:9"),
+    )
     assert down.rc == 2
     assert down.stderr.startswith("edgebuild: error: cannot reach the dask scheduler at tcp://127.0.0.1:")
     assert down.stderr.strip().count("\n") == 0
 
 
 def test_agent_rejects_malformed_resources(plugin_env):
-    proc = subprocess.run([sys.executable, "-m", "edgebuild", "agent", "--scheduler", "127.0.0.1:9",
-                           "--resources", "gpu-sm87=lots"], capture_output=True, text=True, env=plugin_env, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgebuild",
+            "agent",
+            "--scheduler",
+            "127.0.0.1:9",
+            "--resources",
+            "gpu-sm87=lots",
+        ],
+        capture_output=True,
+        text=True,
+        env=plugin_env,
+        timeout=60,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "edgebuild: error: --resources: 'gpu-sm87=lots' must look like NAME=N with N > 0 " \
-                                  "(e.g. gpu-sm87=1)"
+    assert (
+        proc.stderr.strip()
+        == "edgebuild: error: --resources: 'gpu-sm87=lots' must look like NAME=N with N > 0 "
+        "(e.g. gpu-sm87=1)"
+    )
 
 
 def test_agent_with_other_library_versions_refuses_the_step(nginx, plugin_env, tmp_path):
@@ -291,8 +390,14 @@ def test_agent_with_other_library_versions_refuses_the_step(nginx, plugin_env, t
         project = plugin_project(tmp_path / "plug", {"one": {}})
         recipe = project / "recipes" / "testplug.toml"
         recipe.write_text(recipe.read_text().replace('step = "testplug.work"', 'step = "testplug.pinned"'))
-        result = run_cli(project, "build", "--json", "--executor", cluster.executor,
-                         env=dict(plugin_env, EDGEBUILD_REMOTE_CACHE=nginx.url))
+        result = run_cli(
+            project,
+            "build",
+            "--json",
+            "--executor",
+            cluster.executor,
+            env=dict(plugin_env, EDGEBUILD_REMOTE_CACHE=nginx.url),
+        )
         assert result.rc == 1
         reason = result.json["targets"]["one"]["reason"]
         assert "agent upgraded: versions in the action key of testplug.pinned differ" in reason

@@ -4,6 +4,7 @@ Three releases of the demo CNN are built with `edgebuild all`: 1.0.0 as committe
 the classifier head's weights changed (a head-only retrain) and 1.2.0 with every weight changed
 (a full fine-tune; weights moved by noise of 1% of their mean magnitude, which changes every
 mantissa as training does, without a minute of training per test run)."""
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,12 @@ def retrained(source: Path, dest: Path, only_head: bool, seed: int) -> None:
 
 
 def edgebuild(project: Path, *args: str, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgebuild", *args, "-C", str(project), "-q"],
-                          capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "edgebuild", *args, "-C", str(project), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +99,9 @@ def test_head_only_retrain_ships_only_the_changed_tensors(releases):
 
 def test_a_delta_larger_than_the_limit_is_refused(releases):
     project, bundles, _ = releases
-    refused = make_delta(project, bundles["1.0.0"], bundles["1.2.0"], "--max-ratio", "0.05", "--out",
-                         str(project / "refused"))
+    refused = make_delta(
+        project, bundles["1.0.0"], bundles["1.2.0"], "--max-ratio", "0.05", "--out", str(project / "refused")
+    )
     assert refused["delta"] is None and "ship the full bundle" in refused["reason"]
     assert not list((project / "refused").glob("*.delta.tgz"))
 
@@ -105,14 +111,20 @@ def install(loader: Path, bundle: Path, root: Path, key: Path, env=None):
 
 
 def files_of(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
 def head_delta(releases, tmp_path_factory):
     project, bundles, _ = releases
     out = tmp_path_factory.mktemp("deltas")
-    return Path(make_delta(project, bundles["1.0.0"], bundles["1.1.0"], "--max-ratio", "1", "--out", str(out))["delta"])
+    return Path(
+        make_delta(project, bundles["1.0.0"], bundles["1.1.0"], "--max-ratio", "1", "--out", str(out))[
+            "delta"
+        ]
+    )
 
 
 def base_root(bundles, key, tmp_path, name="device"):
@@ -124,6 +136,7 @@ def base_root(bundles, key, tmp_path, name="device"):
 
 def _loader_of(bundle: Path, dest: Path) -> Path:
     import tarfile
+
     dest.mkdir()
     with tarfile.open(bundle) as archive:
         archive.extractall(dest, filter="data")
@@ -144,8 +157,11 @@ def test_installing_a_delta_gives_the_files_of_the_full_bundle(releases, head_de
 
 def test_a_delta_for_another_base_is_refused_naming_both(releases, tmp_path):
     project, bundles, key = releases
-    later = Path(make_delta(project, bundles["1.1.0"], bundles["1.2.0"], "--max-ratio", "1", "--out",
-                            str(tmp_path / "d"))["delta"])
+    later = Path(
+        make_delta(
+            project, bundles["1.1.0"], bundles["1.2.0"], "--max-ratio", "1", "--out", str(tmp_path / "d")
+        )["delta"]
+    )
     root = base_root(bundles, key, tmp_path)
     done = install(root / "active" / "loader.py", later, root, key)
     assert done.returncode == 1
@@ -169,6 +185,7 @@ def test_a_corrupted_or_foreign_delta_is_refused_and_active_is_unchanged(release
 
     # signed by another key: make_delta itself refuses bundles it cannot verify with that key
     from edgebuild.bundle import BundleInvalid
+
     with pytest.raises(BundleInvalid):
         build_delta(bundles["1.0.0"], bundles["1.1.0"], tmp_path / "x", Ed25519PrivateKey.generate())
     # ...so re-sign a genuine delta's manifest with a foreign key
@@ -183,6 +200,7 @@ def _resigned(delta: Path, out: Path, key) -> Path:
     import tarfile
 
     from edgebuild.bundle.archive import write_tar_gz
+
     files = {}
     with tarfile.open(delta) as archive:
         root = archive.getmembers()[0].name.split("/")[0]
@@ -225,10 +243,17 @@ def test_all_with_delta_from_writes_deltas_and_a_signed_deployment_manifest(rele
     assert "no bundle of version 0.5.0" in done.stderr
     deployment = project / "bundles" / "deployment.json"
     data = deployment.read_bytes()
-    load_pem_public_key(key.read_bytes()).verify((project / "bundles" / "deployment.json.sig").read_bytes(), data)
+    load_pem_public_key(key.read_bytes()).verify(
+        (project / "bundles" / "deployment.json.sig").read_bytes(), data
+    )
     entry = json.loads(data)["targets"]["cpu-fp32"]
-    assert entry["version"] == "1.2.0" and entry["previous_version"] == "1.1.0" and entry["release_counter"] == 3
+    assert (
+        entry["version"] == "1.2.0" and entry["previous_version"] == "1.1.0" and entry["release_counter"] == 3
+    )
     assert entry["deltas"][0]["from"] == "1.0.0" and entry["min_memory_mb"] > 0
     import yaml
+
     assert yaml.safe_load((project / "bundles" / "deployment.yaml").read_text()) == json.loads(data)
-    assert json.loads(data)["expires"] > time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 80 * 86400))
+    assert json.loads(data)["expires"] > time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 80 * 86400)
+    )

@@ -1,5 +1,6 @@
 """Device profiles name their platform (OS, oldest Python, OpenSSL, runtime package and version):
 checked when a recipe is read, and stated in each bundle's manifest and README."""
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,21 @@ def test_every_builtin_device_names_its_platform():
     assert seen >= 30
 
 
-@pytest.mark.parametrize("recipe,device,expected", [
-    ("edgetpu", "coral-devboard", {"python": "3.7", "openssl": "1.1.1", "runtime_package": "tflite_runtime"}),
-    ("tensorrt", "jetson-xavier-nx", {"python": "3.8", "openssl": "1.1.1f", "runtime_version": "8.5"}),
-    ("tensorrt", "jetson-orin-nano", {"python": "3.10", "runtime_version": "10.3"}),
-    ("tflite", "raspberry-pi", {"python": "3.11", "os": "Raspberry Pi OS 12 (bookworm), arm64"}),
-    ("coreml", "iphone-a15", {"python": "none", "openssl": "none"}),
-    ("onnxruntime", "cpu", {"python": "3.9"}),
-])
+@pytest.mark.parametrize(
+    "recipe,device,expected",
+    [
+        (
+            "edgetpu",
+            "coral-devboard",
+            {"python": "3.7", "openssl": "1.1.1", "runtime_package": "tflite_runtime"},
+        ),
+        ("tensorrt", "jetson-xavier-nx", {"python": "3.8", "openssl": "1.1.1f", "runtime_version": "8.5"}),
+        ("tensorrt", "jetson-orin-nano", {"python": "3.10", "runtime_version": "10.3"}),
+        ("tflite", "raspberry-pi", {"python": "3.11", "os": "Raspberry Pi OS 12 (bookworm), arm64"}),
+        ("coreml", "iphone-a15", {"python": "none", "openssl": "none"}),
+        ("onnxruntime", "cpu", {"python": "3.9"}),
+    ],
+)
 def test_the_named_platforms(recipe, device, expected):
     profile = load_recipe(recipe).devices[device]
     assert {key: profile[key] for key in expected} == expected
@@ -38,20 +46,25 @@ def test_the_named_platforms(recipe, device, expected):
 
 def test_bundle_requirements_never_go_below_the_loaders_python():
     assert bundle_requirements({}) == {"python": f">={LOADER_MIN_PYTHON}"}
-    jetson_nano = load_recipe("tensorrt").devices["jetson-nano"]        # JetPack 4.6 ships 3.6
+    jetson_nano = load_recipe("tensorrt").devices["jetson-nano"]  # JetPack 4.6 ships 3.6
     assert bundle_requirements(jetson_nano)["python"] == f">={LOADER_MIN_PYTHON}"
     assert bundle_requirements(jetson_nano)["device_python"] == "3.6"
     assert bundle_requirements(load_recipe("tflite").devices["raspberry-pi"])["python"] == ">=3.11"
-    assert bundle_requirements(load_recipe("coreml").devices["iphone-a15"])["python"] == f">={LOADER_MIN_PYTHON}"
+    assert (
+        bundle_requirements(load_recipe("coreml").devices["iphone-a15"])["python"] == f">={LOADER_MIN_PYTHON}"
+    )
 
 
-@pytest.mark.parametrize("change,key,words", [
-    ({"python": "3.x"}, "python", "not a Python version"),
-    ({"python": 3.9}, "python", "must be a non-empty string"),
-    ({"openssl": "one"}, "openssl", "not an OpenSSL version"),
-    ({"runtime_version": "latest"}, "runtime_version", "not a version"),
-    ({"os": None}, "os", "missing"),
-])
+@pytest.mark.parametrize(
+    "change,key,words",
+    [
+        ({"python": "3.x"}, "python", "not a Python version"),
+        ({"python": 3.9}, "python", "must be a non-empty string"),
+        ({"openssl": "one"}, "openssl", "not an OpenSSL version"),
+        ({"runtime_version": "latest"}, "runtime_version", "not a version"),
+        ({"os": None}, "os", "missing"),
+    ],
+)
 def test_platform_mistakes_are_named(change, key, words):
     profile = {"os": "Debian 12", "python": "3.11", "openssl": "3.0", "runtime_package": "onnxruntime"}
     profile.update(change)
@@ -65,13 +78,17 @@ def _broken_recipe(project, value: str) -> None:
     text = load_recipe("onnxruntime").file.read_text()
     assert 'python = "3.9"' in text
     (project / "recipes").mkdir()
-    (project / "recipes" / "onnxruntime.toml").write_text(text.replace('python = "3.9"', f'python = "{value}"', 1))
+    (project / "recipes" / "onnxruntime.toml").write_text(
+        text.replace('python = "3.9"', f'python = "{value}"', 1)
+    )
 
 
 def test_a_bad_platform_key_in_a_project_recipe_exits_2_naming_file_line_and_key(tmp_path):
     project = write_demo(tmp_path / "p")
     _broken_recipe(project, "3.x")
-    with pytest.raises(ConfigError, match=r"onnxruntime\.toml:\d+: devices\.cpu\.python: '3\.x' is not a Python"):
+    with pytest.raises(
+        ConfigError, match=r"onnxruntime\.toml:\d+: devices\.cpu\.python: '3\.x' is not a Python"
+    ):
         parse_recipe(project / "recipes" / "onnxruntime.toml")
     result = run_cli(project, "build", "-n")
     assert result.rc == 2

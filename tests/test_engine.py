@@ -6,6 +6,7 @@ The step kind `enginetest.echo` comes from a test package registered the way a t
 project's own recipes/ file. The builds run in this process (build_session + Scheduler, as the
 `build` command does), each step in a real worker process (LocalExecutor, the default executor).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ from edgebuild.session import build_session
 
 # outcome "fail": StepFailed; "defer": Deferred before writing anything; "defer-after": Deferred
 # after writing its output (a part done here that consumers may use)
-ECHO_MODULE = '''
+ECHO_MODULE = """
 from edgebuild.steps.base import Deferred, Step, StepFailed
 
 
@@ -47,10 +48,10 @@ class EngineEchoStep(Step):
         if outcome == "defer-after":
             raise Deferred("the rest needs a device this host lacks")
         return {"params": ctx.params, "upstream": sorted(ctx.upstream), "metrics": {ctx.params["tag"]: 1}}
-'''
+"""
 
 # a project recipe that replaces the built-in recipe of the same name (project > built-in)
-RECIPE = '''
+RECIPE = """
 [recipe]
 name = "onnxruntime"
 description = "three echo steps; the first is the same for every target"
@@ -86,9 +87,9 @@ id = "finish"
 step = "enginetest.echo"
 inputs = { model = "make.out.txt" }
 params = { tag = "finish-{tag}" }
-'''
+"""
 
-TARGETS = '''
+TARGETS = """
 [project]
 name = "engine"
 version = "1.0.0"
@@ -129,7 +130,7 @@ tag = "partial"
 [targets.elsewhere]
 model = "other"
 recipe = "onnxruntime"
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +138,12 @@ def plugin_env(tmp_path_factory):
     """The plugin visible here and to worker processes; nothing leaks in from the caller's shell
     (cache folder, remote cache)."""
     base = tmp_path_factory.mktemp("enginetest-plugin")
-    write_plugin_package(base, "edgebuild_enginetest", ECHO_MODULE,
-                         {"edgebuild.steps": {"enginetest.echo": "edgebuild_enginetest:EngineEchoStep"}})
+    write_plugin_package(
+        base,
+        "edgebuild_enginetest",
+        ECHO_MODULE,
+        {"edgebuild.steps": {"enginetest.echo": "edgebuild_enginetest:EngineEchoStep"}},
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(base))
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(base), os.environ.get("PYTHONPATH")])))
@@ -147,7 +152,7 @@ def plugin_env(tmp_path_factory):
         steps._entry_points.cache_clear()
         steps.get_step.cache_clear()
         yield
-    steps._entry_points.cache_clear()    # the plugin's path is gone again
+    steps._entry_points.cache_clear()  # the plugin's path is gone again
     steps.get_step.cache_clear()
 
 
@@ -182,7 +187,7 @@ def build(root: Path) -> SimpleNamespace:
     """One build as `edgebuild build` runs it: {(target, step id): outcome}, {target: result}, the graph."""
     with _session(root) as session:
         sched = Scheduler(root, session.graph, session.cache, session.stats, LocalExecutor(2), Reporter())
-        done = collect_targets(sched.run())     # the BuildResult, summed up per target
+        done = collect_targets(sched.run())  # the BuildResult, summed up per target
         outcomes, results = done.outcomes, done.targets
         nodes = session.graph.nodes
         by_target = {(t, step_id): outcomes[nid] for nid, n in nodes.items() for t, step_id in n.uses.items()}
@@ -207,7 +212,7 @@ def test_targets_share_the_node_whose_step_and_inputs_are_the_same(first):
     assert sorted(len(n.uses) for n in prep) == [1, 5]
     shared = next(n for n in prep if len(n.uses) == 5)
     assert sorted(shared.uses) == ["deferring", "failing", "partial", "plain", "tagged"]
-    assert len({id(done.outcomes[(t, "prep")]) for t in shared.uses}) == 1   # run once for all of them
+    assert len({id(done.outcomes[(t, "prep")]) for t in shared.uses}) == 1  # run once for all of them
     assert done.outcomes[("plain", "prep")].status == "run"
     # six targets x three steps, less the four prep nodes they share
     assert len(done.graph.nodes) == 6 * 3 - 4
@@ -254,13 +259,24 @@ def test_target_settings_override_recipe_parameters_and_device(first):
     plain = done.outcomes[("plain", "make")].entry["metadata"]["params"]
     tagged = done.outcomes[("tagged", "make")].entry["metadata"]["params"]
     # the recipe's defaults where the project sets nothing; the project's value where it does
-    assert plain == {"tag": "recipe-default", "outcome": "ok", "device": "small", "level": 1, "target": "plain"}
+    assert plain == {
+        "tag": "recipe-default",
+        "outcome": "ok",
+        "device": "small",
+        "level": 1,
+        "target": "plain",
+    }
     assert tagged == {"tag": "project-tag", "outcome": "ok", "device": "big", "level": 3, "target": "tagged"}
     assert done.results["tagged"].device == "big" and done.results["plain"].device == "small"
     # a target's metadata: tables merge key by key, a downstream step's value winning
     merged = done.results["tagged"].metadata
-    assert merged["params"] == {"tag": "finish-project-tag", "outcome": "ok", "device": "big", "level": 3,
-                                "target": "tagged"}
+    assert merged["params"] == {
+        "tag": "finish-project-tag",
+        "outcome": "ok",
+        "device": "big",
+        "level": 3,
+        "target": "tagged",
+    }
     assert merged["upstream"] == ["model"]
     assert merged["metrics"] == {"prep": 1, "project-tag": 1, "finish-project-tag": 1}
     # the project's recipes/onnxruntime.toml replaced the built-in recipe of that name
@@ -271,10 +287,14 @@ def test_second_build_is_all_cache_hits_and_failures_are_retried(project):
     again = build(project)
     ran = {key: o.status for key, o in again.outcomes.items() if o.status not in ("cached", "blocked")}
     # a failure is not cached (it runs again); a deferral is, with its message
-    assert ran == {("failing", "make"): "failed", ("deferring", "make"): "deferred",
-                   ("deferring", "finish"): "deferred", ("partial", "make"): "deferred"}
+    assert ran == {
+        ("failing", "make"): "failed",
+        ("deferring", "make"): "deferred",
+        ("deferring", "finish"): "deferred",
+        ("partial", "make"): "deferred",
+    }
     assert again.outcomes[("deferring", "make")].message == "needs a device this host lacks"
-    assert again.outcomes[("deferring", "make")].log is None       # from the cache: no worker ran
+    assert again.outcomes[("deferring", "make")].log is None  # from the cache: no worker ran
     assert again.results["plain"].status == "cached"
 
 
@@ -284,17 +304,28 @@ def test_a_change_rebuilds_only_its_branch_and_build_n_says_why(project):
     assert {label for label, row in rows.items() if row["would_run"]} == {"failing/make", "failing/finish"}
     assert rows["failing/make"]["reasons"] == ["failed last time (failures are not cached): told to fail"]
     assert rows["failing/finish"]["reasons"] == ["runs after failing/make (input not built yet)"]
-    assert rows["deferring/finish"] == {"label": "deferring/finish", "step": "enginetest.echo",
-                                        "targets": ["deferring"], "would_run": False,
-                                        "reasons": ["needs a device this host lacks"]}
+    assert rows["deferring/finish"] == {
+        "label": "deferring/finish",
+        "step": "enginetest.echo",
+        "targets": ["deferring"],
+        "would_run": False,
+        "reasons": ["needs a device this host lacks"],
+    }
 
     toml = project / "targets.toml"
     toml.write_text(toml.read_text().replace('tag = "project-tag"', 'tag = "changed"'))
     (project / "models" / "other.onnx").write_text("other-bytes, edited")
     rows = plan(project)
     would_run = {label for label, row in rows.items() if row["would_run"]}
-    assert would_run == {"tagged/make", "tagged/finish", "elsewhere/prep", "elsewhere/make", "elsewhere/finish",
-                         "failing/make", "failing/finish"}
+    assert would_run == {
+        "tagged/make",
+        "tagged/finish",
+        "elsewhere/prep",
+        "elsewhere/make",
+        "elsewhere/finish",
+        "failing/make",
+        "failing/finish",
+    }
     assert rows["tagged/make"]["reasons"] == ["parameter tag: 'project-tag' -> 'changed'"]
     assert rows["tagged/finish"]["reasons"] == ["runs after tagged/make (input not built yet)"]
     assert rows["elsewhere/prep"]["reasons"] == ["input 'model' changed (models/other.onnx)"]
@@ -302,7 +333,12 @@ def test_a_change_rebuilds_only_its_branch_and_build_n_says_why(project):
 
     done = build(project)
     ran = {key for key, o in done.outcomes.items() if o.status == "run"}
-    assert ran == {("tagged", "make"), ("tagged", "finish"), ("elsewhere", "prep"), ("elsewhere", "make"),
-                   ("elsewhere", "finish")}
+    assert ran == {
+        ("tagged", "make"),
+        ("tagged", "finish"),
+        ("elsewhere", "prep"),
+        ("elsewhere", "make"),
+        ("elsewhere", "finish"),
+    }
     assert done.outcomes[("plain", "prep")].status == "cached"
     assert (project / "build" / "tagged" / "made-tagged.txt").read_text() == "m-bytes|prep|changed"

@@ -2,6 +2,7 @@
 llama.cpp running every artifact against transformers. Models: the committed tiny demo Llama
 (GQA, untied, byte-level BPE, bf16), a second decoder trained here (no GQA, tied, SentencePiece,
 linear RoPE scaling, sharded fp16), and all-MiniLM-L6-v2 (BERT encoder) from PyPI."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,8 +48,9 @@ class Built:
 
     def _convert(self, outtype: str) -> Path:
         out = self.root / f"convert-{outtype}"
-        self.meta[f"convert-{outtype}"] = run_step("gguf.convert", out, {"model": self.source},
-                                                   {"name": self.name, "outtype": outtype})
+        self.meta[f"convert-{outtype}"] = run_step(
+            "gguf.convert", out, {"model": self.source}, {"name": self.name, "outtype": outtype}
+        )
         return out / "model.gguf"
 
     def direct(self, outtype: str) -> Path:
@@ -62,9 +64,15 @@ class Built:
         return out / "model.gguf"
 
     def verify(self, gguf_path: Path, level: str, prompts: list[str] | None = None, **overrides) -> dict:
-        params = {"quantization": level, "prompts": prompts or DEFAULTS["prompts"],
-                  "thresholds": DEFAULTS["thresholds"], "min_cosine": -1.0, "min_argmax_agreement": -1.0,
-                  "require_tokenizer_match": True, **overrides}
+        params = {
+            "quantization": level,
+            "prompts": prompts or DEFAULTS["prompts"],
+            "thresholds": DEFAULTS["thresholds"],
+            "min_cosine": -1.0,
+            "min_argmax_agreement": -1.0,
+            "require_tokenizer_match": True,
+            **overrides,
+        }
         out = self.root / f"verify-{gguf_path.parent.name}-{len(overrides)}"
         meta = run_step("gguf.verify", out, {"gguf": gguf_path, "model": self.source}, params)
         meta["selftest"] = dict(np.load(out / "selftest.npz"))
@@ -93,12 +101,17 @@ def minilm(tmp_path_factory) -> Built:
 
 # --- conversion --------------------------------------------------------------------------------
 
+
 def test_same_model_converts_to_identical_bytes_whatever_the_folder_name(tiny: Built, tmp_path: Path):
     renamed = copy_folder(TINY_LLAMA, tmp_path / "some-other-folder-name")
-    again = run_step("gguf.convert", tmp_path / "again", {"model": renamed}, {"name": "tiny-llama", "outtype": "F16"})
+    again = run_step(
+        "gguf.convert", tmp_path / "again", {"model": renamed}, {"name": "tiny-llama", "outtype": "F16"}
+    )
     assert sha256(tmp_path / "again" / "model.gguf") == sha256(tiny.f16)
     assert again["conversion"]["n_params"] == tiny.meta["convert-F16"]["conversion"]["n_params"]
-    other_name = run_step("gguf.convert", tmp_path / "named", {"model": renamed}, {"name": "renamed", "outtype": "F16"})
+    other_name = run_step(
+        "gguf.convert", tmp_path / "named", {"model": renamed}, {"name": "renamed", "outtype": "F16"}
+    )
     assert other_name["conversion"] == again["conversion"]
     assert sha256(tmp_path / "named" / "model.gguf") != sha256(tiny.f16)
 
@@ -126,11 +139,17 @@ def test_second_decoder_metadata(second: Built):
     assert len(list(second.source.glob("model-*.safetensors"))) > 1  # really sharded
     assert field_value(reader, "tokenizer.ggml.model") == "llama"
     scores = reader.fields["tokenizer.ggml.scores"]
-    assert len({float(scores.parts[i][0]) for i in scores.data}) > 100  # real SentencePiece scores (bytes share 0)
+    assert (
+        len({float(scores.parts[i][0]) for i in scores.data}) > 100
+    )  # real SentencePiece scores (bytes share 0)
     assert field_value(reader, "llama.rope.scaling.type") == "linear"
     assert field_value(reader, "llama.rope.scaling.factor") == pytest.approx(2.0)
     assert field_value(reader, "llama.rope.freq_base") == pytest.approx(50000.0)
-    assert field_value(reader, "llama.attention.head_count_kv") == field_value(reader, "llama.attention.head_count") == 4
+    assert (
+        field_value(reader, "llama.attention.head_count_kv")
+        == field_value(reader, "llama.attention.head_count")
+        == 4
+    )
     assert field_value(reader, "llama.attention.key_length") == 64  # head_dim != hidden / heads
     assert "output.weight" not in {t.name for t in reader.tensors}  # tied: llama.cpp reuses token_embd
 
@@ -142,6 +161,7 @@ def test_direct_q8_0_and_bf16_are_written_by_the_converter(tiny: Built):
     assert {t.tensor_type.name for t in bf16.tensors} == {"BF16", "F32"}
     # the demo weights are bf16: BF16 output holds exactly the source bits
     from edgebuild.steps.gguf.hf_folder import ModelFolder
+
     source = ModelFolder(TINY_LLAMA).load("model.layers.1.mlp.down_proj.weight")
     written = next(t for t in bf16.tensors if t.name == "blk.1.ffn_down.weight")
     widened = (np.asarray(written.data).view(np.uint16).astype(np.uint32) << 16).view(np.float32)
@@ -168,6 +188,7 @@ def test_unknown_quantization_is_a_clear_failure(tiny: Built, tmp_path: Path):
 
 # --- verification against transformers ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("level", ["F32", "F16", "Q8_0", "Q4_K_M"])
 def test_demo_decoder_matches_transformers(tiny: Built, level: str):
     path = tiny.direct(level) if level == "F32" else tiny.quantized(level)
@@ -175,7 +196,9 @@ def test_demo_decoder_matches_transformers(tiny: Built, level: str):
     m = meta["metrics"]
     limits = DEFAULTS["thresholds"][level]
     assert m["tokenizer_match"] is True
-    assert m["cosine_min"] >= limits["min_cosine"] and m["argmax_agreement"] >= limits["min_argmax_agreement"], m
+    assert (
+        m["cosine_min"] >= limits["min_cosine"] and m["argmax_agreement"] >= limits["min_argmax_agreement"]
+    ), m
     selftest = meta["selftest"]
     assert selftest["input.tokens"].dtype == np.int32
     assert selftest["expected.logits"].shape == (meta["io"]["outputs"][0]["shape"][1],)
@@ -197,7 +220,9 @@ def test_second_decoder_matches_transformers(second: Built, level: str):
 
 
 def test_a_threshold_miss_fails_with_the_figures(tiny: Built):
-    with pytest.raises(StepFailed, match=r"Q4_K_M misses its verification thresholds: cosine_min 0\.9\d+ < 1\.0"):
+    with pytest.raises(
+        StepFailed, match=r"Q4_K_M misses its verification thresholds: cosine_min 0\.9\d+ < 1\.0"
+    ):
         tiny.verify(tiny.quantized("Q4_K_M"), "Q4_K_M", min_cosine=1.0)
     with pytest.raises(StepFailed, match="no entry for quantization 'Q9'"):
         tiny.verify(tiny.f16, "Q9")
@@ -210,7 +235,12 @@ def test_a_broken_conversion_is_caught(tiny: Built, tmp_path: Path):
     original = llama_arch._interleave_rope_rows
     llama_arch._interleave_rope_rows = lambda w, n_head: w
     try:
-        run_step("gguf.convert", tmp_path / "broken", {"model": TINY_LLAMA}, {"name": "tiny-llama", "outtype": "F32"})
+        run_step(
+            "gguf.convert",
+            tmp_path / "broken",
+            {"model": TINY_LLAMA},
+            {"name": "tiny-llama", "outtype": "F32"},
+        )
     finally:
         llama_arch._interleave_rope_rows = original
     with pytest.raises(StepFailed, match="cosine_min"):
@@ -239,9 +269,20 @@ def test_rope_scaling_variants_are_written(tmp_path: Path):
     model = copy_folder(TINY_LLAMA, tmp_path / "model")
     config = json.loads((model / "config.json").read_text())
     variants = {
-        "yarn": {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 128},
-        "llama3": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                   "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+        "yarn": {
+            "rope_type": "yarn",
+            "rope_theta": 10000.0,
+            "factor": 4.0,
+            "original_max_position_embeddings": 128,
+        },
+        "llama3": {
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64,
+        },
     }
     readers = {}
     for kind, rope in variants.items():
@@ -270,9 +311,17 @@ def test_qwen2_decoder_with_attention_biases_matches_transformers(tmp_path: Path
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     source = tmp_path / "qwen2"
-    config = Qwen2Config(vocab_size=512, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 1e6})
+    config = Qwen2Config(
+        vocab_size=512,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+    )
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(config)
     with torch.no_grad():

@@ -1,4 +1,5 @@
 """The GGUF check (support.py) and the recipe: fast, JSON-only, no heavy libraries."""
+
 from __future__ import annotations
 
 import json
@@ -42,21 +43,32 @@ def test_demo_model_is_supported_and_small():
 
 
 def test_importing_the_steps_pulls_in_no_heavy_library():
-    code = ("import sys, edgebuild.steps.gguf; heavy = [m for m in ('numpy', 'gguf', 'torch', 'llama_cpp', "
-            "'transformers') if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    code = (
+        "import sys, edgebuild.steps.gguf; heavy = [m for m in ('numpy', 'gguf', 'torch', 'llama_cpp', "
+        "'transformers') if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
+    )
     import subprocess
+
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize(("edit", "field"), [
-    ({"model_type": "gpt_neox"}, "config.json:model_type"),
-    ({"hidden_act": "gelu"}, "config.json:hidden_act"),
-    ({"rope_parameters": {"rope_type": "longrope", "rope_theta": 10000.0}}, "config.json:rope_parameters.rope_type"),
-    ({"rope_parameters": None, "rope_theta": 1e4, "rope_scaling": {"type": "dynamic", "factor": 2.0}},
-     "config.json:rope_scaling.rope_type"),
-    ({"num_key_value_heads": 3}, "config.json:num_key_value_heads"),
-])
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        ({"model_type": "gpt_neox"}, "config.json:model_type"),
+        ({"hidden_act": "gelu"}, "config.json:hidden_act"),
+        (
+            {"rope_parameters": {"rope_type": "longrope", "rope_theta": 10000.0}},
+            "config.json:rope_parameters.rope_type",
+        ),
+        (
+            {"rope_parameters": None, "rope_theta": 1e4, "rope_scaling": {"type": "dynamic", "factor": 2.0}},
+            "config.json:rope_scaling.rope_type",
+        ),
+        ({"num_key_value_heads": 3}, "config.json:num_key_value_heads"),
+    ],
+)
 def test_unsupported_config_fields_are_named(tiny_copy: Path, edit: dict, field: str):
     _edit_json(tiny_copy / "config.json", **edit)
     problems = check_model_folder(tiny_copy)
@@ -70,11 +82,17 @@ def test_unsupported_tokenizers_are_named(tiny_copy: Path):
     tok_path.write_text(json.dumps(tok))
     assert [p["field"] for p in check_model_folder(tiny_copy)] == ["tokenizer.json:pre_tokenizer"]
 
-    tok["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
-        {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Isolated", "invert": False},
-        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    tok["pre_tokenizer"] = {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        ],
+    }
     tok_path.write_text(json.dumps(tok))
-    assert [p["field"] for p in check_model_folder(tiny_copy)] == ["tokenizer.json:pre_tokenizer.pretokenizers[0].pattern"]
+    assert [p["field"] for p in check_model_folder(tiny_copy)] == [
+        "tokenizer.json:pre_tokenizer.pretokenizers[0].pattern"
+    ]
 
     tok["model"] = {"type": "Unigram", "vocab": []}
     tok_path.write_text(json.dumps(tok))
@@ -90,10 +108,26 @@ def test_known_pre_tokenizers_are_recognised():
     byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}
     split = lambda rx: {"type": "Split", "pattern": {"Regex": rx}, "behavior": "Isolated", "invert": False}  # noqa: E731
     assert byte_level_pre_tokenizer({**byte_level, "use_regex": True}) == "gpt-2"
-    assert byte_level_pre_tokenizer({"type": "Sequence", "pretokenizers": [split(LLAMA3_REGEX), byte_level]}) == "llama-bpe"
-    assert byte_level_pre_tokenizer({"type": "Sequence", "pretokenizers": [split(QWEN2_REGEX), byte_level]}) == "qwen2"
-    assert byte_level_pre_tokenizer({"type": "Sequence", "pretokenizers": [
-        {"type": "Digits", "individual_digits": True}, {**byte_level, "use_regex": True}]}) == "smollm"
+    assert (
+        byte_level_pre_tokenizer({"type": "Sequence", "pretokenizers": [split(LLAMA3_REGEX), byte_level]})
+        == "llama-bpe"
+    )
+    assert (
+        byte_level_pre_tokenizer({"type": "Sequence", "pretokenizers": [split(QWEN2_REGEX), byte_level]})
+        == "qwen2"
+    )
+    assert (
+        byte_level_pre_tokenizer(
+            {
+                "type": "Sequence",
+                "pretokenizers": [
+                    {"type": "Digits", "individual_digits": True},
+                    {**byte_level, "use_regex": True},
+                ],
+            }
+        )
+        == "smollm"
+    )
 
 
 def test_check_step_fails_with_the_field(tiny_copy: Path, tmp_path: Path):

@@ -1,6 +1,7 @@
 """No import cycle among edgebuild's modules: the package's top-level imports (those that run when
 a module is imported, not the lazy ones inside functions) must form a graph without loops, so
 every module can be imported on its own (`python -c "import edgebuild.executors"`)."""
+
 from __future__ import annotations
 
 import ast
@@ -30,10 +31,12 @@ def top_level_imports(path: Path, modules: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
             # `from pkg import mod` imports the submodule pkg.mod when there is one
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names
+            ]
         else:
             continue
         for target in targets:
@@ -67,7 +70,7 @@ def import_graph() -> dict[str, set[str]]:
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """One cycle as [a, b, ..., a], or None (depth-first search with an explicit path)."""
-    state: dict[str, int] = {}      # 1: on the current path, 2: done
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
     for start in sorted(graph):
         if state.get(start):
             continue
@@ -79,7 +82,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
                 state[path.pop()] = 2
                 stack.pop()
             elif state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             elif not state.get(nxt):
                 state[nxt] = 1
                 path.append(nxt)
@@ -91,7 +94,7 @@ def test_the_walker_sees_imports_and_finds_a_planted_cycle():
     graph = import_graph()
     assert "edgebuild.executors.base" in graph["edgebuild.scheduler"]
     assert "edgebuild.executors" in graph["edgebuild.commands.build"]
-    assert "edgebuild.executors" not in graph["edgebuild.executors.local"]   # its own package: no edge
+    assert "edgebuild.executors" not in graph["edgebuild.executors.local"]  # its own package: no edge
     planted = {k: set(v) for k, v in graph.items()}
     planted["edgebuild.executors.base"].add("edgebuild.scheduler")
     cycle = find_cycle(planted)

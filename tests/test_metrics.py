@@ -3,6 +3,7 @@
 Found on real detectors: an int8 probability map that came out all zero used to count as agreeing
 (cosine 1.0), and a photo without text, where the fp32 map peaks at 1e-7, gave cosine noise that
 failed even the fp32 artifact. Both are judged here on small arrays."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ from edgebuild.metrics import compare, compare_outputs
 def _maps(rng, n=6, quiet=()):
     ref = rng.uniform(0, 1, size=(n, 1, 8, 8))
     for i in quiet:
-        ref[i] *= 1e-7        # no text in this sample: the map is all but zero
+        ref[i] *= 1e-7  # no text in this sample: the map is all but zero
     return ref
 
 
@@ -32,7 +33,7 @@ def test_an_all_zero_output_against_a_real_signal_never_agrees():
 def test_quiet_samples_are_judged_by_error_not_cosine():
     rng = np.random.default_rng(1)
     ref = _maps(rng, quiet=(1, 4))
-    out = ref + rng.normal(0, 1e-3, size=ref.shape)      # small noise: swamps only the quiet maps
+    out = ref + rng.normal(0, 1e-3, size=ref.shape)  # small noise: swamps only the quiet maps
     per_output = compare_outputs([([ref], [out], len(ref))], ["map"])["map"]
     assert per_output["quiet_samples"] == 2 and per_output["samples"] == 6
     assert per_output["cosine_min"] > 0.999 and per_output["rel_error"] < 0.01

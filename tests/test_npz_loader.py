@@ -1,5 +1,6 @@
 """The one npz reader every recipe's calibration/evaluation data goes through (edgebuild.evaldata),
 below the steps: hostile files give the same one-line StepFailed whichever step reads them."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -20,17 +21,21 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     np.save(single, np.zeros((4, 3), dtype=np.float32))
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip file at all")
-    return {"pickled": (pickled, "array 'x' holds Python objects (pickled), which are not loaded"),
-            "single": (single, "is a single .npy array, not an .npz with one array per model input"),
-            "garbage": (garbage, "is not a readable .npz file (")}
+    return {
+        "pickled": (pickled, "array 'x' holds Python objects (pickled), which are not loaded"),
+        "single": (single, "is a single .npy array, not an .npz with one array per model input"),
+        "garbage": (garbage, "is not a readable .npz file ("),
+    }
 
 
 @pytest.mark.parametrize("case", ["pickled", "single", "garbage"])
 def test_every_recipe_rejects_a_hostile_file_the_same_way(tmp_path, case):
     path, message = _bad_files(tmp_path)[case]
-    readers = {"evaldata": lambda: load_npz(path, ["x"], "calibration"),
-               "tensorrt": lambda: calibration_data.load(path),
-               "coreml": lambda: evaluation_set.load(path, [], 8)}
+    readers = {
+        "evaldata": lambda: load_npz(path, ["x"], "calibration"),
+        "tensorrt": lambda: calibration_data.load(path),
+        "coreml": lambda: evaluation_set.load(path, [], 8),
+    }
     for name, read in readers.items():
         with pytest.raises(StepFailed) as err:
             read()
@@ -48,6 +53,8 @@ def test_reader_returns_every_array(tmp_path):
 
 def test_the_loader_lives_below_the_steps():
     """Toolchain interpreters import edgebuild.evaldata with numpy alone: it must not pull in the steps."""
-    code = "import sys, edgebuild.evaldata; print(sorted(m for m in sys.modules if m.startswith('edgebuild')))"
+    code = (
+        "import sys, edgebuild.evaldata; print(sorted(m for m in sys.modules if m.startswith('edgebuild')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "edgebuild.steps" not in out and "edgebuild.evaldata" in out

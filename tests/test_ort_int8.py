@@ -1,6 +1,7 @@
 """onnxruntime int8 through the CLI (issue 20): an opset-11 model gets valid per-channel int8, the
 latency gate fails or ships fp32, a broken output is named, the search records its candidates;
 NaN and misshaped data are refused naming the file (issue 14 items 10, 11)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -75,15 +76,26 @@ def _cnn_opset11(path: Path) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(1)
-    inits = [numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w1"),
-             numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "b1"),
-             numpy_helper.from_array(rng.standard_normal((8, 4)).astype(np.float32), "w2"),
-             numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b2")]
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["r"]), helper.make_node("GlobalAveragePool", ["r"], ["g"]),
-             helper.make_node("Flatten", ["g"], ["f"]), helper.make_node("Gemm", ["f", "w2", "b2"], ["logits"])]
-    graph = helper.make_graph(nodes, "cnn11", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4])], inits)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "b1"),
+        numpy_helper.from_array(rng.standard_normal((8, 4)).astype(np.float32), "w2"),
+        numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b2"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2", "b2"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cnn11",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=7)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -98,13 +110,25 @@ def _two_heads(path: Path) -> None:
 
     rng = np.random.default_rng(2)
     w = rng.standard_normal((16, 16)).astype(np.float32)
-    inits = [numpy_helper.from_array(w, "wa"),
-             numpy_helper.from_array((w + 1e-4 * rng.standard_normal((16, 16))).astype(np.float32), "wb")]
-    nodes = [helper.make_node("MatMul", ["x", "wa"], ["features"]), helper.make_node("MatMul", ["x", "wb"], ["b"]),
-             helper.make_node("Sub", ["features", "b"], ["delta"])]
-    graph = helper.make_graph(nodes, "heads", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
-                              [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 16]),
-                               helper.make_tensor_value_info("delta", TensorProto.FLOAT, ["N", 16])], inits)
+    inits = [
+        numpy_helper.from_array(w, "wa"),
+        numpy_helper.from_array((w + 1e-4 * rng.standard_normal((16, 16))).astype(np.float32), "wb"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "wa"], ["features"]),
+        helper.make_node("MatMul", ["x", "wb"], ["b"]),
+        helper.make_node("Sub", ["features", "b"], ["delta"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "heads",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+        [
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 16]),
+            helper.make_tensor_value_info("delta", TensorProto.FLOAT, ["N", 16]),
+        ],
+        inits,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
@@ -113,9 +137,12 @@ def _sqrt(path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Sqrt", ["x"], ["y"])], "sqrt",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 16])])
+    graph = helper.make_graph(
+        [helper.make_node("Sqrt", ["x"], ["y"])],
+        "sqrt",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 16])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
@@ -135,7 +162,7 @@ def write_project(root: Path, targets: str = TARGETS) -> Path:
     nan = images[32:].copy()
     nan[3, 0, 0, 0] = np.nan
     np.savez(root / "data" / "cnn_nan.npz", x=nan)
-    np.savez(root / "data" / "cnn_bad_rank.npz", x=images[32:, 0])          # (16, 16, 16): channel axis lost
+    np.savez(root / "data" / "cnn_bad_rank.npz", x=images[32:, 0])  # (16, 16, 16): channel axis lost
     vectors = rng.standard_normal((96, 16)).astype(np.float32)
     np.savez(root / "data" / "heads_calib.npz", x=vectors[:64])
     np.savez(root / "data" / "heads_eval.npz", x=vectors[64:])
@@ -147,7 +174,7 @@ def write_project(root: Path, targets: str = TARGETS) -> Path:
 def built(tmp_path_factory):
     project = write_project(tmp_path_factory.mktemp("int8") / "p")
     result = run_cli(project, "build", "--json", "-j", "2")
-    assert result.rc == 1, result.stderr     # some targets fail on purpose
+    assert result.rc == 1, result.stderr  # some targets fail on purpose
     return project, result.json
 
 
@@ -164,16 +191,19 @@ def test_opset11_model_gets_loading_per_channel_int8(built):
     artifact = project / target["artifacts"][0]
     model = onnx.load(str(artifact))
     dequant = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
-    assert any(a.name == "axis" for n in dequant for a in n.attribute)     # per-channel weights
-    ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])   # loads
-    assert target["metrics"]["latency"]["ratio_to_fp32"] > 0               # timed against fp32
+    assert any(a.name == "axis" for n in dequant for a in n.attribute)  # per-channel weights
+    ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])  # loads
+    assert target["metrics"]["latency"]["ratio_to_fp32"] > 0  # timed against fp32
 
 
 def test_slower_int8_fails_the_latency_gate(built):
     _, doc = built
     target = doc["targets"]["too-slow"]
     assert target["status"] == "failed" and target["failed_step"] == "int8"
-    assert "int8 is slower than fp32" in target["reason"] and "breaks gate max_latency_ratio = 0.01" in target["reason"]
+    assert (
+        "int8 is slower than fp32" in target["reason"]
+        and "breaks gate max_latency_ratio = 0.01" in target["reason"]
+    )
 
 
 def test_slower_int8_ships_fp32_and_says_so(built):
@@ -208,7 +238,9 @@ def test_search_records_every_candidate(built):
     assert chosen["options"] == target["metrics"]["int8"]["chosen"]
     assert all("ratio_to_fp32" in c for c in search["candidates"] if "error" not in c)
     labels = {c["options"] for c in search["candidates"]}
-    assert any("uint8 activations" in x for x in labels) and any(x.startswith("int8 activations") for x in labels)
+    assert any("uint8 activations" in x for x in labels) and any(
+        x.startswith("int8 activations") for x in labels
+    )
 
 
 def test_nan_inputs_and_outputs_fail_naming_the_file(built):
@@ -224,14 +256,16 @@ def test_nan_inputs_and_outputs_fail_naming_the_file(built):
 def test_misshaped_evaluation_data_is_named(built):
     _, doc = built
     reason = doc["targets"]["rank"]["reason"]
-    assert "evaluation data cnn_bad_rank.npz: array 'x' has shape (16, 16, 16); model input 'x' expects " \
-           "(N, 3, 16, 16)" in reason
+    assert (
+        "evaluation data cnn_bad_rank.npz: array 'x' has shape (16, 16, 16); model input 'x' expects "
+        "(N, 3, 16, 16)" in reason
+    )
     assert "Traceback" not in reason
 
 
 def test_failed_steps_that_ran_count_as_run(built):
     project, _ = built
-    again = run_cli(project, "build", "--json", "too-slow").json   # everything cached but the failing step
+    again = run_cli(project, "build", "--json", "too-slow").json  # everything cached but the failing step
     assert again["steps"]["failed"] == 1 and again["steps"]["run"] == 1
 
 
@@ -279,14 +313,14 @@ def test_accuracy_fallback_keeps_the_worst_quantized_nodes_float(built):
     fallback = int8["accuracy_fallback"]
     assert int8["reason"].startswith("accuracy fallback: passes the gates with 3 node(s) in float")
     assert fallback["rounds"][0]["failing_outputs"] == ["mask"]
-    assert fallback["rounds"][0]["causes"][0]["tensor"] == "r2"      # the crushed activation first
+    assert fallback["rounds"][0]["causes"][0]["tensor"] == "r2"  # the crushed activation first
     assert sorted(int8["options"]["exclude_nodes"]) == ["conv2", "conv3", "relu2"]
     assert fallback["rounds"][-1]["excluded_nodes"] == int8["options"]["exclude_nodes"]
-    assert target["metrics"]["outputs"]["mask"]["cosine_mean"] >= 0.98       # verification agrees
-    assert target["metrics"]["latency"]["ratio_to_fp32"] > 0                 # still timed against fp32
+    assert target["metrics"]["outputs"]["mask"]["cosine_mean"] >= 0.98  # verification agrees
+    assert target["metrics"]["latency"]["ratio_to_fp32"] > 0  # still timed against fp32
     model = onnx.load(str(project / target["artifacts"][0]))
-    assert {n.name for n in model.graph.node if n.op_type == "Conv"} >= {"conv2", "conv3"}   # float Convs
-    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)       # the rest is int8
+    assert {n.name for n in model.graph.node if n.op_type == "Conv"} >= {"conv2", "conv3"}  # float Convs
+    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)  # the rest is int8
 
 
 def test_accuracy_fallback_that_cannot_help_still_names_the_output(built):
@@ -294,7 +328,7 @@ def test_accuracy_fallback_that_cannot_help_still_names_the_output(built):
     target = doc["targets"]["heads-searched"]
     assert target["status"] == "failed" and "on output 'delta'" in target["reason"]
     fallback = target["metrics"]["int8"]["accuracy_fallback"]
-    assert fallback["budget_nodes"] == 1          # 20% of the two MatMuls, at least one
+    assert fallback["budget_nodes"] == 1  # 20% of the two MatMuls, at least one
     assert fallback["rounds"][0]["failing_outputs"] == ["delta"]
     assert fallback["result"].startswith("budget spent")
     assert "no candidate passes the gates" in target["metrics"]["int8"]["reason"]
@@ -322,7 +356,9 @@ def test_device_defaults_where_the_host_cannot_measure(built):
 
 
 def test_a_gate_that_is_not_a_number_is_a_config_error(tmp_path):
-    project = write_project(tmp_path / "p", _target("typo", "cnn11", precision="fp16", min_output_cosine="high"))
+    project = write_project(
+        tmp_path / "p", _target("typo", "cnn11", precision="fp16", min_output_cosine="high")
+    )
     result = run_cli(project, "build")
     assert result.rc == 2
     assert "min_output_cosine = 'high': a gate is a number, false or \"auto\"" in result.stderr
@@ -343,7 +379,11 @@ def test_end_of_build_table_on_a_terminal(built):
     print_human(doc, pipe)
     print_human(doc, tty)
     assert "worst output (cosine)" not in pipe.getvalue()
-    rows = {line.split()[0]: line for line in tty.getvalue().splitlines() if line.startswith(("opset11 ", "heads "))}
-    assert "features (" not in rows["heads"] and "delta (" in rows["heads"]      # the worst output is named
+    rows = {
+        line.split()[0]: line
+        for line in tty.getvalue().splitlines()
+        if line.startswith(("opset11 ", "heads "))
+    }
+    assert "features (" not in rows["heads"] and "delta (" in rows["heads"]  # the worst output is named
     ratio = doc["targets"]["opset11"]["metrics"]["latency"]["ratio_to_fp32"]
     assert f"{ratio:.2f}" in rows["opset11"]

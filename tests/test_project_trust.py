@@ -2,6 +2,7 @@
 edgebuild refuses it unless the user trusts the project (issue 14). Built-in recipes, and project
 recipes whose toolchain is identical to a built-in one, need no trust. Dry runs only: nothing here
 installs anything (EDGEBUILD_HOME points at an empty folder, which must stay empty)."""
+
 from __future__ import annotations
 
 from conftest import REPO, ort_demo_toml, run_cli, write_demo
@@ -26,12 +27,14 @@ def test_project_toolchain_is_refused_without_trust(tmp_path):
     project = project_with_recipe(tmp_path, custom_recipe(), "custom")
     home = tmp_path / "home"
     for args in (["build", "-n"], ["all"], ["check"], ["toolchain", "install", "custom"]):
-        result = run_cli(project, *args, env={"EDGEBUILD_HOME": str(home), "EDGEBUILD_TRUST_PROJECT_TOOLCHAINS": ""})
+        result = run_cli(
+            project, *args, env={"EDGEBUILD_HOME": str(home), "EDGEBUILD_TRUST_PROJECT_TOOLCHAINS": ""}
+        )
         assert result.rc == 2, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
         assert "recipes/custom.toml" in lines[0] and "--trust-project-toolchains" in lines[0]
-    assert not home.exists()                     # nothing was installed, nothing ran
+    assert not home.exists()  # nothing was installed, nothing ran
     assert not (project / "build").exists()
 
 
@@ -43,7 +46,7 @@ def test_trust_by_flag_or_user_environment(tmp_path):
     assert "would run" in flag.stdout
     user = run_cli(project, "build", "-n", env={**home, "EDGEBUILD_TRUST_PROJECT_TOOLCHAINS": "1"})
     assert user.rc == 0, user.stderr
-    assert not (tmp_path / "home" / "toolchains").exists()     # a dry run installs nothing
+    assert not (tmp_path / "home" / "toolchains").exists()  # a dry run installs nothing
 
 
 def test_project_recipe_with_a_built_in_toolchain_needs_no_trust(tmp_path):
@@ -51,10 +54,15 @@ def test_project_recipe_with_a_built_in_toolchain_needs_no_trust(tmp_path):
     nothing new: the same environment a built-in recipe installs."""
     text = (REPO / "recipes" / "tflite.toml").read_text()
     toml = ort_demo_toml()
-    toml = toml[:toml.index("[targets.")] + '[targets.phone]\nmodel = "digits"\nrecipe = "tflite"\nprecision = "fp16"\n'
+    toml = (
+        toml[: toml.index("[targets.")]
+        + '[targets.phone]\nmodel = "digits"\nrecipe = "tflite"\nprecision = "fp16"\n'
+    )
     project = write_demo(tmp_path / "demo", toml)
     (project / "recipes").mkdir()
-    (project / "recipes" / "tflite.toml").write_text(text.replace('description = "', 'description = "ours: ', 1))
+    (project / "recipes" / "tflite.toml").write_text(
+        text.replace('description = "', 'description = "ours: ', 1)
+    )
     result = run_cli(project, "build", "-n", env={"EDGEBUILD_HOME": str(tmp_path / "home")})
     assert result.rc == 0, result.stderr
     # the same file with one pin changed is a new toolchain: refused

@@ -1,6 +1,7 @@
 """The shared remote cache against a real nginx (WebDAV PUT) on loopback, the way teams run one:
 a clean checkout builds entirely from it, a corrupted blob is caught and rebuilt, a stopped server
 leaves a local build and one warning. nginx comes from Debian's nginx-light (.ci/run installs it)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,32 +28,41 @@ def nginx(tmp_path_factory):
     server.stop()
 
 
-CACHE_KEY = "team-ci-writers-" + "7" * 40       # EDGEBUILD_REMOTE_CACHE_KEY of the trusted writers
+CACHE_KEY = "team-ci-writers-" + "7" * 40  # EDGEBUILD_REMOTE_CACHE_KEY of the trusted writers
 
 
 def clean_env(key: str | None = CACHE_KEY) -> dict:
     """Each checkout keeps its own local cache, as on a fresh machine; by default it holds the
     writers' key, so entries are authenticated and every one of them may be taken."""
-    return {"EDGEBUILD_CACHE_DIR": "", "EDGEBUILD_REMOTE_CACHE_HEADER": "", "EDGEBUILD_REMOTE_CACHE_KEY": key or ""}
+    return {
+        "EDGEBUILD_CACHE_DIR": "",
+        "EDGEBUILD_REMOTE_CACHE_HEADER": "",
+        "EDGEBUILD_REMOTE_CACHE_KEY": key or "",
+    }
 
 
 def artifact_bytes(project: Path, doc: dict) -> dict[str, str]:
-    return {path: hashlib.sha256((project / path).read_bytes()).hexdigest()
-            for target in doc["targets"].values() for path in target["artifacts"]}
+    return {
+        path: hashlib.sha256((project / path).read_bytes()).hexdigest()
+        for target in doc["targets"].values()
+        for path in target["artifacts"]
+    }
 
 
 @pytest.fixture(scope="session")
 def published(nginx, tmp_path_factory):
     """The demo built once from scratch with the remote cache on: everything written through."""
     project = write_demo(tmp_path_factory.mktemp("publisher") / "demo")
-    result = run_cli(project, "build", "--json", "-j", "2", "--remote-cache", f"{nginx.url}/team",
-                     env=clean_env())
+    result = run_cli(
+        project, "build", "--json", "-j", "2", "--remote-cache", f"{nginx.url}/team", env=clean_env()
+    )
     assert result.rc == 0, result.stderr
     assert result.json["steps"]["run"] == result.json["steps"]["total"] == 11
     return project, result.json
 
 
 # --- end to end through the CLI ---------------------------------------------------------------------
+
 
 def test_clean_checkout_builds_everything_from_remote(nginx, published, tmp_path):
     publisher, first = published
@@ -74,8 +84,9 @@ def test_clean_checkout_builds_everything_from_remote(nginx, published, tmp_path
     for entry in local_entries:
         remote = nginx.store / "team" / "ac" / entry.name
         assert remote.read_bytes() == entry.read_bytes()
-        assert (publisher / ".edgebuild" / "cache" / "ac" / entry.name[:2] / entry.name).read_bytes() == \
-            entry.read_bytes()
+        assert (
+            publisher / ".edgebuild" / "cache" / "ac" / entry.name[:2] / entry.name
+        ).read_bytes() == entry.read_bytes()
     # every remote blob is stored under the sha256 of its bytes
     blobs = list((nginx.store / "team" / "cas").iterdir())
     assert blobs and all(hashlib.sha256(b.read_bytes()).hexdigest() == b.name for b in blobs)
@@ -92,13 +103,24 @@ def test_without_the_key_verification_runs_here(nginx, published, tmp_path):
     shutil.copytree(nginx.store / "team", server.store / "team")
     try:
         checkout = write_demo(tmp_path / "checkout")
-        result = run_cli(checkout, "all", "--json", "-j", "2", "--remote-cache", f"{server.url}/team",
-                         env=clean_env(key=None))
+        result = run_cli(
+            checkout,
+            "all",
+            "--json",
+            "-j",
+            "2",
+            "--remote-cache",
+            f"{server.url}/team",
+            env=clean_env(key=None),
+        )
     finally:
         server.stop()
     assert result.rc == 0, result.stderr
-    ran = sorted(line.split()[1] for line in result.stderr.splitlines()
-                 if line.startswith("[run]") and line.rstrip().endswith(")"))
+    ran = sorted(
+        line.split()[1]
+        for line in result.stderr.splitlines()
+        if line.startswith("[run]") and line.rstrip().endswith(")")
+    )
     assert ran == ["cpu-fp16/verify-fp16", "cpu-fp32/check", "cpu-fp32/verify-fp32", "cpu-int8/verify-int8"]
     assert result.json["steps"]["cached"] == 7
     assert artifact_bytes(checkout, result.json) == artifact_bytes(publisher, first)
@@ -106,10 +128,12 @@ def test_without_the_key_verification_runs_here(nginx, published, tmp_path):
 
 def test_check_reads_coverage_through_the_remote(nginx, published, tmp_path):
     checkout = write_demo(tmp_path / "checkout")
-    result = run_cli(checkout, "check", "--json", "-v", "--remote-cache", f"{nginx.url}/team", env=clean_env())
+    result = run_cli(
+        checkout, "check", "--json", "-v", "--remote-cache", f"{nginx.url}/team", env=clean_env()
+    )
     assert result.rc == 0, result.stderr
     assert {t["status"] for t in result.json["targets"].values()} == {"ok"}
-    assert "[run]" not in result.stderr and "[cached]" in result.stderr     # -v lists every step
+    assert "[run]" not in result.stderr and "[cached]" in result.stderr  # -v lists every step
 
 
 def test_corrupted_remote_blob_is_detected_and_rebuilt(nginx, published, tmp_path):
@@ -122,12 +146,13 @@ def test_corrupted_remote_blob_is_detected_and_rebuilt(nginx, published, tmp_pat
         digest = hashlib.sha256((publisher / artifact).read_bytes()).hexdigest()
         blob = server.blob(digest, "team")
         data = bytearray(blob.read_bytes())
-        data[len(data) // 2] ^= 0xFF                     # same size, one byte flipped: only a hash sees it
+        data[len(data) // 2] ^= 0xFF  # same size, one byte flipped: only a hash sees it
         blob.write_bytes(bytes(data))
 
         checkout = write_demo(tmp_path / "checkout")
-        result = run_cli(checkout, "build", "--json", "-j", "2", "--remote-cache", f"{server.url}/team",
-                         env=clean_env())
+        result = run_cli(
+            checkout, "build", "--json", "-j", "2", "--remote-cache", f"{server.url}/team", env=clean_env()
+        )
         assert result.rc == 0, result.stderr
         warnings = [line for line in result.stderr.splitlines() if line.startswith("edgebuild: warning:")]
         assert len(warnings) == 1 and f"blob {digest[:12]} is corrupted" in warnings[0], result.stderr
@@ -149,15 +174,18 @@ def test_evicted_remote_blob_is_a_quiet_miss(nginx, published, tmp_path):
     try:
         artifact = first["targets"]["cpu-fp16"]["artifacts"][0]
         digest = hashlib.sha256((publisher / artifact).read_bytes()).hexdigest()
-        server.blob(digest, "team").unlink()            # servers evict blobs under size limits
+        server.blob(digest, "team").unlink()  # servers evict blobs under size limits
         checkout = write_demo(tmp_path / "checkout")
-        result = run_cli(checkout, "build", "--json", "-j", "2", "--remote-cache", f"{server.url}/team",
-                         env=clean_env())
+        result = run_cli(
+            checkout, "build", "--json", "-j", "2", "--remote-cache", f"{server.url}/team", env=clean_env()
+        )
         assert result.rc == 0, result.stderr
         assert "warning" not in result.stderr
         assert "[run]      cpu-fp16/fp16 (ort.fp16)" in result.stderr
         assert 1 <= result.json["steps"]["run"] < 11
-        assert hashlib.sha256(server.blob(digest, "team").read_bytes()).hexdigest() == digest   # uploaded again
+        assert (
+            hashlib.sha256(server.blob(digest, "team").read_bytes()).hexdigest() == digest
+        )  # uploaded again
     finally:
         server.stop()
 
@@ -185,12 +213,24 @@ def test_local_hit_never_touches_the_network(demo_copy):
     assert "warning" not in result.stderr
 
 
-@pytest.mark.parametrize("args, toml, env, expected", [
-    (["--remote-cache", "ftp://cache.local"], "", {}, "--remote-cache: remote cache URL must look like http://"),
-    ([], '\n[cache]\nremote = "cache.local:8080"\n', {}, "targets.toml:"),
-    (["--remote-cache", "http://127.0.0.1:1"], "", {"EDGEBUILD_REMOTE_CACHE_HEADER": "no colon here"},
-     "EDGEBUILD_REMOTE_CACHE_HEADER must look like 'Name: value'"),
-])
+@pytest.mark.parametrize(
+    "args, toml, env, expected",
+    [
+        (
+            ["--remote-cache", "ftp://cache.local"],
+            "",
+            {},
+            "--remote-cache: remote cache URL must look like http://",
+        ),
+        ([], '\n[cache]\nremote = "cache.local:8080"\n', {}, "targets.toml:"),
+        (
+            ["--remote-cache", "http://127.0.0.1:1"],
+            "",
+            {"EDGEBUILD_REMOTE_CACHE_HEADER": "no colon here"},
+            "EDGEBUILD_REMOTE_CACHE_HEADER must look like 'Name: value'",
+        ),
+    ],
+)
 def test_remote_cache_configuration_mistakes(tmp_path, args, toml, env, expected):
     project = write_demo(tmp_path / "demo", ort_demo_toml(toml))
     result = run_cli(project, "build", *args, env=env)
@@ -202,6 +242,7 @@ def test_remote_cache_configuration_mistakes(tmp_path, args, toml, env, expected
 
 
 # --- the HttpCache client on its own ----------------------------------------------------------------
+
 
 def test_action_round_trip_and_missing_keys(nginx):
     remote = HttpCache(f"{nginx.url}/unit")
@@ -217,7 +258,7 @@ def test_action_round_trip_and_missing_keys(nginx):
 def test_blob_download_is_verified_before_it_lands(nginx, tmp_path):
     remote = HttpCache(f"{nginx.url}/unit")
     source = tmp_path / "model.bin"
-    source.write_bytes(os.urandom(3 * 1024 * 1024 + 17))     # several chunks, an odd tail
+    source.write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # several chunks, an odd tail
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     remote.put_blob(digest, source)
     assert remote.has_blob(digest)
@@ -266,7 +307,7 @@ def test_server_errors_are_retried_then_reported(nginx):
         remote.get_action(hashlib.sha256(b"k").hexdigest())
     assert "HTTP 503" in caught.value.reason and "after 4 attempts" in caught.value.reason
     assert caught.value.url == f"{nginx.url}/failing"
-    time.sleep(0.2)        # nginx writes its access log when each request ends
+    time.sleep(0.2)  # nginx writes its access log when each request ends
     assert len(log.read_text().splitlines()) - before == 4
 
 
@@ -275,7 +316,9 @@ def test_a_server_that_never_answers_times_out(tmp_path):
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        remote = HttpCache(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3, retries=1, backoff=0.01)
+        remote = HttpCache(
+            f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3, retries=1, backoff=0.01
+        )
         with pytest.raises(RemoteUnavailable) as caught:
             remote.get_blob(hashlib.sha256(b"b").hexdigest(), tmp_path / "blob")
     assert "timed out" in caught.value.reason
@@ -289,9 +332,12 @@ def test_keep_alive_connection_survives_a_server_restart(tmp_path):
     remote.put_action(key, b"1")
     server.stop()
     # the same port again, same store: the client's kept-alive connection is now dead
-    conf = (tmp_path / "a" / "nginx.conf")
-    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path / "a")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    conf = tmp_path / "a" / "nginx.conf"
+    proc = subprocess.Popen(
+        [NGINX, "-c", str(conf), "-p", str(tmp_path / "a")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             try:
@@ -299,7 +345,7 @@ def test_keep_alive_connection_survives_a_server_restart(tmp_path):
                 break
             except OSError:
                 time.sleep(0.05)
-        assert remote.get_action(key) == b"1"        # reconnects without spending a retry
+        assert remote.get_action(key) == b"1"  # reconnects without spending a retry
     finally:
         proc.send_signal(signal.SIGQUIT)
         proc.wait(timeout=20)

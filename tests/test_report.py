@@ -5,6 +5,7 @@ Two inputs: the session's real onnxruntime demo build (built_demo), and the resu
 of the whole demo (12 targets: ORT, TFLite, Edge TPU, Core ML, TensorRT deferred, GGUF), recorded
 in tests/data/report_demo_results.json with long node lists cut, because building all 12 here would
 take minutes; the report only reads these files."""
+
 from __future__ import annotations
 
 import html
@@ -19,11 +20,30 @@ import pytest
 from conftest import ORT_TARGETS, REPO, run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 RECORDED = Path(__file__).parent / "data" / "report_demo_results.json"
-DIGITS_TARGETS = {"cpu-fp32", "cpu-fp16", "cpu-int8", "coral", "tflite-fp16", "iphone", "jetson-orin-nano", "t4-fp16"}
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+DIGITS_TARGETS = {
+    "cpu-fp32",
+    "cpu-fp16",
+    "cpu-int8",
+    "coral",
+    "tflite-fp16",
+    "iphone",
+    "jetson-orin-nano",
+    "t4-fp16",
+}
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
+)
 
 # Measures the report from outside: the report is loaded into a same-origin iframe (srcdoc) of the
 # given width, so its media queries see that width; the report itself carries no script.
@@ -55,12 +75,25 @@ document.getElementById('f').addEventListener('load', function () {
 
 def measure(report: Path, width: int, tmp_path: Path) -> dict:
     page = tmp_path / f"measure-{width}.html"
-    page.write_text(f'<!DOCTYPE html><html><body style="margin:0"><iframe id="f" style="width:{width}px;'
-                    f'height:900px;border:0" srcdoc="{html.escape(report.read_text(), quote=True)}"></iframe>'
-                    f"<script>{MEASURE}</script></body></html>")
-    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / f'profile-{width}'}", "--window-size=1400,1000",
-                          "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    page.write_text(
+        f'<!DOCTYPE html><html><body style="margin:0"><iframe id="f" style="width:{width}px;'
+        f'height:900px;border:0" srcdoc="{html.escape(report.read_text(), quote=True)}"></iframe>'
+        f"<script>{MEASURE}</script></body></html>"
+    )
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / f'profile-{width}'}",
+            "--window-size=1400,1000",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     found = re.search(r'<pre id="measure">(.*?)</pre>', dom, re.S)
     assert found, f"the measuring page did not report (chromium output: {dom[-300:]!r})"
     return json.loads(html.unescape(found.group(1)))
@@ -100,7 +133,7 @@ def full_report(full_demo, tmp_path_factory) -> tuple[Path, dict]:
 def test_report_is_self_contained(report, full_report):
     for page in (report, full_report[0]):
         text = page.read_text()
-        assert not re.search(r"""(src|href)=["']?https?:""", text)      # nothing fetched from the network
+        assert not re.search(r"""(src|href)=["']?https?:""", text)  # nothing fetched from the network
         assert "<script" not in text.lower()
     text = report.read_text()
     for target in ORT_TARGETS:
@@ -150,8 +183,10 @@ def test_json_has_every_runtimes_own_figures(full_report):
     for name in ("laptop-f16", "laptop-q8", "laptop-q4", "embedder-q8"):
         labels = {e["label"] for e in targets[name]["extras"]}
         assert {"bits per weight", "tokens/s (prompt)"} <= labels, name
-    bpw = {n: float(next(e["text"] for e in targets[n]["extras"] if e["label"] == "bits per weight"))
-           for n in ("laptop-f16", "laptop-q8", "laptop-q4")}
+    bpw = {
+        n: float(next(e["text"] for e in targets[n]["extras"] if e["label"] == "bits per weight"))
+        for n in ("laptop-f16", "laptop-q8", "laptop-q4")
+    }
     assert bpw["laptop-q4"] < bpw["laptop-q8"] < bpw["laptop-f16"]
 
 
@@ -167,9 +202,9 @@ def test_implausible_latency_spread_is_flagged_not_presented(full_report):
         assert row["is_reference"] or "unstable" in (row["latency_note"] or "")
     card = page.read_text().split('id="target-laptop-q4"', 1)[1].split("</article>", 1)[0]
     assert "unstable" in card and "p99" not in card.split("runs", 1)[0]
-    cpu = data["targets"]["cpu-fp32"]["latency"]      # 100 steady runs: a trusted figure with its p99
+    cpu = data["targets"]["cpu-fp32"]["latency"]  # 100 steady runs: a trusted figure with its p99
     assert cpu["unstable"] is None and cpu["p99_ms"] is not None
-    embedder = data["targets"]["embedder-q8"]["latency"]   # 2 llama.cpp threads, no free core
+    embedder = data["targets"]["embedder-q8"]["latency"]  # 2 llama.cpp threads, no free core
     assert embedder["threads"] == 2 and "free" in embedder["unstable"]
     # recorded while the 2-core host had a load near 10: the header says so
     assert data["busy_host"] is True and "load above the 2 cores" in page.read_text()
@@ -181,10 +216,17 @@ def test_malformed_results_still_render(full_demo, tmp_path):
     project = tmp_path / "odd"
     shutil.copytree(full_demo, project)
     results = project / ".edgebuild" / "state" / "results"
-    (results / "cpu-fp16.json").write_text(json.dumps({"status": "built", "recipe": "onnxruntime",
-                                                        "metrics": "oops", "coverage": [1, 2]}))
-    (results / "cpu-int8.json").write_text(json.dumps({"status": "built", "metrics": {
-        "latency": {"p50_ms": "fast", "host": "x"}, "accuracy": None, "size_bytes": -0.0}}))
+    (results / "cpu-fp16.json").write_text(
+        json.dumps({"status": "built", "recipe": "onnxruntime", "metrics": "oops", "coverage": [1, 2]})
+    )
+    (results / "cpu-int8.json").write_text(
+        json.dumps(
+            {
+                "status": "built",
+                "metrics": {"latency": {"p50_ms": "fast", "host": "x"}, "accuracy": None, "size_bytes": -0.0},
+            }
+        )
+    )
     (results / "coral.json").write_text("{not json")
     result = run_cli(project, "report", "--out", str(tmp_path / "r.html"), "--json")
     assert result.rc == 0, result.stderr
@@ -218,14 +260,28 @@ def test_layout_fits_and_shows_every_figure(full_report, tmp_path, width):
 @needs_chromium
 def test_renders_charts_and_prints_to_a4(full_report, tmp_path):
     page, _ = full_report
-    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     chart = dom.split('id="chart-digits"', 1)[1].split("</svg>", 1)[0]
-    assert chart.count('class="point"') == 5        # ORT x3, TFLite, Edge TPU: the ones with a latency
+    assert chart.count('class="point"') == 5  # ORT x3, TFLite, Edge TPU: the ones with a latency
     assert "(log scale)" not in chart or "µs" in chart
     pdf = tmp_path / "report.pdf"
-    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--no-pdf-header-footer",
-                    f"--print-to-pdf={pdf}", page.as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'profile2'}",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={pdf}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF")
     boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)", data)
@@ -239,13 +295,27 @@ def test_bundle_sizes_deltas_and_deployment_manifest_are_shown(full_demo, tmp_pa
     shutil.copytree(full_demo, project)
     bundles = project / "bundles"
     bundles.mkdir()
-    (bundles / "deployment.json").write_text(json.dumps({
-        "schema_version": 1, "project": "demo", "expires": "2027-02-25T00:00:00Z", "targets": {
-            "cpu-int8": {"bundle": "demo-cpu-int8-1.0.0.tar.gz", "size": 80000, "version": "1.0.0",
-                         "min_memory_mb": 110, "accelerator": "cpu",
-                         "deltas": [{"from": "0.9.0", "size": 12000}, {"from": "0.8.0", "size": "big"}]},
-            "coral": "not a dict"}}))
-    (bundles / "index.json").write_text("[1, 2]")          # not an object: ignored, not a crash
+    (bundles / "deployment.json").write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "project": "demo",
+                "expires": "2027-02-25T00:00:00Z",
+                "targets": {
+                    "cpu-int8": {
+                        "bundle": "demo-cpu-int8-1.0.0.tar.gz",
+                        "size": 80000,
+                        "version": "1.0.0",
+                        "min_memory_mb": 110,
+                        "accelerator": "cpu",
+                        "deltas": [{"from": "0.9.0", "size": 12000}, {"from": "0.8.0", "size": "big"}],
+                    },
+                    "coral": "not a dict",
+                },
+            }
+        )
+    )
+    (bundles / "index.json").write_text("[1, 2]")  # not an object: ignored, not a crash
     result = run_cli(project, "report", "--out", str(tmp_path / "r.html"), "--json")
     assert result.rc == 0, result.stderr
     data = result.json
@@ -261,16 +331,32 @@ def test_bundle_sizes_deltas_and_deployment_manifest_are_shown(full_demo, tmp_pa
 def test_chart_uses_log_scales_when_values_span_decades():
     from edgebuild.report_chart import size_latency_chart
 
-    points = [{"label": "int8", "latency_ms": 0.005, "size_bytes": 40_000, "note": "-0.2 pp", "status": "built"},
-              {"label": "fp32", "latency_ms": 0.9, "size_bytes": 160_000, "note": "", "status": "built",
-               "reference": True},
-              {"label": "gguf", "latency_ms": 45.0, "size_bytes": 3_000_000, "note": "", "status": "built",
-               "unstable": True}]
+    points = [
+        {"label": "int8", "latency_ms": 0.005, "size_bytes": 40_000, "note": "-0.2 pp", "status": "built"},
+        {
+            "label": "fp32",
+            "latency_ms": 0.9,
+            "size_bytes": 160_000,
+            "note": "",
+            "status": "built",
+            "reference": True,
+        },
+        {
+            "label": "gguf",
+            "latency_ms": 45.0,
+            "size_bytes": 3_000_000,
+            "note": "",
+            "status": "built",
+            "unstable": True,
+        },
+    ]
     svg = size_latency_chart(points, "c", "t")
     assert "latency p50 on the build host (log scale)" in svg and "size (log)" in svg
     ticks = re.findall(r'class="tick"[^>]*>([^<]+)<', svg)
     assert {"1 µs", "10 µs", "100 µs", "1 ms", "10 ms", "100 ms"} <= set(ticks), ticks
-    assert svg.count('class="point"') == 3 and 'fill="none"' in svg      # the unstable one is hollow
-    linear = size_latency_chart([dict(points[0], latency_ms=0.01), dict(points[1], latency_ms=0.02)], "c", "t")
+    assert svg.count('class="point"') == 3 and 'fill="none"' in svg  # the unstable one is hollow
+    linear = size_latency_chart(
+        [dict(points[0], latency_ms=0.01), dict(points[1], latency_ms=0.02)], "c", "t"
+    )
     assert "(log scale)" not in linear
-    assert size_latency_chart(points[:1], "c", "t") == ""                 # one point compares nothing
+    assert size_latency_chart(points[:1], "c", "t") == ""  # one point compares nothing

@@ -1,4 +1,5 @@
 """Kills, concurrent builds and failing targets: a build loses nothing and blocks only what it must."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,13 +15,17 @@ from conftest import ORT_TARGETS, ort_demo_toml, run_cli, write_demo
 
 
 def _artifacts(project: Path) -> dict[str, bytes]:
-    return {p.relative_to(project).as_posix(): p.read_bytes() for p in sorted((project / "build").rglob("*"))
-            if p.is_file()}
+    return {
+        p.relative_to(project).as_posix(): p.read_bytes()
+        for p in sorted((project / "build").rglob("*"))
+        if p.is_file()
+    }
 
 
 def _assert_cache_consistent(project: Path) -> None:
     """Every blob's name is its content hash; every action entry's outputs exist."""
     import json
+
     cache = project / ".edgebuild" / "cache"
     for blob in (cache / "cas").glob("*/*"):
         assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name, f"partial blob {blob}"
@@ -32,25 +37,30 @@ def _assert_cache_consistent(project: Path) -> None:
 
 def test_sigkill_mid_build_loses_nothing(tmp_path, built_demo):
     project = write_demo(tmp_path / "p")
-    proc = subprocess.Popen([sys.executable, "-m", "edgebuild", "build", "-j", "1", "-q", "-C", str(project)],
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgebuild", "build", "-j", "1", "-q", "-C", str(project)],
+        start_new_session=True,
+    )
     ac = project / ".edgebuild" / "cache" / "ac"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(ac.glob("*/*"))) < 3:   # some steps done, more to go
+    while time.time() < deadline and len(list(ac.glob("*/*"))) < 3:  # some steps done, more to go
         time.sleep(0.05)
     assert proc.poll() is None, "the build finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)                               # the CLI and its worker
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its worker
     proc.wait()
 
     _assert_cache_consistent(project)
-    leftovers = [p for p in (project / "build").rglob("*") if p.name.endswith(".tmp")] \
-        if (project / "build").exists() else []
+    leftovers = (
+        [p for p in (project / "build").rglob("*") if p.name.endswith(".tmp")]
+        if (project / "build").exists()
+        else []
+    )
     assert leftovers == []
 
     result = run_cli(project, "all", "--json")
     assert result.rc == 0, result.stderr
-    assert 0 < result.json["steps"]["run"] < result.json["steps"]["total"]   # finished steps were kept
-    assert not list((project / ".edgebuild" / "cache" / "tmp").glob("*"))   # the dead build's temp is gone
+    assert 0 < result.json["steps"]["run"] < result.json["steps"]["total"]  # finished steps were kept
+    assert not list((project / ".edgebuild" / "cache" / "tmp").glob("*"))  # the dead build's temp is gone
     assert _artifacts(project) == _artifacts(built_demo)
 
 

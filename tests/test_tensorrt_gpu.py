@@ -1,6 +1,7 @@
 """The real engine build and the generated TensorRT loader. These run only where `tensorrt`
 imports and an NVIDIA GPU is present (a user's GPU or Jetson build agent); everywhere else they
 skip with that reason. No host in this workplace can run them (facts/tensorrt.md)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -41,8 +42,14 @@ def pipeline():
 def device_params():
     gpu = gpus()[0]
     major_minor = ".".join(trt.__version__.split(".")[:2])
-    return {"device": "local-gpu", "compute_capability": gpu.compute_capability, "tensorrt_versions": [major_minor],
-            "device_platform": "discrete", "device_fp16": True, "device_int8": True}
+    return {
+        "device": "local-gpu",
+        "compute_capability": gpu.compute_capability,
+        "tensorrt_versions": [major_minor],
+        "device_platform": "discrete",
+        "device_fp16": True,
+        "device_int8": True,
+    }
 
 
 @pytest.fixture(scope="module", params=["fp16", "int8"])
@@ -55,17 +62,40 @@ def built(request, tmp_path_factory, pipeline, device_params):
     calibration = work / "calibration.npz"
     np.savez(calibration, input=np.random.default_rng(1).standard_normal((48, 1, 8, 8)).astype(np.float32))
     profile = pipeline.PROFILE
-    pipeline.run_step("tensorrt.prepare", work / "prepare", {"model": source, "calibration": calibration}, profiles=profile)
+    pipeline.run_step(
+        "tensorrt.prepare", work / "prepare", {"model": source, "calibration": calibration}, profiles=profile
+    )
     prepared = work / "prepare" / "model.onnx"
-    meta = pipeline.run_step("tensorrt.quantize", work / "lower", {"model": prepared, "calibration": calibration},
-                             precision=precision, profiles=profile)
+    meta = pipeline.run_step(
+        "tensorrt.quantize",
+        work / "lower",
+        {"model": prepared, "calibration": calibration},
+        precision=precision,
+        profiles=profile,
+    )
     lowered = work / "lower" / "model.onnx"
-    pipeline.run_step("tensorrt.selftest", work / "selftest", {"model": prepared, "lowered": lowered,
-                                                               "calibration": calibration}, precision=precision, profiles=profile)
-    pipeline.run_step("tensorrt.config", work / "config", {"model": lowered}, **device_params, precision=precision,
-                      workspace_mb=256, profiles=profile)
-    build_meta = pipeline.run_step("tensorrt.build", work / "build", {"model": lowered, "config": work / "config" / "builder_config.json"},
-                                   **device_params)
+    pipeline.run_step(
+        "tensorrt.selftest",
+        work / "selftest",
+        {"model": prepared, "lowered": lowered, "calibration": calibration},
+        precision=precision,
+        profiles=profile,
+    )
+    pipeline.run_step(
+        "tensorrt.config",
+        work / "config",
+        {"model": lowered},
+        **device_params,
+        precision=precision,
+        workspace_mb=256,
+        profiles=profile,
+    )
+    build_meta = pipeline.run_step(
+        "tensorrt.build",
+        work / "build",
+        {"model": lowered, "config": work / "config" / "builder_config.json"},
+        **device_params,
+    )
     return {"work": work, "precision": precision, "io": meta["io"], "lowered": lowered, "build": build_meta}
 
 
@@ -80,9 +110,18 @@ def _bundle(built, with_engine: bool) -> Path:
     if with_engine:
         artifacts["cnn.engine"] = work / "build" / "model.engine"
     target = "gpu-engine" if with_engine else "gpu-deferred"
-    spec = BundleSpec(project="demo", version="1.0.0", target=target, device="local-gpu", recipe="tensorrt",
-                      runtime="tensorrt", artifacts=artifacts, io=built["io"], selftest=work / "selftest" / "selftest.npz",
-                      status="built" if with_engine else "deferred")
+    spec = BundleSpec(
+        project="demo",
+        version="1.0.0",
+        target=target,
+        device="local-gpu",
+        recipe="tensorrt",
+        runtime="tensorrt",
+        artifacts=artifacts,
+        io=built["io"],
+        selftest=work / "selftest" / "selftest.npz",
+        status="built" if with_engine else "deferred",
+    )
     archive = write_bundle(spec, work / "bundles", Ed25519PrivateKey.generate())
     with tarfile.open(archive) as tar:
         tar.extractall(work / target, filter="data")
@@ -91,7 +130,9 @@ def _bundle(built, with_engine: bool) -> Path:
 
 def _selftest(folder: Path, cache: Path):
     env = dict(os.environ, EDGEBUILD_TENSORRT_CACHE=str(cache))
-    return subprocess.run([sys.executable, "loader.py", "selftest"], cwd=folder, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "loader.py", "selftest"], cwd=folder, env=env, capture_output=True, text=True
+    )
 
 
 def test_engine_and_timing_cache_are_built(built):
@@ -107,7 +148,7 @@ def test_loader_runs_the_bundled_engine_and_its_selftest(built):
     done = _selftest(folder, cache)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "self-test passed" in done.stdout
-    assert not cache.exists()          # the bundled engine loaded: nothing was built
+    assert not cache.exists()  # the bundled engine loaded: nothing was built
 
 
 def test_deferred_bundle_builds_on_first_run_and_reuses_the_engine(built):

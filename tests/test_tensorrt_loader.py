@@ -8,6 +8,7 @@ onnxruntime, and a CUDA driver whose "device memory" is host memory. The real ru
 are exercised by tests/test_tensorrt_gpu.py where TensorRT and a GPU exist. Everything else here
 is real: the bundle is signed and written by edgebuild, the ONNX and self-test come from the
 tensorrt steps."""
+
 from __future__ import annotations
 
 import ctypes
@@ -53,10 +54,12 @@ class FakeCuda:
         del self.memory[pointer]
 
     def to_device(self, pointer, array):
-        self.memory[pointer][:array.nbytes] = array.tobytes()
+        self.memory[pointer][: array.nbytes] = array.tobytes()
 
     def to_host(self, array, pointer):
-        array[...] = np.frombuffer(bytes(self.memory[pointer][:array.nbytes]), dtype=array.dtype).reshape(array.shape)
+        array[...] = np.frombuffer(bytes(self.memory[pointer][: array.nbytes]), dtype=array.dtype).reshape(
+            array.shape
+        )
 
     def synchronize(self):
         pass
@@ -85,16 +88,18 @@ def fake_tensorrt_runtime() -> types.ModuleType:
             feeds = {}
             for name in self.engine.input_names:
                 dtype, shape = np.dtype(self.engine.dtypes[name]), self.shapes[name]
-                raw = bytes(FakeCuda.memory[self.addresses[name]][:int(np.prod(shape)) * dtype.itemsize])
+                raw = bytes(FakeCuda.memory[self.addresses[name]][: int(np.prod(shape)) * dtype.itemsize])
                 feeds[name] = np.frombuffer(raw, dtype=dtype).reshape(shape)
-            return dict(zip(self.engine.output_names, self.engine.session.run(self.engine.output_names, feeds)))
+            return dict(
+                zip(self.engine.output_names, self.engine.session.run(self.engine.output_names, feeds))
+            )
 
         def get_tensor_shape(self, name):
             return self._run()[name].shape
 
         def execute_async_v3(self, stream):
             for name, value in self._run().items():
-                FakeCuda.memory[self.addresses[name]][:value.nbytes] = np.ascontiguousarray(value).tobytes()
+                FakeCuda.memory[self.addresses[name]][: value.nbytes] = np.ascontiguousarray(value).tobytes()
             return True
 
     class Engine:
@@ -102,8 +107,10 @@ def fake_tensorrt_runtime() -> types.ModuleType:
             self.session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
             self.input_names = [i.name for i in self.session.get_inputs()]
             self.output_names = [o.name for o in self.session.get_outputs()]
-            self.dtypes = {**{i.name: "float32" for i in self.session.get_inputs()},
-                           **{o.name: "float32" for o in self.session.get_outputs()}}
+            self.dtypes = {
+                **{i.name: "float32" for i in self.session.get_inputs()},
+                **{o.name: "float32" for o in self.session.get_outputs()},
+            }
             self.num_io_tensors = len(self.input_names) + len(self.output_names)
 
         def get_tensor_name(self, index):
@@ -145,22 +152,50 @@ def bundles(tmp_path_factory):
     calibration = work / "calibration.npz"
     np.savez(calibration, input=np.random.default_rng(1).standard_normal((48, 1, 8, 8)).astype(np.float32))
     profile = steps.PROFILE
-    steps.run_step("tensorrt.prepare", work / "prepare", {"model": source, "calibration": calibration}, profiles=profile)
+    steps.run_step(
+        "tensorrt.prepare", work / "prepare", {"model": source, "calibration": calibration}, profiles=profile
+    )
     prepared = work / "prepare" / "model.onnx"
-    meta = steps.run_step("tensorrt.quantize", work / "lower", {"model": prepared, "calibration": calibration},
-                          precision="int8", profiles=profile)
+    meta = steps.run_step(
+        "tensorrt.quantize",
+        work / "lower",
+        {"model": prepared, "calibration": calibration},
+        precision="int8",
+        profiles=profile,
+    )
     lowered = work / "lower" / "model.onnx"
-    steps.run_step("tensorrt.selftest", work / "selftest", {"model": prepared, "lowered": lowered,
-                                                            "calibration": calibration}, precision="int8", profiles=profile)
-    steps.run_step("tensorrt.config", work / "config", {"model": lowered}, **steps.ORIN, precision="int8", profiles=profile)
+    steps.run_step(
+        "tensorrt.selftest",
+        work / "selftest",
+        {"model": prepared, "lowered": lowered, "calibration": calibration},
+        precision="int8",
+        profiles=profile,
+    )
+    steps.run_step(
+        "tensorrt.config",
+        work / "config",
+        {"model": lowered},
+        **steps.ORIN,
+        precision="int8",
+        profiles=profile,
+    )
     artifacts = {"cnn_int8.onnx": lowered, "builder_config.json": work / "config" / "builder_config.json"}
     stale_engine = work / "stale.engine"
     stale_engine.write_bytes(b"an engine from another TensorRT version")
     folders = {}
     for target, extra in (("orin-int8", {}), ("orin-int8-stale", {"cnn_int8.engine": stale_engine})):
-        spec = BundleSpec(project="demo", version="1.0.0", target=target, device="jetson-orin-nano", recipe="tensorrt",
-                          runtime="tensorrt", artifacts={**artifacts, **extra}, io=meta["io"],
-                          selftest=work / "selftest" / "selftest.npz", status="built" if extra else "deferred")
+        spec = BundleSpec(
+            project="demo",
+            version="1.0.0",
+            target=target,
+            device="jetson-orin-nano",
+            recipe="tensorrt",
+            runtime="tensorrt",
+            artifacts={**artifacts, **extra},
+            io=meta["io"],
+            selftest=work / "selftest" / "selftest.npz",
+            status="built" if extra else "deferred",
+        )
         archive = write_bundle(spec, work / "bundles", Ed25519PrivateKey.generate())
         with tarfile.open(archive) as tar:
             tar.extractall(work / "unpacked", filter="data")
@@ -200,7 +235,7 @@ def test_first_run_builds_stores_and_then_reuses_the_engine(loader, bundle):
     assert len(engines) == 1 and "trt10.3.0.30-sm87" in engines[0].name
     assert (loader.cache / "timing-trt10.3.0.30-sm87.cache").read_bytes() == b"t"
     passed, _ = loader.load(bundle).selftest()
-    assert passed and len(loader.builds) == 1          # reused, not rebuilt
+    assert passed and len(loader.builds) == 1  # reused, not rebuilt
 
 
 def test_a_changed_builder_config_is_a_different_engine(loader, bundle, tmp_path):
@@ -223,7 +258,7 @@ def test_predict_binds_from_engine_metadata(loader, bundle):
     outputs = model.predict({"input": batch})
     reference = ort.InferenceSession(str(bundle / "cnn_int8.onnx"), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(outputs["logits"], reference.run(None, {"input": batch})[0], rtol=1e-6)
-    assert FakeCuda.memory == {}                      # every device buffer was freed
+    assert FakeCuda.memory == {}  # every device buffer was freed
     with pytest.raises(KeyError, match="missing model input 'input'"):
         model.predict({"image": batch})
 

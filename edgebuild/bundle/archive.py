@@ -4,6 +4,7 @@ Fixed metadata (mtime from SOURCE_DATE_EPOCH or 0, uid/gid 0, no user names, mod
 entries sorted with manifest.json and manifest.sig first (a device can check the signature
 before the payload arrives), gzip header without file name and with mtime 0. Byte identity
 across machines also needs the same zlib, which every CPython wheel of a platform shares."""
+
 from __future__ import annotations
 
 import gzip
@@ -38,7 +39,9 @@ def entry_order(name: str) -> tuple:
     return (1, PurePosixPath(name).parts)
 
 
-def write_tar_gz(out: Path, root: str, files: dict[str, Path | bytes], executable: set[str] = frozenset()) -> None:
+def write_tar_gz(
+    out: Path, root: str, files: dict[str, Path | bytes], executable: set[str] = frozenset()
+) -> None:
     """Write out as <root>/<name> for every name in files (a file path or its bytes)."""
     mtime = source_date_epoch()
     folders = {str(parent) for name in files for parent in PurePosixPath(name).parents if str(parent) != "."}
@@ -55,7 +58,9 @@ def write_tar_gz(out: Path, root: str, files: dict[str, Path | bytes], executabl
                     source = files[name]
                     mode = EXEC_MODE if name in executable else FILE_MODE
                     if isinstance(source, bytes):
-                        tar.addfile(_info(arcname, tarfile.REGTYPE, mode, len(source), mtime), io.BytesIO(source))
+                        tar.addfile(
+                            _info(arcname, tarfile.REGTYPE, mode, len(source), mtime), io.BytesIO(source)
+                        )
                     else:
                         with open(source, "rb") as handle:
                             size = os.fstat(handle.fileno()).st_size

@@ -25,7 +25,7 @@ import hashlib
 import zlib
 
 DELTA_KIND = "delta"
-MAX_SEGMENT = 1 << 31   # bytes one segment may produce (a bound, not a format limit)
+MAX_SEGMENT = 1 << 31  # bytes one segment may produce (a bound, not a format limit)
 COPY_CHUNK = 1 << 22
 
 
@@ -37,8 +37,10 @@ def _need(module, segment):
     try:
         return __import__(module)
     except ImportError:
-        raise DeltaRejected("this delta's %s segments need the %s package (pip install %s), "
-                            "or install the full bundle instead" % (segment, module, module)) from None
+        raise DeltaRejected(
+            "this delta's %s segments need the %s package (pip install %s), "
+            "or install the full bundle instead" % (segment, module, module)
+        ) from None
 
 
 def _decompress(codec, data, out_length):
@@ -71,7 +73,7 @@ def _unshuffle(data, width):
     count = len(data) // width
     out = bytearray(len(data))
     for plane in range(width):
-        out[plane::width] = data[plane * count:(plane + 1) * count]
+        out[plane::width] = data[plane * count : (plane + 1) * count]
     return bytes(out)
 
 
@@ -111,12 +113,16 @@ def apply_segments(segments, base, patch, out):
         elif op == "data" and len(segment) in (5, 6):
             _check_ints(segment[2:], op)
             raw = _read(_needed(patch, op), segment[2], segment[3], "patch")
-            data = _unshuffle(_decompress(segment[1], raw, segment[4]), segment[5] if len(segment) == 6 else 1)
+            data = _unshuffle(
+                _decompress(segment[1], raw, segment[4]), segment[5] if len(segment) == 6 else 1
+            )
         elif op == "xor" and len(segment) in (6, 7):
             _check_ints(segment[2:], op)
             raw = _read(_needed(patch, op), segment[2], segment[3], "patch")
-            data = _xor(_read(_needed(base, op), segment[4], segment[5], "base file"),
-                        _unshuffle(_decompress(segment[1], raw, segment[5]), segment[6] if len(segment) == 7 else 1))
+            data = _xor(
+                _read(_needed(base, op), segment[4], segment[5], "base file"),
+                _unshuffle(_decompress(segment[1], raw, segment[5]), segment[6] if len(segment) == 7 else 1),
+            )
         elif op in ("bsdiff", "zstd-prefix") and len(segment) == 6:
             _check_ints(segment[1:], op)
             raw = _read(_needed(patch, op), segment[1], segment[2], "patch")
@@ -150,8 +156,11 @@ def _zstd_prefix(old, patch):
     pyzstd = _need("pyzstd", "zstd-prefix")
     window = max(10, (2 * len(old) + 1).bit_length())
     try:
-        return pyzstd.decompress(patch, zstd_dict=pyzstd.ZstdDict(old, is_raw=True).as_prefix,
-                                 option={pyzstd.DParameter.windowLogMax: min(window, 31)})
+        return pyzstd.decompress(
+            patch,
+            zstd_dict=pyzstd.ZstdDict(old, is_raw=True).as_prefix,
+            option={pyzstd.DParameter.windowLogMax: min(window, 31)},
+        )
     except pyzstd.ZstdError as exc:
         raise DeltaRejected("zstd patch does not apply: %s" % exc) from None
 
@@ -162,15 +171,22 @@ def delta_problem(delta):
         return "delta manifest has no 'delta' table"
     for side in ("base", "target"):
         entry = delta.get(side)
-        if not (isinstance(entry, dict) and isinstance(entry.get("version"), str)
-                and isinstance(entry.get("manifest_sha256"), str)):
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("version"), str)
+            and isinstance(entry.get("manifest_sha256"), str)
+        ):
             return "delta manifest lacks its %s version and manifest hash" % side
     files = delta.get("files")
     if not isinstance(files, dict) or not files:
         return "delta manifest lists no files"
     for name, spec in files.items():
-        if not (isinstance(spec, dict) and isinstance(spec.get("segments"), list)
-                and isinstance(spec.get("sha256"), str) and isinstance(spec.get("size"), int)):
+        if not (
+            isinstance(spec, dict)
+            and isinstance(spec.get("segments"), list)
+            and isinstance(spec.get("sha256"), str)
+            and isinstance(spec.get("size"), int)
+        ):
             return "delta entry for %s needs segments, sha256 and size" % name
     return None
 
@@ -180,6 +196,7 @@ def rebuild_bundle(delta_manifest, delta_folder, active_folder, out_folder, path
     delta and the active version's folder. path_problem(name) says why a name is unsafe, or None.
     The caller then verifies out_folder exactly as an unpacked full bundle (signature, checksums)."""
     import os
+
     delta = delta_manifest.get("delta")
     problem = delta_problem(delta)
     if problem:
@@ -189,19 +206,30 @@ def rebuild_bundle(delta_manifest, delta_folder, active_folder, out_folder, path
     base = delta["base"]
     if hashlib.sha256(active_manifest).hexdigest() != base["manifest_sha256"]:
         import json
+
         try:
             active_version = json.loads(active_manifest.decode("utf-8")).get("version")
         except ValueError:
             active_version = "unreadable"
-        raise DeltaRejected("this delta updates %s from version %s (manifest %s...), but the active version "
-                            "is %s (manifest %s...): install the full bundle or the delta for that version"
-                            % (delta_manifest.get("target"), base["version"], base["manifest_sha256"][:12],
-                               active_version, hashlib.sha256(active_manifest).hexdigest()[:12]))
+        raise DeltaRejected(
+            "this delta updates %s from version %s (manifest %s...), but the active version "
+            "is %s (manifest %s...): install the full bundle or the delta for that version"
+            % (
+                delta_manifest.get("target"),
+                base["version"],
+                base["manifest_sha256"][:12],
+                active_version,
+                hashlib.sha256(active_manifest).hexdigest()[:12],
+            )
+        )
     os.mkdir(out_folder)
     for signed, inner in (("manifest.json", "target/manifest.json"), ("manifest.sig", "target/manifest.sig")):
         with open(os.path.join(delta_folder, *inner.split("/")), "rb") as handle:
             data = handle.read()
-        if signed == "manifest.json" and hashlib.sha256(data).hexdigest() != delta["target"]["manifest_sha256"]:
+        if (
+            signed == "manifest.json"
+            and hashlib.sha256(data).hexdigest() != delta["target"]["manifest_sha256"]
+        ):
             raise DeltaRejected("the new manifest in the delta does not match the hash the delta names")
         with open(os.path.join(out_folder, signed), "xb") as out:
             out.write(data)

@@ -19,11 +19,11 @@ import base64
 import binascii
 import hashlib
 
-_ED25519_P = 2 ** 255 - 19
-_ED25519_L = 2 ** 252 + 27742317777372353535851937790883648493   # order of the base point
+_ED25519_P = 2**255 - 19
+_ED25519_L = 2**252 + 27742317777372353535851937790883648493  # order of the base point
 _ED25519_D = -121665 * pow(121666, _ED25519_P - 2, _ED25519_P) % _ED25519_P
 _ED25519_D2 = 2 * _ED25519_D % _ED25519_P
-_ED25519_SQRT_M1 = pow(2, (_ED25519_P - 1) // 4, _ED25519_P)       # a square root of -1
+_ED25519_SQRT_M1 = pow(2, (_ED25519_P - 1) // 4, _ED25519_P)  # a square root of -1
 # SubjectPublicKeyInfo of an Ed25519 key (RFC 8410): SEQUENCE { SEQUENCE { OID 1.3.101.112 },
 # BIT STRING (0 unused bits) } followed by the 32 key bytes
 _ED25519_SPKI_PREFIX = binascii.unhexlify("302a300506032b6570032100")
@@ -76,7 +76,7 @@ def _ed25519_decode(data):
     sign = y >> 255
     y &= (1 << 255) - 1
     if y >= p:
-        return None                       # non-canonical y
+        return None  # non-canonical y
     u = (y * y - 1) % p
     v = (_ED25519_D * y * y + 1) % p
     v3 = v * v * v % p
@@ -85,9 +85,9 @@ def _ed25519_decode(data):
     if vxx == (-u) % p:
         x = x * _ED25519_SQRT_M1 % p
     elif vxx != u:
-        return None                       # x^2 = u/v has no solution: not a curve point
+        return None  # x^2 = u/v has no solution: not a curve point
     if x == 0 and sign:
-        return None                       # "negative zero"
+        return None  # "negative zero"
     if (x & 1) != sign:
         x = p - x
     return (x, y, 1, x * y % p)
@@ -107,7 +107,7 @@ def _ed25519_small_order(P):
 
 def _ed25519_base_point():
     y = 4 * pow(5, _ED25519_P - 2, _ED25519_P) % _ED25519_P
-    return _ed25519_decode(y.to_bytes(32, "little"))   # x "positive" (even), per RFC 8032 5.1
+    return _ed25519_decode(y.to_bytes(32, "little"))  # x "positive" (even), per RFC 8032 5.1
 
 
 _ED25519_B = _ed25519_base_point()
@@ -117,7 +117,7 @@ def _ed25519_double_scalar_mult(s, P, k, Q):
     """[s]P + [k]Q by one shared chain of doublings (Straus/Shamir): about 253 doublings and 190
     additions, where two separate multiplications would double twice as often."""
     table = (None, P, Q, _ed25519_add(P, Q))
-    R = (0, 1, 1, 0)                          # the identity
+    R = (0, 1, 1, 0)  # the identity
     for bit in range(max(s.bit_length(), k.bit_length()) - 1, -1, -1):
         R = _ed25519_double(R)
         index = ((s >> bit) & 1) | (((k >> bit) & 1) << 1)
@@ -134,7 +134,7 @@ def ed25519_verify(public_key, signature, message):
         return False
     s = int.from_bytes(signature[32:], "little")
     if s >= _ED25519_L:
-        return False                                      # non-canonical S (malleability)
+        return False  # non-canonical S (malleability)
     A = _ed25519_decode(public_key)
     if A is None or _ed25519_small_order(A):
         return False
@@ -158,14 +158,14 @@ def ed25519_public_key_from_pem(data):
     stop = data.find(end, start + len(begin))
     if start < 0 or stop < 0:
         raise ValueError("no '%s' block (an Ed25519 public key in PEM is expected)" % begin)
-    body = "".join(data[start + len(begin):stop].split())
+    body = "".join(data[start + len(begin) : stop].split())
     try:
         der = base64.b64decode(body.encode("ascii"), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("the PEM block is not valid base64")
     if len(der) != len(_ED25519_SPKI_PREFIX) + 32 or not der.startswith(_ED25519_SPKI_PREFIX):
         raise ValueError("not an Ed25519 public key (another algorithm, or a malformed key)")
-    return der[len(_ED25519_SPKI_PREFIX):]
+    return der[len(_ED25519_SPKI_PREFIX) :]
 
 
 def ed25519_public_key_problem(pem):

@@ -24,11 +24,15 @@ CANARY_NAME = "canary.json"
 CANARY_LOG = "canary.log"
 TELEMETRY_DIR = "telemetry"
 TELEMETRY_FILE = "telemetry.jsonl"
-TELEMETRY_MAX_BYTES = 256 * 1024        # per file; one rotated file is kept beside it
-TELEMETRY_EVERY = 100                   # predictions between records (and at close)
+TELEMETRY_MAX_BYTES = 256 * 1024  # per file; one rotated file is kept beside it
+TELEMETRY_EVERY = 100  # predictions between records (and at close)
 LATENCY_BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
-DEFAULT_POLICY = {"max_error_rate": 0.02, "max_p95_latency_ratio": 1.5, "min_agreement": 0.98,
-                  "min_predictions": 200}
+DEFAULT_POLICY = {
+    "max_error_rate": 0.02,
+    "max_p95_latency_ratio": 1.5,
+    "min_agreement": 0.98,
+    "min_predictions": 200,
+}
 
 
 def start_canary(root, folder_name, share, policy=None, log=print):
@@ -37,12 +41,19 @@ def start_canary(root, folder_name, share, policy=None, log=print):
     that repair_canary clears."""
     settings = dict(DEFAULT_POLICY)
     settings.update(policy or {})
-    state = {"candidate": folder_name, "share": float(share), "started": int(_fleet_time.time()), "policy": settings}
+    state = {
+        "candidate": folder_name,
+        "share": float(share),
+        "started": int(_fleet_time.time()),
+        "policy": settings,
+    }
     _write_atomic(root / CANARY_NAME, (json.dumps(state, sort_keys=True, indent=2) + "\n").encode("utf-8"))
     _switch_link(root, "candidate", "versions/" + folder_name)
     manifest = _folder_manifest(root, folder_name)
-    log("candidate: %s serves %.0f%% of predictions (promote with `loader.py promote`; rolled back "
-        "automatically on errors, slowness or disagreement)" % (manifest["version"], 100 * float(share)))
+    log(
+        "candidate: %s serves %.0f%% of predictions (promote with `loader.py promote`; rolled back "
+        "automatically on errors, slowness or disagreement)" % (manifest["version"], 100 * float(share))
+    )
 
 
 def repair_canary(root):
@@ -50,8 +61,12 @@ def repair_canary(root):
     candidate that is the active version (a promotion killed before its clean-up)."""
     candidate = _link_folder(root, "candidate")
     state = _canary_state(root)
-    if candidate and state is not None and state.get("candidate") == candidate \
-            and candidate != _link_folder(root, "active"):
+    if (
+        candidate
+        and state is not None
+        and state.get("candidate") == candidate
+        and candidate != _link_folder(root, "active")
+    ):
         return state
     for name in ("candidate", CANARY_NAME):
         if os.path.lexists(str(root / name)):
@@ -64,8 +79,12 @@ def _canary_state(root):
         state = json.loads((root / CANARY_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(state, dict) or not isinstance(state.get("candidate"), str) \
-            or not isinstance(state.get("share"), (int, float)) or not isinstance(state.get("policy"), dict):
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("candidate"), str)
+        or not isinstance(state.get("share"), (int, float))
+        or not isinstance(state.get("policy"), dict)
+    ):
         return None
     return state
 
@@ -81,16 +100,31 @@ def promote(root, log=print):
             raise BundleRejected("no canary to promote in %s" % root)
         candidate, active = state["candidate"], _link_folder(root, "active")
         manifest = verify_folder(root / "versions" / candidate)
-        record = _read_record(root) or {"project": manifest["project"], "target": manifest["target"],
-                                        "device": manifest.get("device"), "highest": {}}
+        record = _read_record(root) or {
+            "project": manifest["project"],
+            "target": manifest["target"],
+            "device": manifest.get("device"),
+            "highest": {},
+        }
         line = "%s/%s" % (manifest["project"], manifest["target"])
         highest = dict(record.get("highest", {}))
-        if parse_semver(highest.get(line)) is None or compare_versions(manifest["version"], highest[line]) > 0:
+        if (
+            parse_semver(highest.get(line)) is None
+            or compare_versions(manifest["version"], highest[line]) > 0
+        ):
             highest[line] = manifest["version"]
         record = dict(record, highest=highest)
-        _switch(root, {"action": "promote", "version": manifest["version"], "active": candidate,
-                       "previous": active, "record": record})
-        repair_canary(root)      # the candidate is now active: its link and state go
+        _switch(
+            root,
+            {
+                "action": "promote",
+                "version": manifest["version"],
+                "active": candidate,
+                "previous": active,
+                "record": record,
+            },
+        )
+        repair_canary(root)  # the candidate is now active: its link and state go
         _prune(root)
         log("active: %s (promoted from canary)" % manifest["version"])
         return manifest["version"]
@@ -111,7 +145,10 @@ def abort_canary(root, reason, log=print):
                 _remove(root / name)
         _prune(root)
         line = "%s rolled back canary %s: %s\n" % (
-            _fleet_time.strftime("%Y-%m-%dT%H:%M:%SZ", _fleet_time.gmtime()), version, reason)
+            _fleet_time.strftime("%Y-%m-%dT%H:%M:%SZ", _fleet_time.gmtime()),
+            version,
+            reason,
+        )
         with open(str(root / CANARY_LOG), "a") as handle:
             handle.write(line)
         log(line.strip())
@@ -148,7 +185,11 @@ class VersionStats(object):
 
     def p95(self):
         ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(_fleet_math.ceil(0.95 * len(ordered))) - 1)] if ordered else None
+        return (
+            ordered[min(len(ordered) - 1, int(_fleet_math.ceil(0.95 * len(ordered))) - 1)]
+            if ordered
+            else None
+        )
 
 
 class FleetModel(object):
@@ -169,7 +210,7 @@ class FleetModel(object):
             self.candidate = load(self.root / "versions" / self.state["candidate"], public_key)
         self.device_share = _stable_share(device_id) if device_id is not None else None
         self.stats = {"active": self._new_stats(self.active), "candidate": self._new_stats(self.candidate)}
-        self.totals = {"active": [0, 0], "candidate": [0, 0, 0, 0]}   # calls, errors (, compared, agreed)
+        self.totals = {"active": [0, 0], "candidate": [0, 0, 0, 0]}  # calls, errors (, compared, agreed)
         self.rolled_back = None
 
     @staticmethod
@@ -226,14 +267,21 @@ class FleetModel(object):
             return
         reasons = []
         if errors / float(calls) > policy["max_error_rate"]:
-            reasons.append("error rate %.3f > %s (%d of %d predictions failed or were not finite)"
-                           % (errors / float(calls), policy["max_error_rate"], errors, calls))
+            reasons.append(
+                "error rate %.3f > %s (%d of %d predictions failed or were not finite)"
+                % (errors / float(calls), policy["max_error_rate"], errors, calls)
+            )
         if compared and agreed / float(compared) < policy["min_agreement"]:
-            reasons.append("agreement with the active version %.3f < %s" % (agreed / float(compared), policy["min_agreement"]))
+            reasons.append(
+                "agreement with the active version %.3f < %s"
+                % (agreed / float(compared), policy["min_agreement"])
+            )
         cand, act = self.stats["candidate"].p95(), self.stats["active"].p95()
         if cand is not None and act and cand / act > policy["max_p95_latency_ratio"]:
-            reasons.append("p95 latency %.3g ms is %.2fx the active version's (> %s)"
-                           % (cand, cand / act, policy["max_p95_latency_ratio"]))
+            reasons.append(
+                "p95 latency %.3g ms is %.2fx the active version's (> %s)"
+                % (cand, cand / act, policy["max_p95_latency_ratio"])
+            )
         if reasons:
             self.close()
             self.rolled_back = "; ".join(reasons)
@@ -245,11 +293,19 @@ class FleetModel(object):
         if stats is None or not stats.calls:
             return
         active_manifest = self.root / "versions" / self.active_folder / MANIFEST_NAME
-        entry = {"t": int(_fleet_time.time()), "role": role, "version": stats.version,
-                 "manifest_sha256": stats.manifest_sha256, "calls": stats.calls, "errors": stats.errors,
-                 "compared": stats.compared, "agreed": stats.agreed, "latency_sum_ms": round(stats.total_ms, 3),
-                 "latency_buckets": stats.buckets,
-                 "staleness_s": int(_fleet_time.time() - os.stat(str(active_manifest)).st_mtime)}
+        entry = {
+            "t": int(_fleet_time.time()),
+            "role": role,
+            "version": stats.version,
+            "manifest_sha256": stats.manifest_sha256,
+            "calls": stats.calls,
+            "errors": stats.errors,
+            "compared": stats.compared,
+            "agreed": stats.agreed,
+            "latency_sum_ms": round(stats.total_ms, 3),
+            "latency_buckets": stats.buckets,
+            "staleness_s": int(_fleet_time.time() - os.stat(str(active_manifest)).st_mtime),
+        }
         append_telemetry(self.root, entry)
         self.stats[role] = VersionStats(stats.version, stats.manifest_sha256)
 
@@ -315,24 +371,40 @@ def prometheus_metrics(root):
             try:
                 entry = json.loads(line)
                 key = (str(entry["version"]), str(entry["role"]))
-                into = totals.setdefault(key, {"calls": 0, "errors": 0, "compared": 0, "agreed": 0, "sum": 0.0,
-                                               "buckets": [0] * (len(LATENCY_BUCKETS_MS) + 1), "staleness": 0})
+                into = totals.setdefault(
+                    key,
+                    {
+                        "calls": 0,
+                        "errors": 0,
+                        "compared": 0,
+                        "agreed": 0,
+                        "sum": 0.0,
+                        "buckets": [0] * (len(LATENCY_BUCKETS_MS) + 1),
+                        "staleness": 0,
+                    },
+                )
                 for field in ("calls", "errors", "compared", "agreed"):
                     into[field] += int(entry[field])
                 into["sum"] += float(entry["latency_sum_ms"])
                 into["buckets"] = [a + int(b) for a, b in zip(into["buckets"], entry["latency_buckets"])]
                 into["staleness"] = int(entry["staleness_s"])
             except (ValueError, KeyError, TypeError):
-                continue   # a torn last line after a power cut
-    out = ["# TYPE edgebuild_predictions_total counter", "# TYPE edgebuild_prediction_errors_total counter",
-           "# TYPE edgebuild_agreement_ratio gauge", "# TYPE edgebuild_latency_ms histogram",
-           "# TYPE edgebuild_model_staleness_seconds gauge"]
+                continue  # a torn last line after a power cut
+    out = [
+        "# TYPE edgebuild_predictions_total counter",
+        "# TYPE edgebuild_prediction_errors_total counter",
+        "# TYPE edgebuild_agreement_ratio gauge",
+        "# TYPE edgebuild_latency_ms histogram",
+        "# TYPE edgebuild_model_staleness_seconds gauge",
+    ]
     for (version, role), data in sorted(totals.items()):
         labels = 'version="%s",role="%s"' % (version.replace('"', ""), role)
         out.append("edgebuild_predictions_total{%s} %d" % (labels, data["calls"]))
         out.append("edgebuild_prediction_errors_total{%s} %d" % (labels, data["errors"]))
         if data["compared"]:
-            out.append("edgebuild_agreement_ratio{%s} %.6f" % (labels, data["agreed"] / float(data["compared"])))
+            out.append(
+                "edgebuild_agreement_ratio{%s} %.6f" % (labels, data["agreed"] / float(data["compared"]))
+            )
         running = 0
         for bound, count in zip(LATENCY_BUCKETS_MS + ("+Inf",), data["buckets"]):
             running += count

@@ -5,6 +5,7 @@ The index carries an expiry (`expires`, as TUF's metadata does): a device given 
 (`loader.py install --index`) refuses it once expired, so a mirror cannot freeze a fleet on old
 releases by replaying a stale index forever. The expiry counts from the start of the current UTC
 day, so indexes written the same day stay byte-identical."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,12 @@ def index_expires(expiry_days: int = DEFAULT_EXPIRY_DAYS, now: float | None = No
     return time.strftime(EXPIRES_FORMAT, time.gmtime(day + expiry_days * 86400))
 
 
-def update_index(bundles_dir: Path, key: Ed25519PrivateKey, expiry_days: int = DEFAULT_EXPIRY_DAYS,
-                 now: float | None = None) -> Path:
+def update_index(
+    bundles_dir: Path,
+    key: Ed25519PrivateKey,
+    expiry_days: int = DEFAULT_EXPIRY_DAYS,
+    now: float | None = None,
+) -> Path:
     """Rewrite bundles_dir/index.json and index.json.sig from the *.tar.gz files present. Every
     bundle must carry a manifest signed by this same key: the index vouches for each entry. The
     index expires `expiry_days` after the start of the current UTC day (`now` for tests)."""
@@ -47,25 +52,41 @@ def update_index(bundles_dir: Path, key: Ed25519PrivateKey, expiry_days: int = D
         # tool verifies the bundle it downloads anyway.
         head = read_signed_head(path)
         if head is None:
-            raise BundleError(f"cannot index {path}: not an edgebuild bundle (no manifest.json and "
-                              "manifest.sig at its start)")
+            raise BundleError(
+                f"cannot index {path}: not an edgebuild bundle (no manifest.json and "
+                "manifest.sig at its start)"
+            )
         manifest_bytes, signature = head
         try:
             public.verify(signature, manifest_bytes)
         except InvalidSignature:
-            raise BundleError(f"cannot index {path}: it is not signed by the index key {key_id(public)}; "
-                              "remove it or rebuild it with this key") from None
+            raise BundleError(
+                f"cannot index {path}: it is not signed by the index key {key_id(public)}; "
+                "remove it or rebuild it with this key"
+            ) from None
         manifest = json.loads(manifest_bytes)
         with open(path, "rb") as handle:
             sha256, size = sha256_stream(handle)
-        entries.append({
-            "file": path.name, "sha256": sha256, "size": size,
-            "project": manifest["project"], "target": manifest["target"], "device": manifest.get("device"),
-            "version": manifest["version"], "runtime": manifest["runtime"], "status": manifest.get("status"),
-        })
+        entries.append(
+            {
+                "file": path.name,
+                "sha256": sha256,
+                "size": size,
+                "project": manifest["project"],
+                "target": manifest["target"],
+                "device": manifest.get("device"),
+                "version": manifest["version"],
+                "runtime": manifest["runtime"],
+                "status": manifest.get("status"),
+            }
+        )
     entries.sort(key=lambda e: (e["project"], e["target"], parse_semver(e["version"])))
-    index = {"schema_version": 1, "signing": {"algorithm": "ed25519", "key_id": key_id(public)},
-             "expires": index_expires(expiry_days, now), "bundles": entries}
+    index = {
+        "schema_version": 1,
+        "signing": {"algorithm": "ed25519", "key_id": key_id(public)},
+        "expires": index_expires(expiry_days, now),
+        "bundles": entries,
+    }
     data = json.dumps(index, sort_keys=True, indent=2, ensure_ascii=True).encode("ascii") + b"\n"
     index_path = bundles_dir / INDEX_NAME
     # Each file is replaced atomically; a reader racing the update sees a pair that fails to

@@ -2,6 +2,7 @@
 
 Private key files must not be readable or writable by group or others (like ssh): a key others on
 the machine can read is not a release key. This is checked on POSIX systems only."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,9 @@ def keygen(out_dir: Path) -> tuple[Path, Path]:
             raise BundleError(f"{path} already exists; keygen never overwrites a key")
     out_dir.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     # Created with 0600 from the start: no moment where the key is readable by others.
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -42,8 +44,9 @@ def keygen(out_dir: Path) -> tuple[Path, Path]:
 
 
 def public_pem(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.PEM,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -69,24 +72,30 @@ def resolve_signing_key(project_dir: Path, configured: str | None) -> tuple[Ed25
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         if env.startswith("-----BEGIN"):
-            return _parse_private_pem(env.encode(), f"{ENV_VAR} (PEM text)"), f"{ENV_VAR} environment variable"
+            return _parse_private_pem(
+                env.encode(), f"{ENV_VAR} (PEM text)"
+            ), f"{ENV_VAR} environment variable"
         path = Path(env).expanduser()
         if "\n" in env or "\0" in env or not _is_file(path):
             # the value is never shown: it may be key material without its PEM lines
-            raise BundleError(f"{ENV_VAR} is neither a PEM key nor an existing key file (its value is not shown)")
+            raise BundleError(
+                f"{ENV_VAR} is neither a PEM key nor an existing key file (its value is not shown)"
+            )
         return load_private_key(path), f"key file {path} ({ENV_VAR})"
     dev_dir = project_dir / DEV_KEY_DIR
-    with file_lock(project_dir / ".edgebuild" / "keys.lock"):   # two concurrent first builds make one key
+    with file_lock(project_dir / ".edgebuild" / "keys.lock"):  # two concurrent first builds make one key
         if not (dev_dir / PRIVATE_NAME).exists():
             keygen(dev_dir)
     path = dev_dir / PRIVATE_NAME
-    return load_private_key(path), f"development key {path} (not for release: set [bundle].signing_key or {ENV_VAR})"
+    return load_private_key(
+        path
+    ), f"development key {path} (not for release: set [bundle].signing_key or {ENV_VAR})"
 
 
 def _is_file(path: Path) -> bool:
     try:
         return path.is_file()
-    except (OSError, ValueError):      # e.g. a name too long: errors that would repeat the value
+    except (OSError, ValueError):  # e.g. a name too long: errors that would repeat the value
         return False
 
 
@@ -96,8 +105,9 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     if os.name == "posix":
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
-            raise BundleError(f"private key {path} has mode {mode:04o}: others can read it; "
-                              f"run `chmod 600 {path}`")
+            raise BundleError(
+                f"private key {path} has mode {mode:04o}: others can read it; run `chmod 600 {path}`"
+            )
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -109,8 +119,10 @@ def _parse_private_pem(data: bytes, where: str) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise BundleError(f"private key {where} is password-protected; edgebuild needs an unencrypted key "
-                          "(keep it in a CI secret instead)") from None
+        raise BundleError(
+            f"private key {where} is password-protected; edgebuild needs an unencrypted key "
+            "(keep it in a CI secret instead)"
+        ) from None
     except ValueError:
         raise BundleError(f"{where} is not a PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -131,6 +143,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise BundleError(f"public key {path} is not an Ed25519 key")
     from edgebuild.bundle.ed25519_verify import ed25519_public_key_problem
+
     problem = ed25519_public_key_problem(data)  # OpenSSL accepts small-order keys; devices do not
     if problem:
         raise BundleError(f"cannot use public key {path}: {problem}")

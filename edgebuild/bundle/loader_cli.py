@@ -26,17 +26,34 @@ def _parser():
     p.add_argument("bundle")
     p.add_argument("--root", required=True, help="install folder (holds versions/, active, previous)")
     p.add_argument("--key", help="Ed25519 public key (PEM); required unless --unsigned-ok")
-    p.add_argument("--unsigned-ok", action="store_true", help="accept a bundle without checking its signature")
-    p.add_argument("--force", action="store_true",
-                   help="allow a version lower than the active one or than any this root ever had")
-    p.add_argument("--retarget", action="store_true",
-                   help="allow a bundle for another project, target or device than this root's")
-    p.add_argument("--index", help="signed index.json (with index.json.sig beside it) that must list "
-                                   "this bundle and must not have expired")
-    p.add_argument("--canary", type=float, metavar="SHARE",
-                   help="install beside the active version as a candidate serving SHARE (0-1] of predictions")
-    p.add_argument("--deployment", help="signed deployment.json (with .sig beside it) whose rollback "
-                                        "thresholds the canary uses")
+    p.add_argument(
+        "--unsigned-ok", action="store_true", help="accept a bundle without checking its signature"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="allow a version lower than the active one or than any this root ever had",
+    )
+    p.add_argument(
+        "--retarget",
+        action="store_true",
+        help="allow a bundle for another project, target or device than this root's",
+    )
+    p.add_argument(
+        "--index",
+        help="signed index.json (with index.json.sig beside it) that must list "
+        "this bundle and must not have expired",
+    )
+    p.add_argument(
+        "--canary",
+        type=float,
+        metavar="SHARE",
+        help="install beside the active version as a candidate serving SHARE (0-1] of predictions",
+    )
+    p.add_argument(
+        "--deployment",
+        help="signed deployment.json (with .sig beside it) whose rollback thresholds the canary uses",
+    )
     p = sub.add_parser("promote", help="make the canary candidate the active version")
     p.add_argument("--root", required=True)
     p = sub.add_parser("metrics", help="print the recorded telemetry in Prometheus' text format")
@@ -63,10 +80,18 @@ def main(argv=None):
             else:
                 print("error: no such bundle: %s" % target, file=sys.stderr)
                 return 2
-            print("ok: %s-%s %s, %d files verified%s" % (
-                manifest["project"], manifest["target"], manifest["version"], len(manifest["files"]),
-                ", signature verified with %s" % SIGNATURE_CHECKED_WITH if args.key
-                else " (signature NOT checked: no --key)"))
+            print(
+                "ok: %s-%s %s, %d files verified%s"
+                % (
+                    manifest["project"],
+                    manifest["target"],
+                    manifest["version"],
+                    len(manifest["files"]),
+                    ", signature verified with %s" % SIGNATURE_CHECKED_WITH
+                    if args.key
+                    else " (signature NOT checked: no --key)",
+                )
+            )
         elif args.command == "selftest":
             model = load(HERE, args.key)
             if args.key:
@@ -91,7 +116,10 @@ def main(argv=None):
                 print("%s: shape %s dtype %s" % (name, list(value.shape), value.dtype))
         elif args.command == "install":
             if args.key is None and not args.unsigned_ok:
-                print("error: install needs --key PUB.pem (or --unsigned-ok to skip the signature)", file=sys.stderr)
+                print(
+                    "error: install needs --key PUB.pem (or --unsigned-ok to skip the signature)",
+                    file=sys.stderr,
+                )
                 return 2
             if args.index is not None and args.key is None:
                 print("error: --index needs --key PUB.pem to check the index's signature", file=sys.stderr)
@@ -102,9 +130,19 @@ def main(argv=None):
             if args.canary is not None and not 0 < args.canary <= 1:
                 print("error: --canary takes a share in (0, 1], e.g. 0.1", file=sys.stderr)
                 return 2
-            policy = deployment_policy(args.deployment, args.key, MANIFEST_TARGET) if args.deployment else None
-            install(args.bundle, args.root, args.key, args.force, retarget=args.retarget, index=args.index,
-                    canary=args.canary, policy=policy)
+            policy = (
+                deployment_policy(args.deployment, args.key, MANIFEST_TARGET) if args.deployment else None
+            )
+            install(
+                args.bundle,
+                args.root,
+                args.key,
+                args.force,
+                retarget=args.retarget,
+                index=args.index,
+                canary=args.canary,
+                policy=policy,
+            )
         elif args.command == "promote":
             promote(args.root)
         elif args.command == "metrics":

@@ -9,11 +9,14 @@ def compare_outputs(outputs, expected, atol, rtol, min_cosine):
     """Every expected array must match its output within atol + rtol * |expected| elementwise
     and, when min_cosine is given, also have at least that cosine similarity."""
     import numpy as np
+
     problems, report = [], []
     for name in sorted(expected):
         if name not in outputs:
-            problems.append("FAIL %s: the model produced no output of that name (got %s)"
-                            % (name, ", ".join(sorted(outputs)) or "none"))
+            problems.append(
+                "FAIL %s: the model produced no output of that name (got %s)"
+                % (name, ", ".join(sorted(outputs)) or "none")
+            )
             continue
         want = np.asarray(expected[name], dtype=np.float64)
         got = np.asarray(outputs[name], dtype=np.float64)
@@ -24,7 +27,11 @@ def compare_outputs(outputs, expected, atol, rtol, min_cosine):
             got = got.reshape(want.shape)  # e.g. a runtime that drops a batch axis of 1
         diff = float(np.max(np.abs(got - want))) if want.size else 0.0
         norms = float(np.linalg.norm(got) * np.linalg.norm(want))
-        cosine = float(np.dot(got.ravel(), want.ravel()) / norms) if norms > 0 else float(np.array_equal(got, want))
+        cosine = (
+            float(np.dot(got.ravel(), want.ravel()) / norms)
+            if norms > 0
+            else float(np.array_equal(got, want))
+        )
         close = bool(np.allclose(got, want, atol=atol, rtol=rtol))
         line = "%s: max |diff| %.3g (atol %.3g, rtol %.3g), cosine %.6f" % (name, diff, atol, rtol, cosine)
         if min_cosine is not None:

@@ -13,6 +13,7 @@ def read_signed_json(path, public_key, what, now=None):
     whose `expires` time has not passed: the freeze-attack check. `what` names it in messages."""
     import calendar
     import time
+
     path = Path(path)
     signature_path = Path(str(path) + ".sig")
     try:
@@ -24,16 +25,21 @@ def read_signed_json(path, public_key, what, now=None):
     try:
         verify_signature(data, signature, public_key)
     except BundleRejected as exc:
-        raise BundleRejected(str(exc).replace(MANIFEST_NAME, path.name).replace(SIGNATURE_NAME, signature_path.name)) from None
+        raise BundleRejected(
+            str(exc).replace(MANIFEST_NAME, path.name).replace(SIGNATURE_NAME, signature_path.name)
+        ) from None
     try:
         doc = json.loads(data.decode("utf-8"))
         expires = calendar.timegm(time.strptime(doc["expires"], "%Y-%m-%dT%H:%M:%SZ"))
     except (ValueError, KeyError, TypeError):
-        raise BundleRejected("%s has no valid 'expires' time (one from an older edgebuild: rebuild it)"
-                             % path.name) from None
+        raise BundleRejected(
+            "%s has no valid 'expires' time (one from an older edgebuild: rebuild it)" % path.name
+        ) from None
     if (time.time() if now is None else now) > expires:
-        raise BundleRejected("%s expired at %s: fetch a freshly signed one (an expired one may hide "
-                             "newer releases: freeze-attack protection)" % (path.name, doc["expires"]))
+        raise BundleRejected(
+            "%s expired at %s: fetch a freshly signed one (an expired one may hide "
+            "newer releases: freeze-attack protection)" % (path.name, doc["expires"])
+        )
     return doc
 
 
@@ -50,4 +56,6 @@ def check_index(index, archive, public_key, now=None):
     for entry in entries:
         if isinstance(entry, dict) and entry.get("sha256") == sha and entry.get("size") == size:
             return entry
-    raise BundleRejected("%s is not listed in %s (or differs from the bundle it lists)" % (Path(archive).name, index.name))
+    raise BundleRejected(
+        "%s is not listed in %s (or differs from the bundle it lists)" % (Path(archive).name, index.name)
+    )

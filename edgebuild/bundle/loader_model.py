@@ -12,7 +12,9 @@ def _numpy():
     try:
         import numpy
     except ImportError:
-        raise RuntimeUnavailable("numpy is not installed: pip install numpy %s" % RUNTIME_REQUIREMENT) from None
+        raise RuntimeUnavailable(
+            "numpy is not installed: pip install numpy %s" % RUNTIME_REQUIREMENT
+        ) from None
     return numpy
 
 
@@ -30,8 +32,9 @@ class Model(object):
     def predict(self, inputs):
         """inputs: {input name: numpy array} -> {output name: numpy array}."""
         if self._handle is None:
-            self._handle = runtime_load(self.folder, self.manifest,
-                                        self.manifest.get("runtime_options") or RUNTIME_OPTIONS)
+            self._handle = runtime_load(
+                self.folder, self.manifest, self.manifest.get("runtime_options") or RUNTIME_OPTIONS
+            )
         return runtime_predict(self._handle, inputs)
 
     def selftest(self):
@@ -42,8 +45,8 @@ class Model(object):
             return False, ["this bundle has no self-test"]
         with np.load(str(self.folder / name), allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-        inputs = {k[len("input."):]: v for k, v in arrays.items() if k.startswith("input.")}
-        expected = {k[len("expected."):]: v for k, v in arrays.items() if k.startswith("expected.")}
+        inputs = {k[len("input.") :]: v for k, v in arrays.items() if k.startswith("input.")}
+        expected = {k[len("expected.") :]: v for k, v in arrays.items() if k.startswith("expected.")}
         if not expected:
             return False, ["selftest.npz holds no expected.<name> arrays"]
         atol = float(arrays["atol"]) if "atol" in arrays else 1e-5

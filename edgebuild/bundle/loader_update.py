@@ -99,8 +99,12 @@ def _link_folder(root, name):
     if not os.path.islink(str(link)):
         return None
     parts = os.readlink(str(link)).split("/")
-    if len(parts) != 2 or parts[0] != "versions" or parts[1] in ("", ".", "..") \
-            or not (root / "versions" / parts[1]).is_dir():
+    if (
+        len(parts) != 2
+        or parts[0] != "versions"
+        or parts[1] in ("", ".", "..")
+        or not (root / "versions" / parts[1]).is_dir()
+    ):
         return ""
     return parts[1]
 
@@ -138,10 +142,13 @@ def _read_record(root):
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise BundleRejected("cannot read the anti-rollback record %s (%s): restore it or remove it "
-                             "knowingly" % (path, exc)) from None
+        raise BundleRejected(
+            "cannot read the anti-rollback record %s (%s): restore it or remove it knowingly" % (path, exc)
+        ) from None
     if not isinstance(record, dict) or not isinstance(record.get("highest"), dict):
-        raise BundleRejected("the anti-rollback record %s is damaged: restore it or remove it knowingly" % path)
+        raise BundleRejected(
+            "the anti-rollback record %s is damaged: restore it or remove it knowingly" % path
+        )
     return record
 
 
@@ -167,7 +174,9 @@ def _apply(root, plan):
         _switch_link(root, "previous", "versions/" + plan["previous"])
     elif os.path.lexists(str(root / "previous")):
         _remove(root / "previous")
-    _write_atomic(root / RECORD_NAME, (json.dumps(plan["record"], sort_keys=True, indent=2) + "\n").encode("utf-8"))
+    _write_atomic(
+        root / RECORD_NAME, (json.dumps(plan["record"], sort_keys=True, indent=2) + "\n").encode("utf-8")
+    )
     _remove(root / JOURNAL_NAME)
     _fsync_folder(root)
 
@@ -185,9 +194,12 @@ def _repair(root, log):
     if journal.exists():
         try:
             plan = json.loads(journal.read_text(encoding="utf-8"))
-            complete = _folder_name_ok(plan["active"]) and (root / "versions" / plan["active"]).is_dir() \
-                and (plan.get("previous") is None or _folder_name_ok(plan["previous"])) \
+            complete = (
+                _folder_name_ok(plan["active"])
+                and (root / "versions" / plan["active"]).is_dir()
+                and (plan.get("previous") is None or _folder_name_ok(plan["previous"]))
                 and isinstance(plan.get("record"), dict)
+            )
         except (ValueError, KeyError, TypeError, AttributeError, OSError):
             complete = False
         if complete:
@@ -241,8 +253,17 @@ def _free_name(root, version):
     return name
 
 
-def install(archive, root, public_key=None, force=False, log=print, retarget=False, index=None, canary=None,
-            policy=None):
+def install(
+    archive,
+    root,
+    public_key=None,
+    force=False,
+    log=print,
+    retarget=False,
+    index=None,
+    canary=None,
+    policy=None,
+):
     """Stage, verify, self-test and activate a bundle; the active one becomes `previous`.
     Refuses a version lower than the active one or than any version this root ever had
     (anti-rollback) unless force, and a bundle for another project, target or device than the
@@ -276,31 +297,50 @@ def install(archive, root, public_key=None, force=False, log=print, retarget=Fal
         current = _folder_manifest(root, active)
         held = _identity(record) if record else (_identity(current) if current else None)
         if held is not None and held != _identity(manifest) and not retarget:
-            raise BundleRejected("bundle is for %s but this root holds %s (use --retarget to switch)"
-                                 % (_describe(_identity(manifest)), _describe(held)))
+            raise BundleRejected(
+                "bundle is for %s but this root holds %s (use --retarget to switch)"
+                % (_describe(_identity(manifest)), _describe(held))
+            )
         retargeting = held is not None and held != _identity(manifest)
         line = "%s/%s" % (manifest["project"], manifest["target"])
         highest = dict((record or {}).get("highest", {}))
         if current is not None and not retargeting:
             order = compare_versions(version, current["version"])
             if order < 0 and not force:
-                raise BundleRejected("refusing to install %s: lower than the active version %s "
-                                     "(anti-rollback; use --force or `rollback`)" % (version, current["version"]))
+                raise BundleRejected(
+                    "refusing to install %s: lower than the active version %s "
+                    "(anti-rollback; use --force or `rollback`)" % (version, current["version"])
+                )
             if order == 0 and not force:
                 if (root / "versions" / active / MANIFEST_NAME).read_bytes() == manifest_bytes:
                     log("%s is already active" % version)
                     return version
-                raise BundleRejected("a different bundle with version %s is already active "
-                                     "(use --force to replace it)" % version)
-            if parse_semver(highest.get(line)) is None or compare_versions(current["version"], highest[line]) > 0:
+                raise BundleRejected(
+                    "a different bundle with version %s is already active "
+                    "(use --force to replace it)" % version
+                )
+            if (
+                parse_semver(highest.get(line)) is None
+                or compare_versions(current["version"], highest[line]) > 0
+            ):
                 highest[line] = current["version"]  # a root an older loader set up has no record yet
-        if parse_semver(highest.get(line)) is not None and compare_versions(version, highest[line]) < 0 and not force:
-            raise BundleRejected("refusing to install %s: %s was installed on this device before "
-                                 "(anti-rollback record %s; use --force)" % (version, highest[line], RECORD_NAME))
+        if (
+            parse_semver(highest.get(line)) is not None
+            and compare_versions(version, highest[line]) < 0
+            and not force
+        ):
+            raise BundleRejected(
+                "refusing to install %s: %s was installed on this device before "
+                "(anti-rollback record %s; use --force)" % (version, highest[line], RECORD_NAME)
+            )
         # The staged bundle's own loader runs its self-test, in a separate process so a crashing
         # runtime cannot take the installer down with it.
-        test = subprocess.run([sys.executable, str(folder / "loader.py"), "selftest"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        test = subprocess.run(
+            [sys.executable, str(folder / "loader.py"), "selftest"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            universal_newlines=True,
+        )
         for text in test.stdout.strip().splitlines():
             log("  " + text)
         if test.returncode != 0:
@@ -310,8 +350,10 @@ def install(archive, root, public_key=None, force=False, log=print, retarget=Fal
         os.rename(str(folder), str(root / "versions" / name))
         if canary is not None:
             if retargeting or current is None:
-                raise BundleRejected("a canary runs beside an active version of the same target: install "
-                                     "%s without --canary" % version)
+                raise BundleRejected(
+                    "a canary runs beside an active version of the same target: install "
+                    "%s without --canary" % version
+                )
             if os.path.lexists(str(root / "candidate")):
                 _remove(root / "candidate")  # a new candidate replaces a running one
             start_canary(root, name, canary, policy, log)
@@ -325,10 +367,22 @@ def install(archive, root, public_key=None, force=False, log=print, retarget=Fal
             previous = _link_folder(root, "previous")
         if parse_semver(highest.get(line)) is None or compare_versions(version, highest[line]) > 0:
             highest[line] = version
-        new_record = {"project": manifest["project"], "target": manifest["target"],
-                      "device": manifest.get("device"), "highest": highest}
-        _switch(root, {"action": "install", "version": version, "active": name, "previous": previous,
-                       "record": new_record})
+        new_record = {
+            "project": manifest["project"],
+            "target": manifest["target"],
+            "device": manifest.get("device"),
+            "highest": highest,
+        }
+        _switch(
+            root,
+            {
+                "action": "install",
+                "version": version,
+                "active": name,
+                "previous": previous,
+                "record": new_record,
+            },
+        )
         _prune(root)
         shown = _folder_manifest(root, previous)
         log("active: %s%s" % (version, " (previous: %s)" % shown["version"] if shown else ""))
@@ -350,10 +404,14 @@ def _unpack_or_rebuild(archive, staging, public_key, root):
         return folder
     active = _link_folder(root, "active")
     if not active:
-        raise BundleRejected("%s is a delta: it needs an installed base version (%s); install the full bundle"
-                             % (Path(archive).name, (manifest.get("delta") or {}).get("base", {}).get("version")))
+        raise BundleRejected(
+            "%s is a delta: it needs an installed base version (%s); install the full bundle"
+            % (Path(archive).name, (manifest.get("delta") or {}).get("base", {}).get("version"))
+        )
     with open(str(root / "versions" / active / MANIFEST_NAME), "rb") as handle:
-        if hashlib.sha256(handle.read()).hexdigest() == (manifest.get("delta") or {}).get("target", {}).get("manifest_sha256"):
+        if hashlib.sha256(handle.read()).hexdigest() == (manifest.get("delta") or {}).get("target", {}).get(
+            "manifest_sha256"
+        ):
             return None
     rebuilt = staging / ("rebuilt-" + folder.name)
     try:
@@ -386,15 +444,32 @@ def rollback(root, log=print):
         record = _read_record(root)
         held = _identity(record) if record else (_identity(current) if current else _identity(manifest))
         if _identity(manifest) != held:
-            raise BundleRejected("previous version %s is for %s but this root holds %s: rollback never "
-                                 "crosses targets" % (manifest["version"], _describe(_identity(manifest)), _describe(held)))
+            raise BundleRejected(
+                "previous version %s is for %s but this root holds %s: rollback never "
+                "crosses targets" % (manifest["version"], _describe(_identity(manifest)), _describe(held))
+            )
         if record is None:
-            record = {"project": held[0], "target": held[1], "device": held[2],
-                      "highest": {"%s/%s" % held[:2]: (current or manifest)["version"]}}
-        _switch(root, {"action": "rollback", "version": manifest["version"], "active": previous,
-                       "previous": None, "record": record})
+            record = {
+                "project": held[0],
+                "target": held[1],
+                "device": held[2],
+                "highest": {"%s/%s" % held[:2]: (current or manifest)["version"]},
+            }
+        _switch(
+            root,
+            {
+                "action": "rollback",
+                "version": manifest["version"],
+                "active": previous,
+                "previous": None,
+                "record": record,
+            },
+        )
         _prune(root)
-        log("active: %s (rolled back from %s)" % (manifest["version"], current["version"] if current else "none"))
+        log(
+            "active: %s (rolled back from %s)"
+            % (manifest["version"], current["version"] if current else "none")
+        )
         return manifest["version"]
     finally:
         if lock is not None:

@@ -62,11 +62,13 @@ def verify_signature(manifest_bytes, signature, public_key):
     try:
         key.verify(signature, manifest_bytes)
     except InvalidSignature:
-        raise BundleRejected("signature of manifest.json does not verify with %s "
-                             "(manifest altered, or signed by another key)" % public_key) from None
+        raise BundleRejected(
+            "signature of manifest.json does not verify with %s "
+            "(manifest altered, or signed by another key)" % public_key
+        ) from None
 
 
-SIGNATURE_CHECKED_WITH = None   # what checked the last signature; `verify` and `selftest` say it
+SIGNATURE_CHECKED_WITH = None  # what checked the last signature; `verify` and `selftest` say it
 
 
 def _checked_with(what):
@@ -78,9 +80,15 @@ def _openssl3_version(openssl):
     """The version of an `openssl` command that can verify raw Ed25519 messages (OpenSSL 3 or
     newer; 1.1.1 lacks `pkeyutl -rawin`, LibreSSL lacks Ed25519 there), or None."""
     import re
+
     try:
-        done = subprocess.run([openssl, "version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              universal_newlines=True, timeout=30)
+        done = subprocess.run(
+            [openssl, "version"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            universal_newlines=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     match = re.match(r"OpenSSL (\d+)\.(\d+)\S*", done.stdout.strip())
@@ -96,8 +104,10 @@ def _verify_signature_pure_python(manifest_bytes, signature, public_key):
     except ValueError as exc:
         raise BundleRejected("cannot read public key %s: %s" % (public_key, exc)) from None
     if not ed25519_verify(raw_key, signature, manifest_bytes):
-        raise BundleRejected("signature of manifest.json does not verify with %s "
-                             "(manifest altered, or signed by another key)" % public_key)
+        raise BundleRejected(
+            "signature of manifest.json does not verify with %s "
+            "(manifest altered, or signed by another key)" % public_key
+        )
 
 
 def _verify_signature_openssl(manifest_bytes, signature, public_key):
@@ -112,15 +122,33 @@ def _verify_signature_openssl(manifest_bytes, signature, public_key):
         data.write_bytes(manifest_bytes)
         sig.write_bytes(signature)
         done = subprocess.run(
-            [openssl, "pkeyutl", "-verify", "-pubin", "-inkey", str(public_key), "-rawin",
-             "-in", str(data), "-sigfile", str(sig)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+            [
+                openssl,
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                str(public_key),
+                "-rawin",
+                "-in",
+                str(data),
+                "-sigfile",
+                str(sig),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            universal_newlines=True,
+        )
     if done.returncode != 0:
         if "Signature Verification Failure" in done.stdout:
-            raise BundleRejected("signature of manifest.json does not verify with %s "
-                                 "(manifest altered, or signed by another key)" % public_key)
-        raise BundleRejected("openssl could not check the signature with %s: %s"
-                             % (public_key, done.stdout.strip().splitlines()[-1:] or "no output"))
+            raise BundleRejected(
+                "signature of manifest.json does not verify with %s "
+                "(manifest altered, or signed by another key)" % public_key
+            )
+        raise BundleRejected(
+            "openssl could not check the signature with %s: %s"
+            % (public_key, done.stdout.strip().splitlines()[-1:] or "no output")
+        )
 
 
 def _checked(manifest_bytes, signature, found, root, public_key):

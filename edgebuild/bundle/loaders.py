@@ -2,6 +2,7 @@
 pastes the package's loader modules verbatim with `source()` and fills in the bundle's
 constants), README.md, and LoadModel.swift for Core ML bundles. Output depends only on the
 arguments and the package's files, so bundles stay reproducible."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -49,25 +50,35 @@ def render_loader(spec: BundleSpec) -> str:
     try:
         runtime = get_runtime(spec.runtime)
     except UnknownRuntime:
-        raise BundleError(f"no loader for runtime {spec.runtime!r} (known: {', '.join(runtimes())})") from None
+        raise BundleError(
+            f"no loader for runtime {spec.runtime!r} (known: {', '.join(runtimes())})"
+        ) from None
     template_name = runtime.loader_template
     if not (Path(runtime.templates_dir) / template_name).is_file():
         raise BundleError(f"loader template {template_name} for runtime {spec.runtime!r} is not installed")
-    return _environment(runtime.templates_dir).get_template(template_name).render(
-        bundle_name=spec.folder_name,
-        runtime=spec.runtime,
-        options_json=json.dumps(spec.runtime_options, sort_keys=True),
-        manifest_project=spec.project,
-        manifest_target=spec.target,
-        manifest_version=spec.version,
-        source=module_source,
+    return (
+        _environment(runtime.templates_dir)
+        .get_template(template_name)
+        .render(
+            bundle_name=spec.folder_name,
+            runtime=spec.runtime,
+            options_json=json.dumps(spec.runtime_options, sort_keys=True),
+            manifest_project=spec.project,
+            manifest_target=spec.target,
+            manifest_version=spec.version,
+            source=module_source,
+        )
     )
 
 
 def render_readme(spec: BundleSpec, files: list[str]) -> str:
     from edgebuild.bundle.manifest import loader_requirements
-    return _environment().get_template("README.md.j2").render(spec=spec, files=sorted(files),
-                                                              requirements=loader_requirements(spec))
+
+    return (
+        _environment()
+        .get_template("README.md.j2")
+        .render(spec=spec, files=sorted(files), requirements=loader_requirements(spec))
+    )
 
 
 def render_swift(spec: BundleSpec) -> str:
@@ -77,5 +88,10 @@ def render_swift(spec: BundleSpec) -> str:
 
     names = sorted(spec.artifacts)
     model = next((n for n in names if n.endswith((".mlpackage", ".mlmodel"))), names[0])
-    return swift_snippet(spec.io, Path(model).stem, str(spec.runtime_options.get("compute_units", "ALL")),
-                         model_file=model, bundle_name=spec.folder_name)
+    return swift_snippet(
+        spec.io,
+        Path(model).stem,
+        str(spec.runtime_options.get("compute_units", "ALL")),
+        model_file=model,
+        bundle_name=spec.folder_name,
+    )

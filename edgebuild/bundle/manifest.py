@@ -1,5 +1,6 @@
 """The manifest: what a bundle holds and promises, serialised canonically so the same inputs
 always give the same bytes (and so the same signature and archive hash)."""
+
 from __future__ import annotations
 
 import json
@@ -44,6 +45,7 @@ def build_manifest(spec: BundleSpec, files: dict[str, tuple[str, int]], signer: 
 def loader_requirements(spec: BundleSpec) -> dict:
     """The device's requirements for the loader; at least the Python every loader is written for."""
     from edgebuild.device_platform import LOADER_MIN_PYTHON
+
     return dict(spec.requirements) or {"python": f">={LOADER_MIN_PYTHON}"}
 
 
@@ -61,10 +63,13 @@ def summarise_coverage(coverage: dict | None) -> dict | None:
 def manifest_bytes(manifest: dict) -> bytes:
     """Canonical JSON: sorted keys, fixed indentation, ASCII only, trailing newline."""
     try:
-        text = json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=True,
-                          allow_nan=False, default=_json_value)
+        text = json.dumps(
+            manifest, sort_keys=True, indent=2, ensure_ascii=True, allow_nan=False, default=_json_value
+        )
     except ValueError as exc:
-        raise BundleError(f"bundle manifest cannot hold a value: {exc} (NaN/Infinity metrics are not JSON)") from None
+        raise BundleError(
+            f"bundle manifest cannot hold a value: {exc} (NaN/Infinity metrics are not JSON)"
+        ) from None
     return text.encode("ascii") + b"\n"
 
 

@@ -22,12 +22,12 @@ SIGNED_NAMES = (MANIFEST_NAME, SIGNATURE_NAME)  # the two files the manifest can
 ED25519_SIGNATURE_SIZE = 64
 
 # What an archive may make a reader hold or walk before the manifest vouches for anything
-MAX_SIGNED_FILE = 1 << 24        # bytes of manifest.json or manifest.sig
-MAX_EXTENDED_HEADER = 1 << 16    # bytes of one PAX or GNU long-name header
-MAX_PATH_LENGTH = 1024           # characters of one path
-MAX_PATH_DEPTH = 32              # components of one path (an .mlpackage needs about 5)
+MAX_SIGNED_FILE = 1 << 24  # bytes of manifest.json or manifest.sig
+MAX_EXTENDED_HEADER = 1 << 16  # bytes of one PAX or GNU long-name header
+MAX_PATH_LENGTH = 1024  # characters of one path
+MAX_PATH_DEPTH = 32  # components of one path (an .mlpackage needs about 5)
 TAR_BLOCK = 512
-TAR_RECORD = 20 * TAR_BLOCK      # writers pad archives to whole records after the end marker
+TAR_RECORD = 20 * TAR_BLOCK  # writers pad archives to whole records after the end marker
 
 # semver.org 2.0.0, without build metadata ordering (build metadata never affects precedence)
 _SEMVER = re.compile(
@@ -130,7 +130,10 @@ def manifest_files_problem(manifest, found):
         sha, size = found[name]
         if not isinstance(entry, dict) or entry.get("size") != size:
             return "size mismatch for %s: manifest says %s bytes, found %d" % (
-                name, entry.get("size") if isinstance(entry, dict) else "?", size)
+                name,
+                entry.get("size") if isinstance(entry, dict) else "?",
+                size,
+            )
         if entry.get("sha256") != sha:
             return "checksum mismatch for %s" % name
     return None
@@ -161,8 +164,12 @@ def manifest_table_problem(listed):
             return problem
         if name in SIGNED_NAMES:
             return "manifest lists %s, which cannot list itself" % name
-        if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and entry["size"] >= 0
-                and isinstance(entry.get("sha256"), str)):
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("size"), int)
+            and entry["size"] >= 0
+            and isinstance(entry.get("sha256"), str)
+        ):
             return "manifest entry for %s needs a sha256 and a non-negative size" % name
     for name in sorted(implied_folders(listed) & set(listed)):
         return "manifest lists %s both as a file and as a folder" % name
@@ -219,9 +226,9 @@ class TarReader(object):
 
     def __init__(self, fileobj):
         self._file = gzip.GzipFile(fileobj=fileobj, mode="rb")
-        self.offset = 0          # position in the uncompressed tar stream
-        self._left = 0           # unread data bytes of the current entry
-        self._padding = 0        # zero bytes after that data, up to the next block
+        self.offset = 0  # position in the uncompressed tar stream
+        self._left = 0  # unread data bytes of the current entry
+        self._padding = 0  # zero bytes after that data, up to the next block
         self.ended = False
 
     def _read(self, size):
@@ -239,8 +246,10 @@ class TarReader(object):
         while len(data) < size:
             block = self._read(size - len(data))
             if not block:
-                raise ArchiveRejected("archive is truncated (it ends inside an entry, at byte %d of the tar stream)"
-                                      % self.offset)
+                raise ArchiveRejected(
+                    "archive is truncated (it ends inside an entry, at byte %d of the tar stream)"
+                    % self.offset
+                )
             data += block
         return data
 
@@ -269,17 +278,24 @@ class TarReader(object):
             entry = _parse_header(block, start)
             if entry.kind in ("pax", "pax-global", "gnu-name", "gnu-link"):
                 if entry.size > MAX_EXTENDED_HEADER:
-                    raise ArchiveRejected("%s header of %d bytes at byte %d of the archive (limit %d)"
-                                          % ("PAX" if entry.kind.startswith("pax") else "GNU long-name",
-                                             entry.size, start, MAX_EXTENDED_HEADER))
-                data = self._exact(_padded(entry.size))[:entry.size]
+                    raise ArchiveRejected(
+                        "%s header of %d bytes at byte %d of the archive (limit %d)"
+                        % (
+                            "PAX" if entry.kind.startswith("pax") else "GNU long-name",
+                            entry.size,
+                            start,
+                            MAX_EXTENDED_HEADER,
+                        )
+                    )
+                data = self._exact(_padded(entry.size))[: entry.size]
                 if entry.kind == "pax-global":
                     raise ArchiveRejected("global PAX header in archive (bundles never have one)")
                 if entry.kind == "pax":
                     overrides.update(_parse_pax(data, start))
                 else:
                     overrides["path" if entry.kind == "gnu-name" else "linkpath"] = _decode(
-                        data.split(b"\0", 1)[0], start)
+                        data.split(b"\0", 1)[0], start
+                    )
                 continue
             if "path" in overrides:
                 entry.name = overrides["path"]
@@ -298,8 +314,10 @@ class TarReader(object):
         self.ended = True
         rest = self._read(2 * TAR_RECORD + 1)
         if len(rest) > 2 * TAR_RECORD or rest.strip(b"\0"):
-            raise ArchiveRejected("trailing data after the end of the archive (at byte %d of the tar stream)"
-                                  % (self.offset - len(rest)))
+            raise ArchiveRejected(
+                "trailing data after the end of the archive (at byte %d of the tar stream)"
+                % (self.offset - len(rest))
+            )
         if self._read(1):
             raise ArchiveRejected("trailing data after the end of the archive")
 
@@ -333,7 +351,9 @@ def _parse_header(block, offset):
     stored = _number(block[148:156], offset)
     blanked = block[:148] + b" " * 8 + block[156:]
     if stored not in (sum(blanked), sum(b - 256 if b > 127 else b for b in bytearray(blanked))):
-        raise ArchiveRejected("archive is not a tar file or is damaged (header checksum mismatch at byte %d)" % offset)
+        raise ArchiveRejected(
+            "archive is not a tar file or is damaged (header checksum mismatch at byte %d)" % offset
+        )
     name = _cstring(block[0:100])
     if block[257:263] == b"ustar\0":
         prefix = _cstring(block[345:500])
@@ -343,8 +363,13 @@ def _parse_header(block, offset):
     kind = {b"x": "pax", b"g": "pax-global", b"L": "gnu-name", b"K": "gnu-link"}.get(flag)
     if kind is None:
         kind = "file" if flag in _REGULAR_TYPES else _TYPES.get(flag, "other")
-    return TarEntry(_decode(name, offset), kind, _number(block[124:136], offset),
-                    _decode(_cstring(block[157:257]), offset), offset)
+    return TarEntry(
+        _decode(name, offset),
+        kind,
+        _number(block[124:136], offset),
+        _decode(_cstring(block[157:257]), offset),
+        offset,
+    )
 
 
 def _parse_pax(data, offset):
@@ -357,16 +382,23 @@ def _parse_pax(data, offset):
             length = int(data[position:space])
         except ValueError:
             length = 0
-        record = data[position:position + length]
-        if space < 0 or length <= space - position or len(record) != length or not record.endswith(b"\n") \
-                or b"=" not in record:
+        record = data[position : position + length]
+        if (
+            space < 0
+            or length <= space - position
+            or len(record) != length
+            or not record.endswith(b"\n")
+            or b"=" not in record
+        ):
             raise ArchiveRejected("damaged PAX header at byte %d of the archive" % offset)
-        key, _, value = record[space - position + 1:-1].partition(b"=")
+        key, _, value = record[space - position + 1 : -1].partition(b"=")
         if key in (b"path", b"linkpath"):
             values[key.decode("ascii")] = _decode(value, offset)
         elif key == b"size":
             if not value.isdigit():
-                raise ArchiveRejected("damaged PAX header at byte %d of the archive (size %r)" % (offset, value))
+                raise ArchiveRejected(
+                    "damaged PAX header at byte %d of the archive (size %r)" % (offset, value)
+                )
             values["size"] = int(value)
         position += length
     return values
@@ -399,10 +431,14 @@ def read_head(tar):
         if rel in head:
             raise ArchiveRejected("duplicate entry in archive: %s" % entry.name)
         if rel == "" and not entry.isdir():
-            raise ArchiveRejected("file at the top of the archive, outside any bundle folder: %s" % entry.name)
+            raise ArchiveRejected(
+                "file at the top of the archive, outside any bundle folder: %s" % entry.name
+            )
         if rel not in SIGNED_NAMES or not entry.isreg():
-            raise ArchiveRejected("%s is missing from the head of the bundle (%s comes first; the signed "
-                                  "manifest must precede the payload)" % (missing, entry.name))
+            raise ArchiveRejected(
+                "%s is missing from the head of the bundle (%s comes first; the signed "
+                "manifest must precede the payload)" % (missing, entry.name)
+            )
         if entry.size > MAX_SIGNED_FILE:
             raise ArchiveRejected("%s is implausibly large (%d bytes)" % (rel, entry.size))
         head[rel] = tar.read(entry.size)
@@ -412,6 +448,7 @@ def read_head(tar):
 def parse_manifest(manifest_bytes, root):
     """The manifest as a dict, after the checks every later step relies on. Raises ArchiveRejected."""
     import json
+
     try:
         manifest = json.loads(manifest_bytes.decode("utf-8"))
     except ValueError as exc:
@@ -445,6 +482,7 @@ def read_archive(path, dest=None, check_head=None):
     Returns (root folder name, manifest dict). Raises ArchiveRejected (or what check_head raises);
     on failure, whatever was written lies inside dest/<root>/ for the caller to delete."""
     import os
+
     with open(str(path), "rb") as raw:
         tar = TarReader(raw)
         root, manifest_bytes, signature = read_head(tar)
@@ -456,8 +494,10 @@ def read_archive(path, dest=None, check_head=None):
         base = None
         if dest is not None:
             base = os.path.join(os.path.realpath(str(dest)), root)
-            _check_free_space(os.path.dirname(base), sum(entry["size"] for entry in listed.values())
-                              + len(manifest_bytes) + len(signature))
+            _check_free_space(
+                os.path.dirname(base),
+                sum(entry["size"] for entry in listed.values()) + len(manifest_bytes) + len(signature),
+            )
             os.mkdir(base)  # fails if it exists: never unpack over something else
             for name, data in ((MANIFEST_NAME, manifest_bytes), (SIGNATURE_NAME, signature)):
                 with open(os.path.join(base, name), "xb") as out:
@@ -472,7 +512,9 @@ def read_archive(path, dest=None, check_head=None):
                 raise ArchiveRejected(problem)
             rel = relative_name(entry.name[:-1] if entry.name.endswith("/") else entry.name)
             if rel == "" and not entry.isdir():
-                raise ArchiveRejected("file at the top of the archive, outside any bundle folder: %s" % entry.name)
+                raise ArchiveRejected(
+                    "file at the top of the archive, outside any bundle folder: %s" % entry.name
+                )
             if rel in seen or rel in made or rel in SIGNED_NAMES or rel == "":
                 raise ArchiveRejected("duplicate entry in archive: %s" % entry.name)
             parts = rel.split("/")
@@ -490,8 +532,10 @@ def read_archive(path, dest=None, check_head=None):
                 raise ArchiveRejected("file not listed in manifest: %s" % rel)
             declared = listed[rel]["size"]
             if entry.size != declared:
-                raise ArchiveRejected("size mismatch for %s: manifest says %d bytes, the archive entry has %d"
-                                      % (rel, declared, entry.size))
+                raise ArchiveRejected(
+                    "size mismatch for %s: manifest says %d bytes, the archive entry has %d"
+                    % (rel, declared, entry.size)
+                )
             seen.add(rel)
             if base is None:
                 sha, _ = sha256_stream(tar)
@@ -512,13 +556,15 @@ def read_archive(path, dest=None, check_head=None):
 
 def _check_free_space(folder, needed):
     import shutil
+
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
         return
     if needed > free:
-        raise ArchiveRejected("not enough free space in %s: the bundle needs %d bytes, %d are free"
-                              % (folder, needed, free))
+        raise ArchiveRejected(
+            "not enough free space in %s: the bundle needs %d bytes, %d are free" % (folder, needed, free)
+        )
 
 
 class _Tee(object):
@@ -541,14 +587,17 @@ def scan_folder(folder):
     size)}). Every file counts, Python's `__pycache__` included (a planted .pyc would run on
     `import loader`); links and special files are rejected because a bundle never has them."""
     import os
+
     found = {}
     signed = {}
     folder = str(folder)
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         if os.path.relpath(dirpath, folder).count(os.sep) >= MAX_PATH_DEPTH:
-            raise ArchiveRejected("folder deeper than %d levels in bundle folder: %s..."
-                                  % (MAX_PATH_DEPTH, os.path.relpath(dirpath, folder)[:60]))
+            raise ArchiveRejected(
+                "folder deeper than %d levels in bundle folder: %s..."
+                % (MAX_PATH_DEPTH, os.path.relpath(dirpath, folder)[:60])
+            )
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, folder).replace(os.sep, "/")

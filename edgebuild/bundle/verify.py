@@ -3,6 +3,7 @@
 The archive rules live in portable.py, which every generated loader.py carries verbatim, so
 `edgebuild verify` and a device reject the same things for the same reasons: the signed head is
 checked before any payload byte is read, and only files the manifest lists are accepted."""
+
 from __future__ import annotations
 
 import shutil
@@ -54,8 +55,10 @@ def _verified(path: Path, public_key: Path | None, dest: Path | None) -> dict:
         try:
             key.verify(signature, manifest_bytes)
         except InvalidSignature:
-            raise BundleInvalid(f"signature of manifest.json does not verify with {public_key} "
-                                "(manifest altered, or signed by another key)") from None
+            raise BundleInvalid(
+                f"signature of manifest.json does not verify with {public_key} "
+                "(manifest altered, or signed by another key)"
+            ) from None
 
     try:
         return read_archive(path, dest, check_signature)[1]

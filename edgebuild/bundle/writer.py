@@ -1,4 +1,5 @@
 """Assembling, signing and writing one bundle archive."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,7 +32,7 @@ def write_bundle(spec: BundleSpec, bundles_dir: Path, key: Ed25519PrivateKey) ->
     _check_spec(spec)
     files = _collect_files(spec)
     generated: dict[str, bytes] = {LOADER_NAME: render_loader(spec).encode("utf-8")}
-    for name, data in get_runtime(spec.runtime).extra_files(spec).items():   # e.g. Core ML's LoadModel.swift
+    for name, data in get_runtime(spec.runtime).extra_files(spec).items():  # e.g. Core ML's LoadModel.swift
         _check_inner_name(name)
         if name in generated or name in files or name in ("README.md", MANIFEST_NAME, SIGNATURE_NAME):
             raise BundleError(f"runtime {spec.runtime!r} generates {name!r}, a name already in the bundle")
@@ -41,8 +42,12 @@ def write_bundle(spec: BundleSpec, bundles_dir: Path, key: Ed25519PrivateKey) ->
     table = {name: _hash_file(path) for name, path in files.items()}
     table.update({name: (hashlib.sha256(data).hexdigest(), len(data)) for name, data in generated.items()})
     manifest = manifest_bytes(build_manifest(spec, table, key_id(key.public_key())))
-    contents: dict[str, Path | bytes] = {**files, **generated,
-                                          MANIFEST_NAME: manifest, SIGNATURE_NAME: key.sign(manifest)}
+    contents: dict[str, Path | bytes] = {
+        **files,
+        **generated,
+        MANIFEST_NAME: manifest,
+        SIGNATURE_NAME: key.sign(manifest),
+    }
 
     bundles_dir = Path(bundles_dir)
     bundles_dir.mkdir(parents=True, exist_ok=True)
@@ -72,21 +77,29 @@ def write_bundle(spec: BundleSpec, bundles_dir: Path, key: Ed25519PrivateKey) ->
 
 
 def _version_exists(final: Path, spec: BundleSpec) -> VersionExists:
-    return VersionExists(f"{final} already exists with different contents: version {spec.version} of "
-                         f"{spec.project}/{spec.target} was already bundled; bump [project].version")
+    return VersionExists(
+        f"{final} already exists with different contents: version {spec.version} of "
+        f"{spec.project}/{spec.target} was already bundled; bump [project].version"
+    )
 
 
 def _check_spec(spec: BundleSpec) -> None:
     if parse_semver(spec.version) is None:
-        raise BundleError(f"version {spec.version!r} is not a semantic version such as 1.2.0 "
-                          "(targets.toml [project].version)")
+        raise BundleError(
+            f"version {spec.version!r} is not a semantic version such as 1.2.0 "
+            "(targets.toml [project].version)"
+        )
     for label, value in (("project name", spec.project), ("target name", spec.target)):
         if not value or not set(value) <= _NAME_OK:
-            raise BundleError(f"{label} {value!r} cannot name a bundle file: use letters, digits, '.', '_', '-'")
+            raise BundleError(
+                f"{label} {value!r} cannot name a bundle file: use letters, digits, '.', '_', '-'"
+            )
     try:
         get_runtime(spec.runtime)
     except UnknownRuntime:
-        raise BundleError(f"runtime {spec.runtime!r} has no loader (known: {', '.join(runtimes())})") from None
+        raise BundleError(
+            f"runtime {spec.runtime!r} has no loader (known: {', '.join(runtimes())})"
+        ) from None
     if spec.status not in ("built", "deferred"):
         raise BundleError(f"bundle status must be 'built' or 'deferred', got {spec.status!r}")
     if not spec.artifacts:
@@ -124,7 +137,9 @@ def _collect_files(spec: BundleSpec) -> dict[str, Path]:
 def _check_inner_name(name: str) -> None:
     parts = name.split("/")
     if name.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\\" in name:
-        raise BundleError(f"bundle file name {name!r} must be a relative path without '.', '..' or backslashes")
+        raise BundleError(
+            f"bundle file name {name!r} must be a relative path without '.', '..' or backslashes"
+        )
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

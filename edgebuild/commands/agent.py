@@ -5,6 +5,7 @@ A Dask worker in this process, advertising resources that device-bound steps req
 child processes (edgebuild.executors.agent_side.run_on_agent), so a crashing converter never takes the
 agent down. `-j N` sets how many steps it runs at once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,7 @@ import click
 from edgebuild import cli_options as opt
 from edgebuild.errors import ConfigError
 
-CONNECT_SECONDS = 30    # give up (exit 1) when the scheduler cannot be reached for this long
+CONNECT_SECONDS = 30  # give up (exit 1) when the scheduler cannot be reached for this long
 
 
 def parse_resources(text: str) -> dict[str, float]:
@@ -63,14 +64,16 @@ def run(args) -> int:
     resources = parse_resources(args.resources)
     if args.detect:
         for name, amount in detect_resources(slots).items():
-            resources.setdefault(name, amount)    # what the user said wins over detection
+            resources.setdefault(name, amount)  # what the user said wins over detection
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     try:
         import distributed  # noqa: F401
     except ImportError:
-        raise ConfigError("edgebuild agent needs the 'distributed' package: pip install 'edgebuild[distributed]'") \
-            from None
+        raise ConfigError(
+            "edgebuild agent needs the 'distributed' package: pip install 'edgebuild[distributed]'"
+        ) from None
     from edgebuild.executors.agent_side import AGENT_ENV
+
     os.environ[AGENT_ENV] = name
     return asyncio.run(_serve(address, name, slots, resources))
 
@@ -84,8 +87,18 @@ async def _serve(address: str, name: str, slots: int, resources: dict[str, float
     except (OSError, TimeoutError) as exc:
         print(f"edgebuild: error: cannot reach the dask scheduler at {address}: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({"agent": name, "address": worker.address, "scheduler": address, "slots": slots,
-                      "resources": resources}), flush=True)
+    print(
+        json.dumps(
+            {
+                "agent": name,
+                "address": worker.address,
+                "scheduler": address,
+                "slots": slots,
+                "resources": resources,
+            }
+        ),
+        flush=True,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.close()))
@@ -95,10 +108,17 @@ async def _serve(address: str, name: str, slots: int, resources: dict[str, float
 
 @click.command("agent")
 @click.option("--scheduler", required=True, metavar="ADDRESS", help="dask scheduler, HOST:PORT")
-@click.option("--resources", default="", metavar="NAME=N,...",
-              help="resources to advertise, e.g. gpu-sm87=1 (steps that need them run here)")
-@click.option("--detect", is_flag=True,
-              help="also advertise the GPUs (gpu-smXY) and TensorRT version found on this host")
+@click.option(
+    "--resources",
+    default="",
+    metavar="NAME=N,...",
+    help="resources to advertise, e.g. gpu-sm87=1 (steps that need them run here)",
+)
+@click.option(
+    "--detect",
+    is_flag=True,
+    help="also advertise the GPUs (gpu-smXY) and TensorRT version found on this host",
+)
 @click.option("--name", metavar="NAME", help="agent name shown in step logs (default: host-pid)")
 @opt.jobs
 @opt.verbose

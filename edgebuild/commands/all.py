@@ -1,4 +1,5 @@
 """`edgebuild all`: build every target and bundle it."""
+
 import click
 
 from edgebuild import cli_options as opt
@@ -14,8 +15,11 @@ def run(args) -> int:
 @opt.bundle_version
 @opt.max_ratio
 @opt.codecs
-@click.option("--delta-from", default="", metavar="VERSION[,VERSION]",
-              help="also make delta bundles from these released versions (their bundles must be in the bundles "
-                   "folder)")
+@click.option(
+    "--delta-from",
+    default="",
+    metavar="VERSION[,VERSION]",
+    help="also make delta bundles from these released versions (their bundles must be in the bundles folder)",
+)
 def command(**params) -> int:
     return opt.call(run, params)

@@ -1,4 +1,5 @@
 """`edgebuild build [TARGET...]`, and the build session `all` and `bundle` share."""
+
 from __future__ import annotations
 
 import json
@@ -24,22 +25,32 @@ def run_build(args, targets: list[str] | None, bundle: bool) -> int:
     with build_session(args, targets) as session:
         project, graph = session.project, session.graph
         executor = make_executor(args.executor, args.jobs, session.remote.url)
-        sched = Scheduler(project.root, graph, session.cache, session.stats, executor,
-                          make_reporter(args.quiet, args.verbose))
+        sched = Scheduler(
+            project.root,
+            graph,
+            session.cache,
+            session.stats,
+            executor,
+            make_reporter(args.quiet, args.verbose),
+        )
         if args.dry_run:
             from edgebuild.explain import dry_run
+
             rows = dry_run(sched)
             return _print_dry_run(rows, args.json)
         build = collect_targets(sched.run())
         results = build.targets
         if bundle:
             from edgebuild.bundling import bundle_targets
+
             bundle_targets(project, build, getattr(args, "bundle_version", None), args.quiet)
             if args.command == "all":
                 from edgebuild.fleet.encode import parse_codecs
                 from edgebuild.fleet.release import publish_release
-                publish_release(project, results, args.delta_from, args.max_ratio, parse_codecs(args.codecs),
-                                args.quiet)
+
+                publish_release(
+                    project, results, args.delta_from, args.max_ratio, parse_codecs(args.codecs), args.quiet
+                )
     doc = summary(build)
     doc["ok"] = exit_code(doc, args.strict) == 0
     for name, data in doc["targets"].items():

@@ -1,4 +1,5 @@
 """`edgebuild bundle --target NAME`: build that target if needed and emit its bundle."""
+
 import click
 
 from edgebuild import cli_options as opt

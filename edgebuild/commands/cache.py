@@ -1,4 +1,5 @@
 """`edgebuild cache stats|gc`."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,12 @@ def run(args) -> int:
     if args.action == "stats":
         result = cache.stats()
     else:
-        keep = {step["key"] for name in project.targets
-                for step in TargetState.load(project.root, name).steps.values() if step.get("key")}
+        keep = {
+            step["key"]
+            for name in project.targets
+            for step in TargetState.load(project.root, name).steps.values()
+            if step.get("key")
+        }
         result = cache.gc(keep, args.max_age)
     if args.json:
         print(json.dumps(result, indent=1))
@@ -30,8 +35,13 @@ def run(args) -> int:
 
 @click.command("cache")
 @click.argument("action", type=click.Choice(["stats", "gc"]))
-@click.option("--max-age", type=float, default=30.0, metavar="DAYS",
-              help="gc: keep entries used within DAYS (default 30) or by the current project")
+@click.option(
+    "--max-age",
+    type=float,
+    default=30.0,
+    metavar="DAYS",
+    help="gc: keep entries used within DAYS (default 30) or by the current project",
+)
 @opt.project
 @opt.json_summary
 @opt.verbose

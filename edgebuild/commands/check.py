@@ -8,6 +8,7 @@ its target (`needs calibration data`). Device and precision mistakes are that ta
 (exit 1); the other targets are still checked. `--convert` also runs each target's real
 conversion (the same cached steps `build` runs, so a later build reuses them; verification is left
 out) and reports its verdict instead of the prediction."""
+
 from __future__ import annotations
 
 import json
@@ -39,12 +40,16 @@ def check_subgraph(graph: Graph, convert: bool = False) -> Graph:
     consumers = graph.consumers()
     excluded: set[str] = set()
     stack = [nid for nid, n in graph.nodes.items() if n.missing or (convert and _is_verification(n))]
-    while stack:                        # what cannot run here, and everything downstream of it
+    while stack:  # what cannot run here, and everything downstream of it
         nid = stack.pop()
         if nid not in excluded:
             excluded.add(nid)
             stack.extend(consumers[nid])
-    seeds = [nid for nid, n in graph.nodes.items() if nid not in excluded and (convert or n.step_cls.reports_coverage)]
+    seeds = [
+        nid
+        for nid, n in graph.nodes.items()
+        if nid not in excluded and (convert or n.step_cls.reports_coverage)
+    ]
     keep: set[str] = set()
     while seeds:
         nid = seeds.pop()
@@ -52,8 +57,10 @@ def check_subgraph(graph: Graph, convert: bool = False) -> Graph:
             keep.add(nid)
             seeds.extend(graph.nodes[nid].deps)
     nodes = {nid: n for nid, n in graph.nodes.items() if nid in keep}
-    plans = {name: TargetPlan(plan.resolved, [n for n in plan.nodes if n in keep], [])
-             for name, plan in graph.targets.items()}
+    plans = {
+        name: TargetPlan(plan.resolved, [n for n in plan.nodes if n in keep], [])
+        for name, plan in graph.targets.items()
+    }
     return Graph(nodes=nodes, targets=plans)
 
 
@@ -67,7 +74,7 @@ def config_problems(graph: Graph) -> dict[str, list[str]]:
             node = graph.nodes[nid]
             step = node.step_cls()
             if type(step).check_config is Step.check_config:
-                continue        # the step has no configuration checks
+                continue  # the step has no configuration checks
             if model.name not in io_cache:
                 io_cache[model.name] = _model_io(model)
             found = step.check_config(node.params, io_cache[model.name])
@@ -80,9 +87,10 @@ def _model_io(model) -> dict:
     if model.is_folder:
         return {"inputs": [], "outputs": []}
     from edgebuild.onnxinfo import describe_io
+
     try:
         io = describe_io(model.source)
-    except Exception:        # not readable as ONNX: the target's first step reports it, per target
+    except Exception:  # not readable as ONNX: the target's first step reports it, per target
         return {"inputs": [], "outputs": []}
     for value in io["inputs"]:
         if value["name"] in model.input_shapes:
@@ -101,19 +109,31 @@ def data_notes(graph: Graph, name: str) -> list[str]:
     return notes
 
 
-def check_targets(session, jobs: int, convert: bool = False, quiet: bool = True, verbose: bool = False) -> dict:
+def check_targets(
+    session, jobs: int, convert: bool = False, quiet: bool = True, verbose: bool = False
+) -> dict:
     """Run the check on a build session's graph; one report per target (see module doc)."""
     full = session.graph
     problems = config_problems(full)
     graph = check_subgraph(full, convert)
-    sched = Scheduler(session.project.root, graph, session.cache, session.stats, LocalExecutor(jobs),
-                      make_reporter(quiet or not verbose, verbose))
+    sched = Scheduler(
+        session.project.root,
+        graph,
+        session.cache,
+        session.stats,
+        LocalExecutor(jobs),
+        make_reporter(quiet or not verbose, verbose),
+    )
     build = sched.run()
-    return {name: _report(full, graph, build.outcomes, name, problems.get(name, []), convert) for name in full.targets}
+    return {
+        name: _report(full, graph, build.outcomes, name, problems.get(name, []), convert)
+        for name in full.targets
+    }
 
 
-def _report(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, problems: list[str],
-            convert: bool) -> dict:
+def _report(
+    full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, problems: list[str], convert: bool
+) -> dict:
     plan = graph.targets[name]
     notes = data_notes(full, name)
     coverage_nodes = [nid for nid in plan.nodes if graph.nodes[nid].step_cls.reports_coverage]
@@ -122,8 +142,11 @@ def _report(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, 
         entry = outcomes[coverage_nodes[-1]]
         data = (entry.entry or {}).get("metadata", {}).get("coverage")
         status = {"cached": "ok", "run": "ok"}.get(entry.status, entry.status)
-        report.update(status="policy-broken" if status == "failed" and data else status,
-                      summary=(data or {}).get("summary") or entry.message or "", coverage=data)
+        report.update(
+            status="policy-broken" if status == "failed" and data else status,
+            summary=(data or {}).get("summary") or entry.message or "",
+            coverage=data,
+        )
     else:
         report.update(status="none", summary=f"recipe '{plan.resolved.recipe.name}' has no coverage step")
     if convert:
@@ -132,7 +155,7 @@ def _report(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, 
         for nid in plan.nodes:
             if outcomes[nid].entry:
                 merge_metadata(merged, outcomes[nid].entry.get("metadata", {}))
-        if merged.get("coverage"):       # a measured report (a compiler's log) replaces the prediction
+        if merged.get("coverage"):  # a measured report (a compiler's log) replaces the prediction
             report["coverage"] = merged["coverage"]
         if report["conversion"]["verdict"] in ("fails", "not run") and report["status"] in ("ok", "none"):
             report["status"] = "not-converted"
@@ -144,31 +167,43 @@ def _report(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, 
     return report
 
 
-def _conversion(full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, coverage_nodes: list[str]) -> dict:
+def _conversion(
+    full: Graph, graph: Graph, outcomes: dict[str, Outcome], name: str, coverage_nodes: list[str]
+) -> dict:
     """The real conversion's verdict for one target: converts | fails | not run | deferred | needs data."""
     steps = [nid for nid in graph.targets[name].nodes if nid not in coverage_nodes]
     for status, verdict in (("failed", "fails"), ("blocked", "not run"), ("deferred", "deferred")):
         for nid in steps:
             if outcomes[nid].status == status:
-                return {"verdict": verdict, "step": graph.nodes[nid].uses[name], "reason": outcomes[nid].message}
-    for nid in full.targets[name].nodes:      # a conversion step that cannot run without data
+                return {
+                    "verdict": verdict,
+                    "step": graph.nodes[nid].uses[name],
+                    "reason": outcomes[nid].message,
+                }
+    for nid in full.targets[name].nodes:  # a conversion step that cannot run without data
         node = full.nodes[nid]
         if node.missing and not _is_verification(node):
             return {"verdict": "needs data", "step": node.uses[name], "reason": full.needs_data_message(node)}
-    return {"verdict": "converts", "step": graph.nodes[steps[-1]].uses[name] if steps else None, "reason": None}
+    return {
+        "verdict": "converts",
+        "step": graph.nodes[steps[-1]].uses[name] if steps else None,
+        "reason": None,
+    }
 
 
 def run(args) -> int:
     project = None
     if args.model:
         from edgebuild.quick_project import quick_project
+
         project = quick_project(args.model, args.recipe, args.device, args.input_shape)
         if not args.json:
             for line in project.info.get("shape_notes", "").splitlines():
                 print(line, file=sys.stderr)
     elif args.recipe or args.device or args.input_shape:
-        raise ConfigError("--recipe, --device and --input-shape go with a model: "
-                          "edgebuild check MODEL.onnx --recipe NAME")
+        raise ConfigError(
+            "--recipe, --device and --input-shape go with a model: edgebuild check MODEL.onnx --recipe NAME"
+        )
     with build_session(args, args.targets, project) as session:
         reports = check_targets(session, args.jobs, args.convert, args.quiet, args.verbose)
     failed = any(r["status"] in FAILED for r in reports.values())
@@ -184,7 +219,12 @@ def _render(reports: dict) -> None:
     from rich.table import Table
 
     console = Console(file=sys.stdout, width=max(100, Console().width))
-    styles = {"supported": "green", "cpu-fallback": "yellow", "restriction-violated": "red", "unsupported": "bold red"}
+    styles = {
+        "supported": "green",
+        "cpu-fallback": "yellow",
+        "restriction-violated": "red",
+        "unsupported": "bold red",
+    }
     for name, report in reports.items():
         data = report.get("coverage")
         if data and "rows" in data:
@@ -199,14 +239,23 @@ def _render(reports: dict) -> None:
                         detail += "\n" + "; ".join(row["reasons"][:2])
                 # a predicted problem (advice from node-test rules) never stops the build: say so
                 shown = f"{row['status']} (predicted)" if row.get("predicted") else row["status"]
-                table.add_row(row["op"], str(row["count"]),
-                              f"[{'yellow' if row.get('predicted') else styles.get(row['status'], 'white')}]{shown}[/]",
-                              detail)
+                table.add_row(
+                    row["op"],
+                    str(row["count"]),
+                    f"[{'yellow' if row.get('predicted') else styles.get(row['status'], 'white')}]{shown}[/]",
+                    detail,
+                )
             console.print(table)
             for issue in data.get("issues", []):
                 console.print(f"{issue['level']}: {issue['message']}", highlight=False, markup=False)
-        mark = {"ok": "ok", "policy-broken": "POLICY BROKEN", "failed": "FAILED", "none": "-", "problem": "PROBLEM",
-                "not-converted": "NOT CONVERTED"}.get(report["status"], report["status"])
+        mark = {
+            "ok": "ok",
+            "policy-broken": "POLICY BROKEN",
+            "failed": "FAILED",
+            "none": "-",
+            "problem": "PROBLEM",
+            "not-converted": "NOT CONVERTED",
+        }.get(report["status"], report["status"])
         console.print(f"{mark:>13}  {report['summary'] or name}", highlight=False, markup=False)
         for problem in report.get("problems", []):
             console.print(f"{'problem':>13}  {problem}", highlight=False, markup=False)
@@ -230,8 +279,14 @@ def _render(reports: dict) -> None:
 @opt.trust_project_toolchains
 @click.option("--recipe", metavar="NAME", help="with MODEL: the recipe to check against")
 @click.option("--device", metavar="NAME", help="with MODEL: the recipe's device")
-@click.option("--input-shape", multiple=True, metavar="NAME=D,D,...",
-              help="with MODEL: fix an input's shape (repeatable)")
-@click.option("--convert", is_flag=True, help="run the real conversion (cached, reused by build) and report its verdict")
+@click.option(
+    "--input-shape",
+    multiple=True,
+    metavar="NAME=D,D,...",
+    help="with MODEL: fix an input's shape (repeatable)",
+)
+@click.option(
+    "--convert", is_flag=True, help="run the real conversion (cached, reused by build) and report its verdict"
+)
 def command(**params) -> int:
     return opt.call(run, params)

@@ -1,4 +1,5 @@
 """`edgebuild clean [--cache]`: remove build outputs (and the cache)."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,7 +14,12 @@ from edgebuild.project import load_project
 def run(args) -> int:
     project = load_project(args.project)
     removed = []
-    for path in (project.build_dir, project.bundles_dir, project.state_dir / "state", project.state_dir / "logs"):
+    for path in (
+        project.build_dir,
+        project.bundles_dir,
+        project.state_dir / "state",
+        project.state_dir / "logs",
+    ):
         if path.exists():
             shutil.rmtree(path)
             removed.append(path)

@@ -1,4 +1,5 @@
 """`edgebuild graph --format dot|mermaid|json`."""
+
 from __future__ import annotations
 
 import json

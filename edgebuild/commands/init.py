@@ -6,6 +6,7 @@ its metadata or a stated guess; the data keys, commented out, with the npz forma
 one candidate target per recipe (or per `--device`), checked exactly as `edgebuild check` checks
 them (the same cached steps): those whose check passes are written as targets, the others
 commented out with the reason. An existing targets.toml is never overwritten (exit 2)."""
+
 from __future__ import annotations
 
 import json
@@ -23,22 +24,36 @@ from edgebuild.project import PROJECT_FILE, parse_project, to_name
 
 # One target per recipe when no device is named: (recipe, name suffix, device, settings, comment)
 ONNX_TARGETS = [
-    ("onnxruntime", "cpu", None, {"precision": "fp32"}, "precision: fp32 | fp16 | int8 (int8 needs calibration "
-                                                        "data, or int8_mode = \"dynamic\")"),
+    (
+        "onnxruntime",
+        "cpu",
+        None,
+        {"precision": "fp32"},
+        'precision: fp32 | fp16 | int8 (int8 needs calibration data, or int8_mode = "dynamic")',
+    ),
     ("tflite", "tflite", None, {"precision": "fp32"}, "precision: fp32 | fp16 | int8"),
     ("edgetpu", "coral", "coral-usb", {}, "full int8: needs calibration data"),
     ("coreml", "iphone", None, {"precision": "fp16"}, "precision: fp16 | fp32"),
-    ("tensorrt", "jetson-orin-nano", "jetson-orin-nano", {"precision": "fp16"},
-     "device: any of the recipe's [devices.*]; the engine is built on the device class"),
+    (
+        "tensorrt",
+        "jetson-orin-nano",
+        "jetson-orin-nano",
+        {"precision": "fp16"},
+        "device: any of the recipe's [devices.*]; the engine is built on the device class",
+    ),
 ]
-FOLDER_TARGETS = [("gguf", "q4", None, {"quantization": "Q4_K_M"}, "quantization: F16 | Q8_0 | Q6_K | Q4_K_M | ...")]
+FOLDER_TARGETS = [
+    ("gguf", "q4", None, {"quantization": "Q4_K_M"}, "quantization: F16 | Q8_0 | Q6_K | Q4_K_M | ...")
+]
+
+
 @dataclass
 class ModelInfo:
     name: str
-    source: str                                    # as written into targets.toml
+    source: str  # as written into targets.toml
     path: Path
     folder: bool
-    lines: list[str] = field(default_factory=list)            # comments and keys of its [models.*] table
+    lines: list[str] = field(default_factory=list)  # comments and keys of its [models.*] table
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
 
 
@@ -55,13 +70,13 @@ class Candidate:
 def _relative(path: Path, root: Path) -> str:
     try:
         return Path(os.path.relpath(path, root)).as_posix()
-    except ValueError:          # another drive (Windows)
+    except ValueError:  # another drive (Windows)
         return path.as_posix()
 
 
 def describe_model(arg: str, root: Path, taken: set[str]) -> ModelInfo:
     path = Path(arg).resolve()
-    if not path.exists() and (root / arg).exists():     # given relative to the project folder (-C DIR)
+    if not path.exists() and (root / arg).exists():  # given relative to the project folder (-C DIR)
         path = (root / arg).resolve()
     if not path.exists():
         raise ConfigError(f"model not found: {arg}")
@@ -89,8 +104,10 @@ def _describe_folder(info: ModelInfo) -> None:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{info.path / 'config.json'}: cannot be read as JSON ({exc})") from None
     arch = ", ".join(config.get("architectures") or []) or "?"
-    info.lines.append(f"# Hugging Face folder: model_type {config.get('model_type', '?')} ({arch}); "
-                      f"the gguf recipe converts it for llama.cpp")
+    info.lines.append(
+        f"# Hugging Face folder: model_type {config.get('model_type', '?')} ({arch}); "
+        f"the gguf recipe converts it for llama.cpp"
+    )
 
 
 def _describe_onnx(info: ModelInfo) -> None:
@@ -110,7 +127,9 @@ def _describe_onnx(info: ModelInfo) -> None:
         info.lines.append("# Dynamic dimensions, fixed here for the targets that need static shapes:")
         for c in dynamic:
             for note in c.notes:
-                info.lines.append(f"#   {c.name} {note}" + ("   <-- GUESSED: check it" if "guess" in note else ""))
+                info.lines.append(
+                    f"#   {c.name} {note}" + ("   <-- GUESSED: check it" if "guess" in note else "")
+                )
         shapes = ", ".join(f"{_toml_key(c.name)} = {json.dumps(c.shape)}" for c in dynamic)
         info.lines.append(f"input_shapes = {{ {shapes} }}")
         info.lines.append(f"# {probe_note}")
@@ -118,10 +137,14 @@ def _describe_onnx(info: ModelInfo) -> None:
     arrays = ", ".join(_py_argument(c.name) for c in choices) or "..."
     info.lines += [
         "# Data, as .npz files with one array per input name, batch first "
-        f"(numpy.savez(\"data/{info.name}_calibration.npz\", {arrays})):",
-        f"# calibration = \"data/{info.name}_calibration.npz\"   # int8 targets: 100-500 representative inputs"
-        + (f", e.g. {example.name}: {example.dtype} {json.dumps([100] + example.shape[1:])}" if example else ""),
-        f"# evaluation = \"data/{info.name}_eval.npz\"           # accuracy gates: the same arrays plus `labels` "
+        f'(numpy.savez("data/{info.name}_calibration.npz", {arrays})):',
+        f'# calibration = "data/{info.name}_calibration.npz"   # int8 targets: 100-500 representative inputs'
+        + (
+            f", e.g. {example.name}: {example.dtype} {json.dumps([100] + example.shape[1:])}"
+            if example
+            else ""
+        ),
+        f'# evaluation = "data/{info.name}_eval.npz"           # accuracy gates: the same arrays plus `labels` '
         "(int [N])",
         "# Without data, verification compares with the source model on generated inputs (standard normal);",
         "# declare their range when the model expects another, e.g. pixels:",
@@ -150,26 +173,30 @@ def candidates(models: list[ModelInfo], devices: list[str], root: Path) -> list[
     found: list[Candidate] = []
     every_device: set[str] = set()
     for info in models:
-        prefix = f"{info.name}-" if len(models) > 1 else ""    # bundles are named <project>-<target>
+        prefix = f"{info.name}-" if len(models) > 1 else ""  # bundles are named <project>-<target>
         table = FOLDER_TARGETS if info.folder else ONNX_TARGETS
         if not devices:
             for recipe, suffix, device, settings, comment in table:
-                found.append(Candidate(f"{prefix}{suffix}", info.name, recipe, device, dict(settings), comment))
+                found.append(
+                    Candidate(f"{prefix}{suffix}", info.name, recipe, device, dict(settings), comment)
+                )
             continue
-        known: dict[str, list[str]] = {}      # device -> the recipes (for this kind of model) that list it
+        known: dict[str, list[str]] = {}  # device -> the recipes (for this kind of model) that list it
         for recipe, *_ in table:
             for device in load_recipe(recipe, root if (root / "recipes").is_dir() else None).devices:
                 known.setdefault(device, []).append(recipe)
         every_device |= set(known)
         for device in devices:
-            for recipe in known.get(device, []):     # a device no recipe of this model lists: other models'
+            for recipe in known.get(device, []):  # a device no recipe of this model lists: other models'
                 row = next(r for r in table if r[0] == recipe)
                 name = f"{prefix}{to_name(device)}" + (f"-{recipe}" if len(known[device]) > 1 else "")
                 found.append(Candidate(name, info.name, recipe, device, dict(row[3]), row[4]))
     for device in devices:
         if device not in every_device:
-            raise ConfigError(f"--device: unknown device '{device}'{did_you_mean(device, every_device)}; "
-                              f"known devices: {', '.join(sorted(every_device))}")
+            raise ConfigError(
+                f"--device: unknown device '{device}'{did_you_mean(device, every_device)}; "
+                f"known devices: {', '.join(sorted(every_device))}"
+            )
     if not found:
         raise ConfigError("--device: none of the given devices fits these models")
     return found
@@ -197,7 +224,11 @@ def render(project: str, models: list[ModelInfo], targets: list[Candidate], repo
             if not active:
                 lines += [f"# problem: {p}" for p in report.get("problems", [])]
                 lines.append(f"# Left out: the check says {report['status']}. Fix that, then uncomment:")
-        body = [f"[targets.{cand.name}]", f"model = {json.dumps(cand.model)}", f"recipe = {json.dumps(cand.recipe)}"]
+        body = [
+            f"[targets.{cand.name}]",
+            f"model = {json.dumps(cand.model)}",
+            f"recipe = {json.dumps(cand.recipe)}",
+        ]
         if cand.device:
             body.append(f"device = {json.dumps(cand.device)}")
         for key, value in cand.settings.items():
@@ -224,7 +255,7 @@ def _write_new(file: Path, text: str) -> None:
             os.fsync(out.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)        # a normal project file, not mkstemp's 0600
+        os.chmod(tmp, 0o666 & ~umask)  # a normal project file, not mkstemp's 0600
         os.link(tmp, file)
     except FileExistsError:
         raise ConfigError(f"{file} already exists: init never overwrites it") from None
@@ -247,7 +278,7 @@ def run(args) -> int:
     targets = candidates(models, args.devices, root)
     project_name = to_name(models[0].name)
     draft = render(project_name, models, targets, None)
-    project = parse_project(root, file, draft)            # what init writes must load
+    project = parse_project(root, file, draft)  # what init writes must load
     with build_session(args, None, project) as session:
         reports = check_targets(session, args.jobs, quiet=args.quiet, verbose=args.verbose)
     text = render(project_name, models, targets, reports)
@@ -256,14 +287,22 @@ def run(args) -> int:
         parse_project(root, file, text)
     _write_new(file, text)
     if not args.quiet:
-        print(f"wrote {PROJECT_FILE}: {len(active)} target(s)"
-              + (f", {len(targets) - len(active)} left out (commented, with the reason)" if len(active) < len(targets)
-                 else ""), file=sys.stderr)
+        print(
+            f"wrote {PROJECT_FILE}: {len(active)} target(s)"
+            + (
+                f", {len(targets) - len(active)} left out (commented, with the reason)"
+                if len(active) < len(targets)
+                else ""
+            ),
+            file=sys.stderr,
+        )
         for cand in targets:
             report = reports[cand.name]
             mark = "ok" if cand in active else "left out"
-            print(f"  {mark:>8}  {cand.name} [{cand.recipe}]: {_wrap(report['summary'] or report['status'])}",
-                  file=sys.stderr)
+            print(
+                f"  {mark:>8}  {cand.name} [{cand.recipe}]: {_wrap(report['summary'] or report['status'])}",
+                file=sys.stderr,
+            )
             for note in report.get("notes", []):
                 print(f"            {note.split(':')[0]}", file=sys.stderr)
         if any(c.input_shapes and any("GUESSED" in line for line in c.lines) for c in models):
@@ -274,8 +313,13 @@ def run(args) -> int:
 
 @click.command("init")
 @click.argument("models", nargs=-1, required=True, metavar="MODEL...")
-@click.option("--device", "devices", multiple=True, metavar="NAME",
-              help="make targets for this device only (repeatable; default: one per recipe)")
+@click.option(
+    "--device",
+    "devices",
+    multiple=True,
+    metavar="NAME",
+    help="make targets for this device only (repeatable; default: one per recipe)",
+)
 @opt.project
 @opt.jobs
 @opt.verbose

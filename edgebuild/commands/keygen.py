@@ -1,4 +1,5 @@
 """`edgebuild keygen --out DIR`: an Ed25519 key pair for signing bundles."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +12,7 @@ from edgebuild.errors import ConfigError
 
 def run(args) -> int:
     from edgebuild.bundle import BundleError, keygen
+
     try:
         private, public = keygen(Path(args.out))
     except BundleError as exc:

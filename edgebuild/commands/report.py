@@ -1,5 +1,6 @@
 """`edgebuild report [--out FILE] [--json]`: an HTML page of every target's last build; with --json
 the same content is also printed as data on stdout (for dashboards)."""
+
 from __future__ import annotations
 
 import json
@@ -19,19 +20,25 @@ from edgebuild.state import load_results
 
 def run(args) -> int:
     project = load_project(args.project)
-    results = {name: data for name, data in load_results(project.root).items()
-               if name in project.targets and isinstance(data, dict)}
+    results = {
+        name: data
+        for name, data in load_results(project.root).items()
+        if name in project.targets and isinstance(data, dict)
+    }
     if not results:
         raise ConfigError("no build results yet: run `edgebuild build` or `edgebuild all` first")
     missing = sorted(set(project.targets) - set(results))
     data = build_report(
-        project.name, project.version, results,
+        project.name,
+        project.version,
+        results,
         target_models={n: t.model for n, t in project.targets.items()},
         target_settings={n: dict(t.settings) for n, t in project.targets.items()},
         model_sources={n: m.source for n, m in project.models.items()},
         model_info={n: dict(m.info) for n, m in project.models.items()},
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        bundles_dir=project.bundles_dir or project.root / "bundles")
+        bundles_dir=project.bundles_dir or project.root / "bundles",
+    )
     data["not_built"] = missing
     out = Path(args.out) if args.out else project.root / "build" / "report.html"
     atomic_write_bytes(out, render_html(data).encode())

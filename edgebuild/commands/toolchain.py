@@ -1,4 +1,5 @@
 """`edgebuild toolchain list|install|path [RECIPE...]`: the isolated environments recipes run in."""
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,13 @@ def _recipes_with_toolchains(args) -> dict:
     names = args.recipes or sorted(used or files)
     for name in names:
         if name not in files:
-            raise ConfigError(f"unknown recipe '{name}'{did_you_mean(name, files)}; recipes: {', '.join(sorted(files))}")
+            raise ConfigError(
+                f"unknown recipe '{name}'{did_you_mean(name, files)}; recipes: {', '.join(sorted(files))}"
+            )
     recipes = {n: load_recipe(n, root) for n in names}
     if args.action == "install":
         from edgebuild.toolchain import require_trusted
+
         require_trusted(recipes.values(), args.trust_project_toolchains)
     return {n: r.toolchain for n, r in recipes.items() if r.toolchain}
 
@@ -42,9 +46,15 @@ def run(args) -> int:
             rows = []
             for recipe, spec in wanted.items():
                 env = toolchain.lookup(spec)
-                rows.append({"recipe": recipe, "toolchain": spec["name"], "installed": env is not None,
-                             "path": str(env.root) if env else str(toolchain.env_dir(spec)),
-                             "python": env.versions.get("python") if env else spec.get("python")})
+                rows.append(
+                    {
+                        "recipe": recipe,
+                        "toolchain": spec["name"],
+                        "installed": env is not None,
+                        "path": str(env.root) if env else str(toolchain.env_dir(spec)),
+                        "python": env.versions.get("python") if env else spec.get("python"),
+                    }
+                )
             if args.json:
                 print(json.dumps({"recipes": rows, "environments": list(installed.values())}, indent=1))
             else:

@@ -1,4 +1,5 @@
 """`edgebuild verify BUNDLE --key PUBLIC_KEY`: signature and every checksum; exit 1 with the reason."""
+
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from edgebuild.errors import BuildFailed, ConfigError
 
 def run(args) -> int:
     from edgebuild.bundle import BundleError, BundleInvalid, verify_bundle
+
     bundle = Path(args.bundle)
     if not bundle.exists():
         raise ConfigError(f"bundle not found: {bundle}")
@@ -27,8 +29,17 @@ def run(args) -> int:
     except BundleError as exc:
         raise ConfigError(str(exc)) from None
     if args.json:
-        print(json.dumps({"ok": True, "bundle": str(bundle), "signature_checked": key is not None,
-                          "target": manifest.get("target"), "version": manifest.get("version")}))
+        print(
+            json.dumps(
+                {
+                    "ok": True,
+                    "bundle": str(bundle),
+                    "signature_checked": key is not None,
+                    "target": manifest.get("target"),
+                    "version": manifest.get("version"),
+                }
+            )
+        )
     elif not args.quiet:
         what = "signature and checksums" if key else "checksums (no --key given: signature NOT checked)"
         print(f"{bundle}: OK ({what})")

@@ -7,10 +7,19 @@ Module map: graph_walk (ONNX -> node records) -> one module per route (onnxrunti
 tflite, edgetpu, coreml; data in recipes/coverage/) -> partition (single-cut accelerators) ->
 report (table, JSON) -> policy (targets.toml `fallback`, `min_accelerated_share`).
 """
+
 from .checker import ROUTES, UnknownRouteError, check_model
 from .graph_walk import ModelLoadError
 from .policy import PolicyError, evaluate_policy, validate_policy
 from .report import CoverageReport
 
-__all__ = ["ROUTES", "CoverageReport", "ModelLoadError", "PolicyError", "UnknownRouteError", "check_model",
-           "evaluate_policy", "validate_policy"]
+__all__ = [
+    "ROUTES",
+    "CoverageReport",
+    "ModelLoadError",
+    "PolicyError",
+    "UnknownRouteError",
+    "check_model",
+    "evaluate_policy",
+    "validate_policy",
+]

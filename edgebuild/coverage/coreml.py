@@ -3,6 +3,7 @@
 A node converts when onnx2torch has a converter for its op's since-version; the table also
 records what coremltools then cannot take (facts/coreml.md).
 """
+
 from __future__ import annotations
 
 from .graph_walk import NodeInfo, WalkedGraph
@@ -14,7 +15,11 @@ TABLE = "coreml-onnx2torch-ops.tsv"
 
 
 def _cumsum_reverse_explicit(node: NodeInfo) -> str | None:
-    return None if "reverse" in node.attrs else "reverse attribute missing: onnx2torch 1.5.15 reads it as 1 (set it)"
+    return (
+        None
+        if "reverse" in node.attrs
+        else "reverse attribute missing: onnx2torch 1.5.15 reads it as 1 (set it)"
+    )
 
 
 def _prelu_rank3_shared_slope(node: NodeInfo) -> str | None:
@@ -25,7 +30,10 @@ def _prelu_rank3_shared_slope(node: NodeInfo) -> str | None:
     return None if all(d == 1 for d in slope.shape) else "rank-3 PReLU needs one shared slope"
 
 
-RULES = {"cumsum_reverse_explicit": _cumsum_reverse_explicit, "prelu_rank3_shared_slope": _prelu_rank3_shared_slope}
+RULES = {
+    "cumsum_reverse_explicit": _cumsum_reverse_explicit,
+    "prelu_rank3_shared_slope": _prelu_rank3_shared_slope,
+}
 
 
 def check_node(node: NodeInfo, rows: dict[str, dict]) -> tuple[str, str]:
@@ -36,8 +44,9 @@ def check_node(node: NodeInfo, rows: dict[str, dict]) -> tuple[str, str]:
         return UNSUPPORTED, f"onnx2torch has no converter for {node.op_type}"
     versions = {int(v) for v in row["versions"].split(",") if v}
     if node.since_version is not None and node.since_version not in versions:
-        return UNSUPPORTED, (f"onnx2torch converts {node.op_type} versions {sorted(versions)}, "
-                             f"not {node.since_version}")
+        return UNSUPPORTED, (
+            f"onnx2torch converts {node.op_type} versions {sorted(versions)}, not {node.since_version}"
+        )
     if row["status"] != "Y":
         return UNSUPPORTED, row["note"] or f"{node.op_type} does not convert on this route"
     rule = RULES.get(row["rule"])
@@ -50,8 +59,13 @@ def check(graph: WalkedGraph, settings: dict) -> RouteResult:
     rows = {r["op"]: r for r in table.rows}
     result = RouteResult(table=f"{TABLE}: {table.source[0]}")
     for t in graph.dynamic_inputs:
-        result.issues.append(Issue("warning", f"input '{t.name}' has dynamic shape {list(t.shape or [])}: "
-                                              "tracing bakes in one shape; set input_shapes"))
+        result.issues.append(
+            Issue(
+                "warning",
+                f"input '{t.name}' has dynamic shape {list(t.shape or [])}: "
+                "tracing bakes in one shape; set input_shapes",
+            )
+        )
     control = [n for n in graph.nodes if n.subgraphs]
     if control:
         result.notes.append(f"{len(control)} control-flow node(s): tracing keeps only the branch taken")

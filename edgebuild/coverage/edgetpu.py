@@ -7,6 +7,7 @@ those the compiler's single cut (edgetpu_rules), which a target's share policy m
 only once `edgetpu_compiler` has run on the int8 .tflite; check that file with
 `partition_tflite_ops` too.
 """
+
 from __future__ import annotations
 
 from .edgetpu_rules import partition_tflite_ops  # noqa: F401  (re-exported: the .tflite-side API)
@@ -17,7 +18,7 @@ from .tflite import judge_node, tflite_ops_for
 
 __all__ = ["partition_tflite_ops", "check", "predict_tflite_ops"]
 
-QUANT_OPS = {"QuantizeLinear", "DequantizeLinear"}   # folded into int8 tensor parameters by the converter
+QUANT_OPS = {"QuantizeLinear", "DequantizeLinear"}  # folded into int8 tensor parameters by the converter
 
 
 def _nhwc(shape: tuple | None) -> list | None:
@@ -38,7 +39,7 @@ def _nhwc_axis(axis: int, rank: int) -> int:
 def _tensor(t: TensorInfo) -> dict:
     dtype = t.dtype or ""
     if dtype.startswith("float") or dtype.startswith("bfloat"):
-        dtype = "int8"                          # full-integer quantization (predicted)
+        dtype = "int8"  # full-integer quantization (predicted)
     elif dtype in ("int64", "int32", "uint32", "uint64"):
         dtype = "int32"
     record = {"dtype": dtype, "shape": _nhwc(t.shape)}
@@ -56,7 +57,12 @@ def _options(node: NodeInfo, rank: int) -> dict:
         dil = a.get("dilations") or [1, 1]
         opts["dilation_h_factor"], opts["dilation_w_factor"] = dil[0], dil[-1]
     axes = a.get("axes")
-    if axes is None and node.op_type.startswith("Reduce") and len(node.inputs) > 1 and node.inputs[1] is not None:
+    if (
+        axes is None
+        and node.op_type.startswith("Reduce")
+        and len(node.inputs) > 1
+        and node.inputs[1] is not None
+    ):
         axes = node.inputs[1].value
     if node.op_type in ("GlobalAveragePool", "GlobalMaxPool"):
         axes = list(range(2, rank))
@@ -65,7 +71,11 @@ def _options(node: NodeInfo, rank: int) -> dict:
     if "axis" in a and isinstance(a["axis"], int):
         opts["axis"] = _nhwc_axis(a["axis"], rank)
     if node.op_type == "Squeeze":
-        sq = axes if axes is not None else (node.inputs[1].value if len(node.inputs) > 1 and node.inputs[1] else None)
+        sq = (
+            axes
+            if axes is not None
+            else (node.inputs[1].value if len(node.inputs) > 1 and node.inputs[1] else None)
+        )
         if sq is not None:
             opts["squeeze_dims"] = [_nhwc_axis(int(x), rank) for x in sq]
             opts.pop("axes", None)
@@ -95,8 +105,10 @@ def predict_tflite_ops(graph: WalkedGraph) -> tuple[list[dict], dict[int, int], 
             continue
         data = node.inputs[0] if node.inputs and node.inputs[0] is not None else None
         rank = len(data.shape) if data is not None and data.shape is not None else 0
-        inputs = [_tensor(t) if t is not None else {"dtype": "int32", "shape": [0], "constant": True}
-                  for t in node.inputs]
+        inputs = [
+            _tensor(t) if t is not None else {"dtype": "int32", "shape": [0], "constant": True}
+            for t in node.inputs
+        ]
         if node.op_type == "Pad" and len(inputs) > 1:
             value = _pad_value(node, rank)
             if value is not None:
@@ -106,10 +118,18 @@ def predict_tflite_ops(graph: WalkedGraph) -> tuple[list[dict], dict[int, int], 
         outputs = [_tensor(t) for t in node.outputs if t is not None]
         for j, op in enumerate(ops or [f"ONNX_{node.op_type.upper()}"]):
             owner[len(records)] = node.index
-            records.append({"index": len(records), "op": op, "name": node.where, "inputs": inputs,
-                            "outputs": outputs, "options": _options(node, rank),
-                            "macs": node.macs if j == 0 else 0,
-                            "subgraph": 1 if node.path and not node.function else 0})
+            records.append(
+                {
+                    "index": len(records),
+                    "op": op,
+                    "name": node.where,
+                    "inputs": inputs,
+                    "outputs": outputs,
+                    "options": _options(node, rank),
+                    "macs": node.macs if j == 0 else 0,
+                    "subgraph": 1 if node.path and not node.function else 0,
+                }
+            )
     return records, owner, folded
 
 
@@ -117,10 +137,17 @@ def check(graph: WalkedGraph, settings: dict) -> RouteResult:
     result = RouteResult(table="edgetpu-ops.tsv + tflite-onnx2tf-ops.tsv (predicted mapping)", predicted=True)
     precision = settings.get("precision")
     if precision not in (None, "int8"):
-        result.issues.append(Issue("error", f"the Edge TPU runs only full-int8 models; precision is {precision!r}"))
+        result.issues.append(
+            Issue("error", f"the Edge TPU runs only full-int8 models; precision is {precision!r}")
+        )
     for t in graph.dynamic_inputs:
-        result.issues.append(Issue("error", f"input '{t.name}' has dynamic shape {list(t.shape or [])}: the Edge "
-                                            "TPU needs static shapes; set input_shapes"))
+        result.issues.append(
+            Issue(
+                "error",
+                f"input '{t.name}' has dynamic shape {list(t.shape or [])}: the Edge "
+                "TPU needs static shapes; set input_shapes",
+            )
+        )
     records, owner, folded = predict_tflite_ops(graph)
     partition: Partition = partition_tflite_ops(records)
     placement_by_node: dict[int, list] = {}
@@ -129,11 +156,11 @@ def check(graph: WalkedGraph, settings: dict) -> RouteResult:
     advised: list[str] = []
     for node in graph.nodes:
         status, reason, certain = judge_node(node)
-        if status != SUPPORTED and certain:     # no converter at all: the conversion will fail
+        if status != SUPPORTED and certain:  # no converter at all: the conversion will fail
             result.verdicts.append((node, status, reason))
             continue
-        if status != SUPPORTED:                 # predicted from node tests: advice, not a stop, and
-            advised.append(f"{node.op_type} '{node.where}': {reason}")   # no cut in the share either
+        if status != SUPPORTED:  # predicted from node tests: advice, not a stop, and
+            advised.append(f"{node.op_type} '{node.where}': {reason}")  # no cut in the share either
         places = placement_by_node.get(node.index, [])
         off = [p for p in places if not p.on_accelerator]
         if node.index in folded or not places:
@@ -146,8 +173,12 @@ def check(graph: WalkedGraph, settings: dict) -> RouteResult:
             result.verdicts.append((node, FALLBACK, f"{first.op}: {first.reason}"))
     result.partition = partition
     if advised:
-        result.notes.append(f"{len(advised)} node(s) with a predicted conversion problem (advice; the "
-                            f"converter decides), first {advised[0]}")
-    result.notes.append("Edge TPU mapping is predicted from the ONNX graph (onnx2tf ops, full-int8 types); "
-                        "edgetpu_compiler's log on the built .tflite is authoritative")
+        result.notes.append(
+            f"{len(advised)} node(s) with a predicted conversion problem (advice; the "
+            f"converter decides), first {advised[0]}"
+        )
+    result.notes.append(
+        "Edge TPU mapping is predicted from the ONNX graph (onnx2tf ops, full-int8 types); "
+        "edgetpu_compiler's log on the built .tflite is authoritative"
+    )
     return result

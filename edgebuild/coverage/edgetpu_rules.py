@@ -4,6 +4,7 @@ Used twice: on a real full-int8 .tflite file (the TFLite/Edge TPU steps read its
 TFLite ops predicted from an ONNX graph (edgebuild.coverage.edgetpu). The rules come from
 `recipes/coverage/edgetpu-ops.tsv`; the constraint keys named there are implemented below.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -13,7 +14,7 @@ from .tables import load_table
 
 TABLE = "edgetpu-ops.tsv"
 INT8_TYPES = {"int8", "uint8"}
-PARAM_TYPES = INT8_TYPES | {"int32", "int64", "int16"}   # bias, axes, shapes, paddings
+PARAM_TYPES = INT8_TYPES | {"int32", "int64", "int16"}  # bias, axes, shapes, paddings
 MAX_SOFTMAX_ELEMENTS = 16000
 
 
@@ -225,15 +226,20 @@ def check_tflite_op(op: dict, graph_inputs_float: bool = False) -> OpVerdict:
     for slot, t, is_param in tensors:
         dtype = _dtype(t)
         if dtype and dtype not in (PARAM_TYPES if is_param else INT8_TYPES):
-            return _fail(verdict, RESTRICTION, f"works on an unsupported data type ({dtype}); needs int8/uint8")
+            return _fail(
+                verdict, RESTRICTION, f"works on an unsupported data type ({dtype}); needs int8/uint8"
+            )
         if is_param or t.get("constant"):
             continue
         shape = _shape(t)
         if _is_dynamic(shape):
             return _fail(verdict, RESTRICTION, f"tensor size {shape} is not constant at compile time")
         if not _rank_ok(shape):
-            return _fail(verdict, RESTRICTION,
-                         f"tensor {shape} has unsupported rank (up to 3 innermost dimensions mapped)")
+            return _fail(
+                verdict,
+                RESTRICTION,
+                f"tensor {shape} has unsupported rank (up to 3 innermost dimensions mapped)",
+            )
     for key in filter(None, (k.strip() for k in row["constraints"].split(","))):
         problem = RULES[key](op)
         if problem:
@@ -279,14 +285,28 @@ def partition_tflite_ops(ops: list[dict]) -> Partition:
         name = str(op.get("op", "")).upper()
         ins, outs = op.get("inputs") or [], op.get("outputs") or []
         if name == "QUANTIZE" and not seen_mapped and ins and _is_float(ins[0]):
-            verdicts.append(OpVerdict(int(op.get("index", position)), name, False, boundary=True,
-                                      reason="float input converted to int8 on the CPU",
-                                      name=str(op.get("name", ""))))
+            verdicts.append(
+                OpVerdict(
+                    int(op.get("index", position)),
+                    name,
+                    False,
+                    boundary=True,
+                    reason="float input converted to int8 on the CPU",
+                    name=str(op.get("name", "")),
+                )
+            )
             continue
         if name == "DEQUANTIZE" and outs and _is_float(outs[0]) and _only_dequantize_after(ops, position):
-            verdicts.append(OpVerdict(int(op.get("index", position)), name, False, boundary=True,
-                                      reason="int8 output converted to float on the CPU",
-                                      name=str(op.get("name", ""))))
+            verdicts.append(
+                OpVerdict(
+                    int(op.get("index", position)),
+                    name,
+                    False,
+                    boundary=True,
+                    reason="int8 output converted to float on the CPU",
+                    name=str(op.get("name", "")),
+                )
+            )
             continue
         v = check_tflite_op(op)
         seen_mapped = seen_mapped or v.ok
@@ -295,4 +315,4 @@ def partition_tflite_ops(ops: list[dict]) -> Partition:
 
 
 def _only_dequantize_after(ops: list[dict], position: int) -> bool:
-    return all(str(o.get("op", "")).upper() == "DEQUANTIZE" for o in ops[position + 1:])
+    return all(str(o.get("op", "")).upper() == "DEQUANTIZE" for o in ops[position + 1 :])

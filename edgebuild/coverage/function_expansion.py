@@ -1,6 +1,7 @@
 """Expanding an ONNX op that is defined as a function (Celu, LayerNormalization, Gelu...) into the
 nodes of its body, with types inferred, the way a runtime without a dedicated kernel inlines it.
 """
+
 from __future__ import annotations
 
 from .graph_walk import STANDARD_DOMAINS, NodeInfo, TensorInfo, _Walker
@@ -37,9 +38,12 @@ def _function_for(node: NodeInfo):
             # when those are known; an omitted optional input gets an empty type (builders skip it)
             if any(t is not None and _type_proto(t).WhichOneof("value") is None for t in present):
                 return None
-            types = [(_type_proto(t) if t is not None else onnx.TypeProto()).SerializeToString() for t in present]
+            types = [
+                (_type_proto(t) if t is not None else onnx.TypeProto()).SerializeToString() for t in present
+            ]
             body = schema.get_context_dependent_function_with_opset_version(
-                max(versions), node.proto.SerializeToString(), types)
+                max(versions), node.proto.SerializeToString(), types
+            )
             if not body:
                 return None
             fn.ParseFromString(body)
@@ -58,7 +62,7 @@ def _type_proto(t: TensorInfo):
     if t.type_proto is not None and t.type_proto.WhichOneof("value") is not None:
         tp.CopyFrom(t.type_proto)
     elif t.type and t.type.startswith("tensor("):
-        elem = getattr(TensorProto, t.type[len("tensor("):-1].upper(), TensorProto.UNDEFINED)
+        elem = getattr(TensorProto, t.type[len("tensor(") : -1].upper(), TensorProto.UNDEFINED)
         shape = None if t.shape is None else [d if isinstance(d, (int, str)) else None for d in t.shape]
         tp.CopyFrom(helper.make_tensor_type_proto(elem, shape))
     return tp

@@ -2,6 +2,7 @@
 model-local functions too) with its domain, opset, input/output types and shapes, attributes and
 multiply-accumulate count. Weights stored as external data are never read; MACs come from shapes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-MAX_CONST_ELEMENTS = 64          # small integer constants (axes, pads, shapes) are kept for rule checks
+MAX_CONST_ELEMENTS = 64  # small integer constants (axes, pads, shapes) are kept for rule checks
 STANDARD_DOMAINS = {"", "ai.onnx"}
 
 
@@ -20,18 +21,18 @@ class ModelLoadError(Exception):
 @dataclass
 class TensorInfo:
     name: str
-    type: str | None = None           # ONNX type string: "tensor(float)", "seq(tensor(int64))", ...
-    shape: tuple | None = None        # ints; str for a symbolic dim; None for an unknown dim
-    constant: bool = False            # an initializer or Constant output
-    value: list | None = None         # small constant values, flattened
-    type_proto: Any = field(default=None, repr=False, compare=False)   # the onnx TypeProto, when declared
+    type: str | None = None  # ONNX type string: "tensor(float)", "seq(tensor(int64))", ...
+    shape: tuple | None = None  # ints; str for a symbolic dim; None for an unknown dim
+    constant: bool = False  # an initializer or Constant output
+    value: list | None = None  # small constant values, flattened
+    type_proto: Any = field(default=None, repr=False, compare=False)  # the onnx TypeProto, when declared
 
     @property
     def dtype(self) -> str | None:
         """Short element type of a plain tensor ("float32", "int64"), else None."""
         if not self.type or not self.type.startswith("tensor("):
             return None
-        elem = self.type[len("tensor("):-1]
+        elem = self.type[len("tensor(") : -1]
         return {"float": "float32", "double": "float64"}.get(elem, elem)
 
     @property
@@ -39,7 +40,11 @@ class TensorInfo:
         return self.shape is not None and all(isinstance(d, int) and d >= 0 for d in self.shape)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "shape": list(self.shape) if self.shape is not None else None}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "shape": list(self.shape) if self.shape is not None else None,
+        }
 
 
 @dataclass
@@ -47,17 +52,17 @@ class NodeInfo:
     index: int
     name: str
     op_type: str
-    domain: str                       # "" for the default ONNX domain
-    opset: int | None                 # version of `domain` imported by the model (or the function)
-    since_version: int | None         # the schema version that opset resolves to (None: unknown op)
-    path: str                         # "" in the main graph; "Loop_3/body" inside a subgraph
-    inputs: list[TensorInfo | None]   # None for an omitted optional input
+    domain: str  # "" for the default ONNX domain
+    opset: int | None  # version of `domain` imported by the model (or the function)
+    since_version: int | None  # the schema version that opset resolves to (None: unknown op)
+    path: str  # "" in the main graph; "Loop_3/body" inside a subgraph
+    inputs: list[TensorInfo | None]  # None for an omitted optional input
     outputs: list[TensorInfo | None]
     attrs: dict[str, Any] = field(default_factory=dict)
-    subgraphs: tuple[str, ...] = ()   # attribute names holding graphs
+    subgraphs: tuple[str, ...] = ()  # attribute names holding graphs
     macs: int = 0
-    function: str | None = None       # the model-local function this node was expanded from
-    proto: Any = None                 # the onnx NodeProto (for function expansion)
+    function: str | None = None  # the model-local function this node was expanded from
+    proto: Any = None  # the onnx NodeProto (for function expansion)
 
     @property
     def qualified_op(self) -> str:
@@ -78,7 +83,7 @@ class WalkedGraph:
     nodes: list[NodeInfo]
     external_data: bool = False
     warnings: list[str] = field(default_factory=list)
-    proto: Any = None                 # the ModelProto after shape inference (weights not loaded)
+    proto: Any = None  # the ModelProto after shape inference (weights not loaded)
 
     @property
     def dynamic_inputs(self) -> list[TensorInfo]:
@@ -102,8 +107,11 @@ class WalkedGraph:
         for node in self.nodes:
             ins = [t for t in node.inputs if t is not None]
             shape_of_static = node.op_type in ("Shape", "Size") and ins and ins[0].static
-            if node.op_type == "Constant" or (ins and all(t.constant or t.name in known for t in ins)) \
-                    or shape_of_static:
+            if (
+                node.op_type == "Constant"
+                or (ins and all(t.constant or t.name in known for t in ins))
+                or shape_of_static
+            ):
                 folded.add(node.index)
                 known.update(t.name for t in node.outputs if t is not None)
         return folded
@@ -143,7 +151,9 @@ def _shape_of(type_proto) -> tuple | None:
     dims = []
     for d in type_proto.tensor_type.shape.dim:
         which = d.WhichOneof("value")
-        dims.append(d.dim_value if which == "dim_value" else (d.dim_param or None) if which == "dim_param" else None)
+        dims.append(
+            d.dim_value if which == "dim_value" else (d.dim_param or None) if which == "dim_param" else None
+        )
     return tuple(dims)
 
 
@@ -154,12 +164,24 @@ def _info_from_value(vi) -> TensorInfo:
 def _info_from_tensor(t) -> TensorInfo:
     from onnx import TensorProto, numpy_helper
 
-    info = TensorInfo(t.name, f"tensor({TensorProto.DataType.Name(t.data_type).lower()})", tuple(t.dims), True)
+    info = TensorInfo(
+        t.name, f"tensor({TensorProto.DataType.Name(t.data_type).lower()})", tuple(t.dims), True
+    )
     n = prod(t.dims) if t.dims else 1
     external = t.data_location == TensorProto.EXTERNAL
-    if n <= MAX_CONST_ELEMENTS and not external and t.data_type in (TensorProto.INT64, TensorProto.INT32,
-                                                                    TensorProto.FLOAT, TensorProto.INT8,
-                                                                    TensorProto.UINT8, TensorProto.BOOL):
+    if (
+        n <= MAX_CONST_ELEMENTS
+        and not external
+        and t.data_type
+        in (
+            TensorProto.INT64,
+            TensorProto.INT32,
+            TensorProto.FLOAT,
+            TensorProto.INT8,
+            TensorProto.UINT8,
+            TensorProto.BOOL,
+        )
+    ):
         try:
             info.value = numpy_helper.to_array(t).reshape(-1).tolist()
         except Exception:  # malformed small constant: the value is only a hint for rule checks
@@ -176,7 +198,7 @@ def _attribute_values(node) -> tuple[dict[str, Any], tuple[str, ...]]:
         if a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
             graphs.append(a.name)
             continue
-        if a.ref_attr_name:                       # inside a function: refers to the caller's attribute
+        if a.ref_attr_name:  # inside a function: refers to the caller's attribute
             attrs[a.name] = f"@{a.ref_attr_name}"
             continue
         if a.type == AttributeProto.TENSOR:
@@ -200,9 +222,11 @@ def _known(shape: tuple | None) -> bool:
     return shape is not None and all(isinstance(d, int) and d > 0 for d in shape)
 
 
-def count_macs(op_type: str, inputs: list[TensorInfo | None], outputs: list[TensorInfo | None],
-               attrs: dict[str, Any]) -> int:
+def count_macs(
+    op_type: str, inputs: list[TensorInfo | None], outputs: list[TensorInfo | None], attrs: dict[str, Any]
+) -> int:
     """Multiply-accumulates of the compute-heavy ops, from shapes alone (0 when shapes are unknown)."""
+
     def shp(lst, i):
         return lst[i].shape if i < len(lst) and lst[i] is not None and _known(lst[i].shape) else None
 
@@ -224,7 +248,7 @@ def count_macs(op_type: str, inputs: list[TensorInfo | None], outputs: list[Tens
         x, w, r = shp(inputs, 0), shp(inputs, 1), shp(inputs, 2)
         if x and w and r:
             seq, batch = (x[1], x[0]) if attrs.get("layout") else (x[0], x[1])
-            return seq * batch * w[0] * w[1] * (w[2] + r[2])   # directions * gates*hidden * (input + hidden)
+            return seq * batch * w[0] * w[1] * (w[2] + r[2])  # directions * gates*hidden * (input + hidden)
     return 0
 
 
@@ -245,8 +269,14 @@ class _Walker:
         except Exception:  # unknown op or domain: onnx has no schema for it
             return None
 
-    def walk_graph(self, graph, path: str, outer: dict[str, TensorInfo], opsets: dict[str, int],
-                   function: str | None = None) -> None:
+    def walk_graph(
+        self,
+        graph,
+        path: str,
+        outer: dict[str, TensorInfo],
+        opsets: dict[str, int],
+        function: str | None = None,
+    ) -> None:
         scope = dict(outer)
         for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
             scope[vi.name] = _info_from_value(vi)
@@ -256,8 +286,9 @@ class _Walker:
             scope[t.values.name] = TensorInfo(t.values.name, "sparse_tensor", tuple(t.dims), True)
         self.walk_nodes(graph.node, path, scope, opsets, function)
 
-    def walk_nodes(self, nodes, path: str, scope: dict[str, TensorInfo], opsets: dict[str, int],
-                   function: str | None) -> None:
+    def walk_nodes(
+        self, nodes, path: str, scope: dict[str, TensorInfo], opsets: dict[str, int], function: str | None
+    ) -> None:
         for node in nodes:
             attrs, graphs = _attribute_values(node)
             ins = [scope.get(n, TensorInfo(n)) if n else None for n in node.input]
@@ -265,15 +296,34 @@ class _Walker:
             if node.op_type == "Constant" and node.domain in STANDARD_DOMAINS and outs and outs[0]:
                 value = attrs.get("value")
                 if isinstance(value, TensorInfo):
-                    outs[0] = TensorInfo(outs[0].name, outs[0].type or value.type, outs[0].shape or value.shape,
-                                         True, value.value, outs[0].type_proto)
+                    outs[0] = TensorInfo(
+                        outs[0].name,
+                        outs[0].type or value.type,
+                        outs[0].shape or value.shape,
+                        True,
+                        value.value,
+                        outs[0].type_proto,
+                    )
                     scope[outs[0].name] = outs[0]
             domain = "" if node.domain in STANDARD_DOMAINS else node.domain
             opset = opsets.get(domain)
             name = node.name or f"{node.op_type}_{len(self.nodes)}"
-            info = NodeInfo(len(self.nodes), name, node.op_type, domain, opset,
-                            self.since_version(node.op_type, domain, opset), path, ins, outs, attrs, graphs,
-                            count_macs(node.op_type, ins, outs, attrs), function, node)
+            info = NodeInfo(
+                len(self.nodes),
+                name,
+                node.op_type,
+                domain,
+                opset,
+                self.since_version(node.op_type, domain, opset),
+                path,
+                ins,
+                outs,
+                attrs,
+                graphs,
+                count_macs(node.op_type, ins, outs, attrs),
+                function,
+                node,
+            )
             self.nodes.append(info)
             for a in node.attribute:
                 if a.name not in graphs:
@@ -290,8 +340,9 @@ class _Walker:
         scope = {}
         for formal, actual in zip(fn.input, caller.inputs):
             if actual is not None:
-                scope[formal] = TensorInfo(formal, actual.type, actual.shape, actual.constant, actual.value,
-                                           actual.type_proto)
+                scope[formal] = TensorInfo(
+                    formal, actual.type, actual.shape, actual.constant, actual.value, actual.type_proto
+                )
         for vi in getattr(fn, "value_info", []):
             scope[vi.name] = _info_from_value(vi)
         self.walk_nodes(fn.node, f"{caller.where}/{fn.name}", scope, opsets or self.opsets, fn.name)
@@ -306,16 +357,22 @@ def apply_input_shapes(model, input_shapes: dict[str, list] | None, source: str)
     for name, dims in input_shapes.items():
         vi = graph_inputs.get(name)
         if vi is None:
-            raise ModelLoadError(f"{source}: input_shapes names '{name}', but the model's inputs are "
-                                 f"{', '.join(graph_inputs) or '(none)'}")
+            raise ModelLoadError(
+                f"{source}: input_shapes names '{name}', but the model's inputs are "
+                f"{', '.join(graph_inputs) or '(none)'}"
+            )
         tensor = vi.type.tensor_type
         if len(tensor.shape.dim) and len(tensor.shape.dim) != len(dims):
-            raise ModelLoadError(f"{source}: input_shapes['{name}'] has {len(dims)} dims, the model's input "
-                                 f"has {len(tensor.shape.dim)}")
+            raise ModelLoadError(
+                f"{source}: input_shapes['{name}'] has {len(dims)} dims, the model's input "
+                f"has {len(tensor.shape.dim)}"
+            )
         tensor.ClearField("shape")
         for d in dims:
             if not isinstance(d, int) or d <= 0:
-                raise ModelLoadError(f"{source}: input_shapes['{name}'] must be positive integers, got {dims}")
+                raise ModelLoadError(
+                    f"{source}: input_shapes['{name}'] must be positive integers, got {dims}"
+                )
             tensor.shape.dim.add().dim_value = d
 
 
@@ -359,12 +416,16 @@ def infer_types(model, warnings: list[str]):
     try:
         return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:
-        warnings.append(f"shape inference failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                        "dtypes and shapes are checked where the model declares them")
+        warnings.append(
+            f"shape inference failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "dtypes and shapes are checked where the model declares them"
+        )
         return model
 
 
-def walk_model(path: Path, input_shapes: dict[str, list] | None = None, source: str = "input_shapes") -> WalkedGraph:
+def walk_model(
+    path: Path, input_shapes: dict[str, list] | None = None, source: str = "input_shapes"
+) -> WalkedGraph:
     from onnx import TensorProto
 
     path = Path(path)
@@ -380,4 +441,6 @@ def walk_model(path: Path, input_shapes: dict[str, list] | None = None, source: 
     initializers = {t.name for t in model.graph.initializer}
     inputs = [_info_from_value(vi) for vi in model.graph.input if vi.name not in initializers]
     outputs = [_info_from_value(vi) for vi in model.graph.output]
-    return WalkedGraph(path, model.ir_version, opsets, inputs, outputs, walker.nodes, external, warnings, model)
+    return WalkedGraph(
+        path, model.ir_version, opsets, inputs, outputs, walker.nodes, external, warnings, model
+    )

@@ -11,6 +11,7 @@ a model is checked, so a rule matches exactly the nodes it was measured on.
     has.<dtype>, has.<family>                "yes" when any input or output has that element type
     attr.<name>                              scalar attributes, and short lists, as text
 """
+
 from __future__ import annotations
 
 from .graph_walk import NodeInfo, TensorInfo
@@ -23,7 +24,7 @@ def _kind(t: TensorInfo) -> str:
         return t.dtype
     if not t.type:
         return "?"
-    return t.type.split("(")[0]            # seq / optional / map / sparse_tensor
+    return t.type.split("(")[0]  # seq / optional / map / sparse_tensor
 
 
 def _family(kind: str) -> str:
@@ -64,7 +65,7 @@ def features(node: NodeInfo) -> dict[str, str]:
         f["inputs" if role == "in" else "outputs"] = str(count)
     ranks = {len(t.shape) for t in node.inputs if t is not None and t.shape is not None and t.dtype}
     if len(ranks) > 1:
-        f["in.ranks_differ"] = "yes"         # broadcasting across ranks (layout changes break it)
+        f["in.ranks_differ"] = "yes"  # broadcasting across ranks (layout changes break it)
     for name, value in node.attrs.items():
         text = _text(value)
         if text is not None:
@@ -73,7 +74,7 @@ def features(node: NodeInfo) -> dict[str, str]:
 
 
 def parse_condition(text: str) -> list[tuple[str, str]]:
-    """"in0.dtype=int64 & attr.mode=cubic" -> [(key, value), ...]; "*" -> [] (always true)."""
+    """ "in0.dtype=int64 & attr.mode=cubic" -> [(key, value), ...]; "*" -> [] (always true)."""
     if text.strip() in ("", "*"):
         return []
     pairs = []

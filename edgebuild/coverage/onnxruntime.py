@@ -4,6 +4,7 @@ Kernels come from `recipes/coverage/onnxruntime-cpu-kernels.tsv`, generated from
 registry. A node without a kernel is still fine when its op is defined as an ONNX function whose
 body nodes all have kernels (onnxruntime inlines it).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ def kernel_index() -> dict[tuple[str, str], list[Kernel]]:
         for part in filter(None, row["type_constraints"].split(";")):
             name, _, allowed = part.partition("=")
             types[name] = frozenset(_split_types(allowed))
-        index.setdefault((domain, row["op"]), []).append(Kernel(int(row["since_start"]), int(row["since_end"]), types))
+        index.setdefault((domain, row["op"]), []).append(
+            Kernel(int(row["since_start"]), int(row["since_end"]), types)
+        )
     return index
 
 
@@ -117,7 +120,7 @@ def _type_fits(actual: str, allowed: frozenset) -> bool:
     if actual in allowed:
         return True
     # onnxruntime binds optional(T) constraints to a plain T too (an optional that is present).
-    return any(a.startswith(_OPTIONAL_PREFIX) and a[len(_OPTIONAL_PREFIX):-1] == actual for a in allowed)
+    return any(a.startswith(_OPTIONAL_PREFIX) and a[len(_OPTIONAL_PREFIX) : -1] == actual for a in allowed)
 
 
 def check_node(node: NodeInfo, ir_version: int, depth: int = 0) -> tuple[str, str]:
@@ -130,7 +133,9 @@ def check_node(node: NodeInfo, ir_version: int, depth: int = 0) -> tuple[str, st
     version = node.since_version if node.since_version is not None else node.opset
     if node.domain == "" and node.since_version is None:
         return UNSUPPORTED, f"{node.op_type} is not an ONNX op at opset {node.opset}"
-    in_range = [k for k in kernels or [] if version is not None and _serves(k, version, node.since_version is None)]
+    in_range = [
+        k for k in kernels or [] if version is not None and _serves(k, version, node.since_version is None)
+    ]
     if in_range:
         problem = _attribute_problem(node)
         if problem:

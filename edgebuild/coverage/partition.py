@@ -4,6 +4,7 @@ The Edge TPU compiler walks the ops in execution order and maps them until the f
 cannot map; that op and everything after it run on the CPU (facts/tflite-edgetpu.md). This module
 knows nothing about any op: it takes per-op verdicts in execution order and applies the cut.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,10 +23,10 @@ class OpVerdict:
     index: int
     op: str
     ok: bool
-    status: str = SUPPORTED       # SUPPORTED, RESTRICTION or UNSUPPORTED
+    status: str = SUPPORTED  # SUPPORTED, RESTRICTION or UNSUPPORTED
     reason: str = ""
     macs: int = 0
-    boundary: bool = False        # a float<->int conversion at the model edge: runs on the CPU without cutting
+    boundary: bool = False  # a float<->int conversion at the model edge: runs on the CPU without cutting
     name: str = ""
 
 
@@ -34,14 +35,21 @@ class OpPlacement:
     index: int
     op: str
     on_accelerator: bool
-    status: str                   # SUPPORTED, RESTRICTION, UNSUPPORTED or FALLBACK
+    status: str  # SUPPORTED, RESTRICTION, UNSUPPORTED or FALLBACK
     reason: str
     macs: int
     name: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "op": self.op, "name": self.name, "on_accelerator": self.on_accelerator,
-                "status": self.status, "reason": self.reason, "macs": self.macs}
+        return {
+            "index": self.index,
+            "op": self.op,
+            "name": self.name,
+            "on_accelerator": self.on_accelerator,
+            "status": self.status,
+            "reason": self.reason,
+            "macs": self.macs,
+        }
 
 
 @dataclass
@@ -78,13 +86,21 @@ class Partition:
         return self.accelerated_macs / self.total_macs if self.total_macs else None
 
     def to_json(self, placements: bool = True) -> dict[str, Any]:
-        data = {"total_ops": self.total_ops, "accelerated_ops": self.accelerated_ops,
-                "ops_share": round(self.ops_share, 6),
-                "total_macs": self.total_macs, "accelerated_macs": self.accelerated_macs,
-                "macs_share": None if self.macs_share is None else round(self.macs_share, 6),
-                "first_fallback": None if self.first_fallback_index is None else {
-                    "index": self.first_fallback_index, "op": self.first_fallback_op,
-                    "reason": self.first_fallback_reason}}
+        data = {
+            "total_ops": self.total_ops,
+            "accelerated_ops": self.accelerated_ops,
+            "ops_share": round(self.ops_share, 6),
+            "total_macs": self.total_macs,
+            "accelerated_macs": self.accelerated_macs,
+            "macs_share": None if self.macs_share is None else round(self.macs_share, 6),
+            "first_fallback": None
+            if self.first_fallback_index is None
+            else {
+                "index": self.first_fallback_index,
+                "op": self.first_fallback_op,
+                "reason": self.first_fallback_reason,
+            },
+        }
         if placements:
             data["placements"] = [p.to_json() for p in self.placements]
         return data
@@ -100,7 +116,11 @@ def cut_at_first_failure(verdicts: list[OpVerdict]) -> Partition:
             continue
         if not cut and not v.ok:
             cut = True
-            part.first_fallback_index, part.first_fallback_op, part.first_fallback_reason = v.index, v.op, v.reason
+            part.first_fallback_index, part.first_fallback_op, part.first_fallback_reason = (
+                v.index,
+                v.op,
+                v.reason,
+            )
         if not cut:
             part.placements.append(OpPlacement(v.index, v.op, True, SUPPORTED, "", v.macs, v.name))
         elif not v.ok:

@@ -1,4 +1,5 @@
 """A target's coverage policy (targets.toml: `fallback`, `min_accelerated_share`) applied to a report."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,9 +17,13 @@ class PolicyError(ValueError):
 def validate_policy(policy: dict[str, Any], source: str = "policy") -> dict[str, Any]:
     fallback = policy.get("fallback", "warn")
     if fallback not in FALLBACK_CHOICES:
-        raise PolicyError(f"{source}: fallback must be one of {', '.join(FALLBACK_CHOICES)}, got {fallback!r}")
+        raise PolicyError(
+            f"{source}: fallback must be one of {', '.join(FALLBACK_CHOICES)}, got {fallback!r}"
+        )
     share = policy.get("min_accelerated_share")
-    if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1):
+    if share is not None and (
+        isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1
+    ):
         raise PolicyError(f"{source}: min_accelerated_share must be a number between 0 and 1, got {share!r}")
     return {"fallback": fallback, "min_accelerated_share": share}
 
@@ -40,16 +45,22 @@ def evaluate_policy(report: CoverageReport, policy: dict[str, Any]) -> list[str]
         bad = [n for n in report.blocking if n.status == status]
         if bad:
             first = bad[0]
-            problems.append(f"{label}: {len(bad)} node(s) {status}, first {first.op} '{first.node}': {first.reason}")
+            problems.append(
+                f"{label}: {len(bad)} node(s) {status}, first {first.op} '{first.node}': {first.reason}"
+            )
     problems += [f"{label}: {issue.message}" for issue in report.errors]
     fallback = [n for n in report.nodes if n.status == FALLBACK]
     if fallback and policy["fallback"] == "error":
         first = fallback[0]
-        problems.append(f"{label}: {len(fallback)} node(s) fall back to the CPU (fallback = \"error\"), "
-                        f"first {first.op} '{first.node}': {first.reason}")
+        problems.append(
+            f'{label}: {len(fallback)} node(s) fall back to the CPU (fallback = "error"), '
+            f"first {first.op} '{first.node}': {first.reason}"
+        )
     minimum = policy["min_accelerated_share"]
     if minimum is not None and report.accelerated_share < minimum:
         what = "MACs" if report.macs_share is not None else "ops"
-        problems.append(f"{label}: {report.accelerated_share:.1%} of {what} on the accelerator, "
-                        f"below min_accelerated_share = {minimum}")
+        problems.append(
+            f"{label}: {report.accelerated_share:.1%} of {what} on the accelerator, "
+            f"below min_accelerated_share = {minimum}"
+        )
     return problems

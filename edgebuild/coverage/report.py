@@ -1,4 +1,5 @@
 """CoverageReport: per-node verdicts for one route, the table users read, and its JSON form."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -8,19 +9,19 @@ from typing import Any
 from .partition import FALLBACK, RESTRICTION, SUPPORTED, UNSUPPORTED, Partition
 
 STATUSES = (SUPPORTED, RESTRICTION, UNSUPPORTED, FALLBACK)
-MAX_NAMES = 5                        # node names listed per table row
+MAX_NAMES = 5  # node names listed per table row
 
 
 @dataclass
 class NodeResult:
-    node: str                        # node name, prefixed by its subgraph path
-    op: str                          # "Conv", or "com.microsoft::FusedConv" outside the standard domain
+    node: str  # node name, prefixed by its subgraph path
+    op: str  # "Conv", or "com.microsoft::FusedConv" outside the standard domain
     status: str
     reason: str = ""
     macs: int = 0
-    predicted: bool = False          # derived from a predicted conversion, not from the artifact itself
-    counted: bool = True             # False for constants the converter folds away: not ops at run time
-    certain: bool = True             # False: a predicted problem (advice), which never blocks a build
+    predicted: bool = False  # derived from a predicted conversion, not from the artifact itself
+    counted: bool = True  # False for constants the converter folds away: not ops at run time
+    certain: bool = True  # False: a predicted problem (advice), which never blocks a build
 
     @property
     def on_accelerator(self) -> bool:
@@ -31,7 +32,13 @@ class NodeResult:
         return self.status in (UNSUPPORTED, RESTRICTION)
 
     def to_json(self) -> dict[str, Any]:
-        out = {"node": self.node, "op": self.op, "status": self.status, "reason": self.reason, "macs": self.macs}
+        out = {
+            "node": self.node,
+            "op": self.op,
+            "status": self.status,
+            "reason": self.reason,
+            "macs": self.macs,
+        }
         if self.problem and not self.certain:
             out["predicted"] = True
         return out
@@ -39,7 +46,7 @@ class NodeResult:
 
 @dataclass
 class Issue:
-    level: str                       # "error" (breaks the build) or "warning"
+    level: str  # "error" (breaks the build) or "warning"
     message: str
 
     def to_json(self) -> dict[str, str]:
@@ -50,13 +57,13 @@ class Issue:
 class CoverageReport:
     route: str
     model: str
-    table: str                                   # data file(s) and their source/version line
+    table: str  # data file(s) and their source/version line
     nodes: list[NodeResult] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
-    partition: Partition | None = None           # order-dependent routes only (Edge TPU)
+    partition: Partition | None = None  # order-dependent routes only (Edge TPU)
     notes: list[str] = field(default_factory=list)
     target: str | None = None
-    domains: dict[str, int] = field(default_factory=dict)   # non-standard domains -> node count
+    domains: dict[str, int] = field(default_factory=dict)  # non-standard domains -> node count
 
     # --- figures -----------------------------------------------------------------------------
     def count(self, status: str) -> int:
@@ -108,8 +115,13 @@ class CoverageReport:
         rows = []
         for (op, status), members in sorted(groups.items(), key=lambda kv: (order[kv[0][1]], kv[0][0])):
             reasons = list(dict.fromkeys(m.reason for m in members if m.reason))
-            row = {"op": op, "count": len(members), "status": status,
-                   "nodes": [m.node for m in members], "reasons": reasons}
+            row = {
+                "op": op,
+                "count": len(members),
+                "status": status,
+                "nodes": [m.node for m in members],
+                "reasons": reasons,
+            }
             if any(m.problem and not m.certain for m in members):
                 row["predicted"] = True
             rows.append(row)
@@ -143,21 +155,32 @@ class CoverageReport:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        return {"route": self.route, "target": self.target, "model": self.model, "table": self.table,
-                "ok": self.ok, "summary": self.summary_line(),
-                "blocking": len(self.blocking), "advice": len(self.advice),
-                "predicted": any(n.predicted for n in self.nodes),   # mapping predicted, not read from an artifact
-                "counts": {s: self.count(s) for s in STATUSES}, "total_nodes": len(self.nodes),
-                "ops_share": round(self.ops_share, 6),
-                "macs_share": None if self.macs_share is None else round(self.macs_share, 6),
-                "accelerated_share": round(self.accelerated_share, 6),
-                "non_standard_domains": dict(self.domains),
-                "issues": [i.to_json() for i in self.issues], "notes": list(self.notes),
-                "rows": [{**row, "nodes": row["nodes"][:MAX_NAMES], "more_nodes": max(0, row["count"] - MAX_NAMES)}
-                         for row in self.rows()],
-                "partition": None if self.partition is None else self.partition.to_json(placements=False),
-                # per-node detail last, under "nodes": bundle manifests drop this key to stay small
-                "nodes": [n.to_json() for n in self.nodes]}
+        return {
+            "route": self.route,
+            "target": self.target,
+            "model": self.model,
+            "table": self.table,
+            "ok": self.ok,
+            "summary": self.summary_line(),
+            "blocking": len(self.blocking),
+            "advice": len(self.advice),
+            "predicted": any(n.predicted for n in self.nodes),  # mapping predicted, not read from an artifact
+            "counts": {s: self.count(s) for s in STATUSES},
+            "total_nodes": len(self.nodes),
+            "ops_share": round(self.ops_share, 6),
+            "macs_share": None if self.macs_share is None else round(self.macs_share, 6),
+            "accelerated_share": round(self.accelerated_share, 6),
+            "non_standard_domains": dict(self.domains),
+            "issues": [i.to_json() for i in self.issues],
+            "notes": list(self.notes),
+            "rows": [
+                {**row, "nodes": row["nodes"][:MAX_NAMES], "more_nodes": max(0, row["count"] - MAX_NAMES)}
+                for row in self.rows()
+            ],
+            "partition": None if self.partition is None else self.partition.to_json(placements=False),
+            # per-node detail last, under "nodes": bundle manifests drop this key to stay small
+            "nodes": [n.to_json() for n in self.nodes],
+        }
 
     def render(self, console) -> None:
         """Print the per-op table and the summary line on a rich Console."""
@@ -171,7 +194,9 @@ class CoverageReport:
         for row in self.rows():
             detail = ""
             if row["status"] != SUPPORTED:
-                names = ", ".join(row["nodes"][:MAX_NAMES]) + (" ..." if len(row["nodes"]) > MAX_NAMES else "")
+                names = ", ".join(row["nodes"][:MAX_NAMES]) + (
+                    " ..." if len(row["nodes"]) > MAX_NAMES else ""
+                )
                 detail = names + ("\n" + "; ".join(row["reasons"][:3]) if row["reasons"] else "")
             status = f"[{style[row['status']]}]{row['status']}[/]"
             if row.get("predicted"):
@@ -179,8 +204,10 @@ class CoverageReport:
             table.add_row(row["op"], str(row["count"]), status, detail)
         console.print(table)
         for issue in self.issues:
-            console.print(f"[{'red' if issue.level == 'error' else 'yellow'}]{issue.level}:[/] {issue.message}",
-                          highlight=False)
+            console.print(
+                f"[{'red' if issue.level == 'error' else 'yellow'}]{issue.level}:[/] {issue.message}",
+                highlight=False,
+            )
         for note in self.notes:
             console.print(f"note: {note}", highlight=False, style="dim")
         console.print(self.summary_line(), highlight=False, markup=False)
@@ -190,11 +217,11 @@ class CoverageReport:
 class RouteResult:
     """What a route module returns: per-node verdicts in graph order, graph-level issues, notes."""
 
-    verdicts: list = field(default_factory=list)     # (NodeInfo, status, reason)
+    verdicts: list = field(default_factory=list)  # (NodeInfo, status, reason)
     issues: list[Issue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     partition: Partition | None = None
     table: str = ""
     predicted: bool = False
-    uncounted: set = field(default_factory=set)      # node indices folded away (not in the ops share)
-    advisory: set = field(default_factory=set)       # node indices whose problem verdict is a prediction
+    uncounted: set = field(default_factory=set)  # node indices folded away (not in the ops share)
+    advisory: set = field(default_factory=set)  # node indices whose problem verdict is a prediction

@@ -3,6 +3,7 @@
 Each file is tab-separated: leading `#` lines say where the facts come from and for which version,
 the first other line names the columns. Files are read once per process.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ class CoverageTableError(Exception):
 @dataclass(frozen=True)
 class Table:
     path: Path
-    source: tuple[str, ...]          # the header comment lines, without '#'
+    source: tuple[str, ...]  # the header comment lines, without '#'
     columns: tuple[str, ...]
     rows: tuple[dict[str, str], ...]
 

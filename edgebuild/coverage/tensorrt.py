@@ -2,6 +2,7 @@
 
 Passing this check does not prove the engine builds; only a build on the device class does.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -12,16 +13,33 @@ from .report import Issue, RouteResult
 from .tables import load_table
 
 TABLE = "tensorrt-10.15-onnx-ops.tsv"
-OPSET_RANGE = {"10": (9, 24), "11": (9, 25)}     # by TensorRT major version (facts/tensorrt.md)
-TRT_DTYPES = {"float32": "FP32", "float16": "FP16", "bfloat16": "BF16", "int32": "INT32", "int64": "INT64",
-              "int8": "INT8", "uint8": "UINT8", "bool": "BOOL", "float8e4m3fn": "FP8", "float4e2m1": "FP4",
-              "int4": "INT4"}
-DATA_INPUT = {"Where": 1}                        # which input carries the op's main type (default 0)
-RESIZE_OK = {"coordinate_transformation_mode": {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn",
-                                                "asymmetric", "align_corners"},
-             "mode": {"nearest", "linear"},
-             "nearest_mode": {"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"},
-             "keep_aspect_ratio_policy": {"stretch"}}
+OPSET_RANGE = {"10": (9, 24), "11": (9, 25)}  # by TensorRT major version (facts/tensorrt.md)
+TRT_DTYPES = {
+    "float32": "FP32",
+    "float16": "FP16",
+    "bfloat16": "BF16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "int8": "INT8",
+    "uint8": "UINT8",
+    "bool": "BOOL",
+    "float8e4m3fn": "FP8",
+    "float4e2m1": "FP4",
+    "int4": "INT4",
+}
+DATA_INPUT = {"Where": 1}  # which input carries the op's main type (default 0)
+RESIZE_OK = {
+    "coordinate_transformation_mode": {
+        "half_pixel",
+        "pytorch_half_pixel",
+        "tf_half_pixel_for_nn",
+        "asymmetric",
+        "align_corners",
+    },
+    "mode": {"nearest", "linear"},
+    "nearest_mode": {"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"},
+    "keep_aspect_ratio_policy": {"stretch"},
+}
 MAX_TOPK = 3840
 
 
@@ -36,7 +54,11 @@ def _zero_point_zero(node: NodeInfo) -> str | None:
         return None
     if not zp.constant or zp.value is None:
         return "zero point must be a constant 0"
-    return None if all(v == 0 for v in zp.value) else f"zero point {zp.value[:4]} is not 0 (use symmetric quantization)"
+    return (
+        None
+        if all(v == 0 for v in zp.value)
+        else f"zero point {zp.value[:4]} is not 0 (use symmetric quantization)"
+    )
 
 
 def _pooling(node: NodeInfo) -> str | None:
@@ -118,20 +140,43 @@ def _input_constant(index: int, what: str) -> Callable[[NodeInfo], str | None]:
     def rule(node: NodeInfo) -> str | None:
         t = _const_input(node, index)
         return None if t is None or t.constant else f"{what} must be a build-time constant"
+
     return rule
 
 
 RULES: dict[str, Callable[[NodeInfo], str | None]] = {
-    "QuantizeLinear": _zero_point_zero, "DequantizeLinear": _zero_point_zero,
-    "AveragePool": _pooling, "MaxPool": _pooling, "LpPool": _pooling,
-    "Squeeze": _axes_constant, "Unsqueeze": _axes_constant,
-    "TopK": _topk, "Resize": _resize, "LSTM": _lstm, "ScatterND": _scatter_nd, "Dropout": _dropout,
-    "Constant": _constant, "LayerNormalization": _layer_norm, "EyeLike": _static_input,
-    "GridSample": _grid_sample, "CumSum": _input_constant(1, "axis"), "OneHot": _input_constant(1, "depth"),
+    "QuantizeLinear": _zero_point_zero,
+    "DequantizeLinear": _zero_point_zero,
+    "AveragePool": _pooling,
+    "MaxPool": _pooling,
+    "LpPool": _pooling,
+    "Squeeze": _axes_constant,
+    "Unsqueeze": _axes_constant,
+    "TopK": _topk,
+    "Resize": _resize,
+    "LSTM": _lstm,
+    "ScatterND": _scatter_nd,
+    "Dropout": _dropout,
+    "Constant": _constant,
+    "LayerNormalization": _layer_norm,
+    "EyeLike": _static_input,
+    "GridSample": _grid_sample,
+    "CumSum": _input_constant(1, "axis"),
+    "OneHot": _input_constant(1, "depth"),
     "STFT": _input_constant(1, "frame_step"),
 }
-for _op in ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
-            "ReduceProd", "ReduceSum", "ReduceSumSquare"):
+for _op in (
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceSum",
+    "ReduceSumSquare",
+):
     RULES[_op] = _axes_constant
 
 
@@ -162,12 +207,19 @@ def check(graph: WalkedGraph, settings: dict) -> RouteResult:
     low, high = OPSET_RANGE.get(major, OPSET_RANGE["10"])
     opset = graph.opsets.get("")
     if opset is not None and not low <= opset <= high:
-        result.issues.append(Issue("error", f"opset {opset} is outside TensorRT {version}'s range {low}-{high}"))
+        result.issues.append(
+            Issue("error", f"opset {opset} is outside TensorRT {version}'s range {low}-{high}")
+        )
     if not version.startswith("10.15"):
         result.notes.append(f"operator table is for TensorRT 10.15; target asks for {version}")
     for t in graph.dynamic_inputs:
-        result.issues.append(Issue("warning", f"input '{t.name}' has dynamic shape {list(t.shape or [])}: the engine "
-                                              "needs an optimization profile (min/opt/max) or input_shapes"))
+        result.issues.append(
+            Issue(
+                "warning",
+                f"input '{t.name}' has dynamic shape {list(t.shape or [])}: the engine "
+                "needs an optimization profile (min/opt/max) or input_shapes",
+            )
+        )
     result.notes.append("passing the table check does not prove the engine builds")
     result.verdicts = [(n, *check_node(n, rows)) for n in graph.nodes]
     return result

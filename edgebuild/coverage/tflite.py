@@ -10,6 +10,7 @@ Only "no converter for this op at all" is certain; every other verdict against a
 prediction, reported as advice (RouteResult.advisory) that never stops a build: the conversion
 itself decides, and `check --convert` reports its real result.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -24,8 +25,19 @@ TABLE = "tflite-onnx2tf-ops.tsv"
 MEASURED = "tflite-onnx2tf-measured.tsv"
 UNKNOWN = "?"
 # Element types TFLite (and TensorFlow underneath onnx2tf) have no tensors or kernels for.
-NO_TFLITE_TYPE = {"bfloat16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz", "float8e8m0",
-                  "float4e2m1", "int4", "uint4", "int2", "uint2"}
+NO_TFLITE_TYPE = {
+    "bfloat16",
+    "float8e4m3fn",
+    "float8e4m3fnuz",
+    "float8e5m2",
+    "float8e5m2fnuz",
+    "float8e8m0",
+    "float4e2m1",
+    "int4",
+    "uint4",
+    "int2",
+    "uint2",
+}
 
 
 @lru_cache(maxsize=None)
@@ -103,16 +115,26 @@ def tflite_ops_for(node: NodeInfo) -> list[str] | None:
         return ["MIRROR_PAD"]
     elif node.op_type == "Clip":
         lo, hi = (node.inputs[i] if len(node.inputs) > i else None for i in (1, 2))
-        bounds = (lo.value[0] if lo is not None and lo.value else None, hi.value[0] if hi is not None and hi.value else None)
+        bounds = (
+            lo.value[0] if lo is not None and lo.value else None,
+            hi.value[0] if hi is not None and hi.value else None,
+        )
         if bounds != (0.0, 6.0):
             # integer-only int8 (the Edge TPU recipe) rewrites constant-bound Clips into these
-            return ["RELU", "SUB"] if None not in bounds or "min" in a or "max" in a else ["MINIMUM", "MAXIMUM"]
+            return (
+                ["RELU", "SUB"] if None not in bounds or "min" in a or "max" in a else ["MINIMUM", "MAXIMUM"]
+            )
     elif node.op_type == "HardSigmoid":
-        return ["MUL", "ADD", "RELU", "SUB"]      # the integer-only rewrite (steps/tflite/prepare.py)
+        return ["MUL", "ADD", "RELU", "SUB"]  # the integer-only rewrite (steps/tflite/prepare.py)
     elif node.op_type == "LeakyRelu" and a.get("alpha", 0.01) < 1:
-        return ["MUL", "MAXIMUM"]                 # the integer-only rewrite
-    elif node.op_type == "Div" and len(node.inputs) > 1 and node.inputs[1] is not None and node.inputs[1].constant:
-        return ["MUL"]                            # division by a constant becomes a multiplication
+        return ["MUL", "MAXIMUM"]  # the integer-only rewrite
+    elif (
+        node.op_type == "Div"
+        and len(node.inputs) > 1
+        and node.inputs[1] is not None
+        and node.inputs[1].constant
+    ):
+        return ["MUL"]  # division by a constant becomes a multiplication
     elif node.op_type == "LSTM" and a.get("direction", "forward") == "bidirectional":
         return ["BIDIRECTIONAL_SEQUENCE_LSTM"]
     return ops
@@ -157,18 +179,25 @@ def graph_problems(graph: WalkedGraph) -> list[str]:
     for role, tensors in (("input", graph.inputs), ("output", graph.outputs)):
         for t in tensors:
             if t.dtype is None:
-                if t.type:            # a sequence, optional or map (an undeclared type is not judged)
-                    problems.append(f"{role} '{t.name}' is {t.type}: a TFLite model takes and returns "
-                                    "plain tensors only")
+                if t.type:  # a sequence, optional or map (an undeclared type is not judged)
+                    problems.append(
+                        f"{role} '{t.name}' is {t.type}: a TFLite model takes and returns plain tensors only"
+                    )
             elif t.dtype == "string":
-                problems.append(f"{role} '{t.name}' is a string tensor: edgebuild's TFLite I/O handles "
-                                "numeric tensors only")
+                problems.append(
+                    f"{role} '{t.name}' is a string tensor: edgebuild's TFLite I/O handles "
+                    "numeric tensors only"
+                )
             elif role == "input" and (not t.static or 0 in t.shape):
-                problems.append(f"input '{t.name}' has shape {list(t.shape or [])}: TFLite needs static, "
-                                "non-empty shapes; set input_shapes")
+                problems.append(
+                    f"input '{t.name}' has shape {list(t.shape or [])}: TFLite needs static, "
+                    "non-empty shapes; set input_shapes"
+                )
             elif role == "input" and not t.shape:
-                problems.append(f"input '{t.name}' is a scalar: TFLite makes it [1], which edgebuild's "
-                                "TFLite I/O description does not bind yet")
+                problems.append(
+                    f"input '{t.name}' is a scalar: TFLite makes it [1], which edgebuild's "
+                    "TFLite I/O description does not bind yet"
+                )
     return problems
 
 

@@ -6,6 +6,7 @@ imported only when picked (`distributed` costs a second).
     inline     inline.py      in the edgebuild process, one at a time
     dask://    dask.py        on the build agents of a Dask scheduler (agent_side.py runs there)
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -18,16 +19,19 @@ __all__ = ["EXECUTORS", "Executor", "Task", "TaskResult", "make_executor"]
 
 def _local(spec: str, jobs: int, remote_url: str | None) -> Executor:
     from edgebuild.executors.local import LocalExecutor
+
     return LocalExecutor(jobs)
 
 
 def _inline(spec: str, jobs: int, remote_url: str | None) -> Executor:
     from edgebuild.executors.inline import InlineExecutor
+
     return InlineExecutor()
 
 
 def _dask(spec: str, jobs: int, remote_url: str | None) -> Executor:
     from edgebuild.executors.dask import DaskExecutor, parse_address
+
     return DaskExecutor(parse_address(spec), remote_url, jobs)
 
 

@@ -3,6 +3,7 @@
 library and edgebuild: inputs come from the shared remote cache by digest, the step runs in its
 own worker process (launch.py), and its outputs and long logs go back to the cache.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,8 +17,8 @@ from edgebuild.executors.launch import run_worker
 from edgebuild.executors.transfer import download, upload
 from edgebuild.hashing import sha256_file
 
-AGENT_ENV = "EDGEBUILD_AGENT"      # set for step processes on an agent: the agent's name
-LOG_INLINE_BYTES = 64 * 1024       # longer step logs travel through the shared cache, not the scheduler
+AGENT_ENV = "EDGEBUILD_AGENT"  # set for step processes on an agent: the agent's name
+LOG_INLINE_BYTES = 64 * 1024  # longer step logs travel through the shared cache, not the scheduler
 
 
 def run_on_agent(payload: dict) -> dict:
@@ -29,10 +30,16 @@ def run_on_agent(payload: dict) -> dict:
     remote = _agent_remote(payload["remote"])
     work = Path(tempfile.mkdtemp(prefix="edgebuild-task-"))
     try:
-        problem = _version_mismatch(payload)    # before any download: it is cheap
+        problem = _version_mismatch(payload)  # before any download: it is cheap
         if problem:
-            return {"status": "failed", "message": f"agent {agent}: {problem}", "metadata": {}, "outputs": {},
-                    "log": "", "agent": agent}
+            return {
+                "status": "failed",
+                "message": f"agent {agent}: {problem}",
+                "metadata": {},
+                "outputs": {},
+                "log": "",
+                "agent": agent,
+            }
         inputs = {}
         try:
             for role, record in payload["inputs"].items():
@@ -40,30 +47,61 @@ def run_on_agent(payload: dict) -> dict:
                 download(remote, record, dest)
                 inputs[role] = str(dest)
         except (RemoteCacheError, LookupError) as exc:
-            return {"status": "failed", "message": f"agent {agent} could not fetch the step's inputs: {exc}",
-                    "metadata": {}, "outputs": {}, "log": "", "agent": agent}
+            return {
+                "status": "failed",
+                "message": f"agent {agent} could not fetch the step's inputs: {exc}",
+                "metadata": {},
+                "outputs": {},
+                "log": "",
+                "agent": agent,
+            }
         out = work / "out"
         out.mkdir()
-        request = {"step": payload["step"], "params": payload["params"], "inputs": inputs,
-                   "upstream": payload["upstream"], "out": str(out)}
+        request = {
+            "step": payload["step"],
+            "params": payload["params"],
+            "inputs": inputs,
+            "upstream": payload["upstream"],
+            "out": str(out),
+        }
         done = _run_step(payload.get("toolchain"), work, request, agent)
         log, log_digest = _log_for_return(remote, work / "step.log")
         if done.result is None:
-            return {"status": "failed", "message": f"worker process on agent {agent} {done.how()}", "metadata": {},
-                    "outputs": {}, "log": log, "log_digest": log_digest, "agent": agent}
+            return {
+                "status": "failed",
+                "message": f"worker process on agent {agent} {done.how()}",
+                "metadata": {},
+                "outputs": {},
+                "log": log,
+                "log_digest": log_digest,
+                "agent": agent,
+            }
         result = done.result
         outputs = {}
         if result["status"] != "failed":
             try:
                 outputs = {entry.name: upload(remote, entry) for entry in sorted(out.iterdir())}
             except RemoteCacheError as exc:
-                return {"status": "failed", "message": f"agent {agent} could not upload the outputs: {exc}",
-                        "metadata": {}, "outputs": {}, "log": log, "log_digest": log_digest, "agent": agent}
-        return {"status": result["status"], "message": result.get("message"), "metadata": result.get("metadata") or {},
-                "outputs": outputs, "log": log, "log_digest": log_digest, "agent": agent}
+                return {
+                    "status": "failed",
+                    "message": f"agent {agent} could not upload the outputs: {exc}",
+                    "metadata": {},
+                    "outputs": {},
+                    "log": log,
+                    "log_digest": log_digest,
+                    "agent": agent,
+                }
+        return {
+            "status": result["status"],
+            "message": result.get("message"),
+            "metadata": result.get("metadata") or {},
+            "outputs": outputs,
+            "log": log,
+            "log_digest": log_digest,
+            "agent": agent,
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
 
 
 def _run_step(toolchain: dict | None, work: Path, request: dict, agent: str):
@@ -71,17 +109,24 @@ def _run_step(toolchain: dict | None, work: Path, request: dict, agent: str):
     python = sys.executable
     if toolchain is not None:
         from edgebuild.toolchain import ensure
+
         python = str(ensure(toolchain).python)
-    return run_worker(python, request, work, work / "step.log", env=dict(os.environ, **{AGENT_ENV: agent}),
-                      die_with_parent=True)
+    return run_worker(
+        python,
+        request,
+        work,
+        work / "step.log",
+        env=dict(os.environ, **{AGENT_ENV: agent}),
+        die_with_parent=True,
+    )
 
 
 @functools.lru_cache(maxsize=4)
 def _agent_remote(url: str):
     """One client per cache URL for the agent's lifetime: its threads keep their connections open."""
     from edgebuild.remote_cache import HttpCache
-    return HttpCache(url)
 
+    return HttpCache(url)
 
 
 def _version_mismatch(payload: dict) -> str | None:
@@ -97,20 +142,25 @@ def _version_mismatch(payload: dict) -> str | None:
 
     cls = get_step(payload["step"])
     if cls.version != payload["step_version"]:
-        return (f"step {payload['step']} is version {cls.version} here and {payload['step_version']} on the build "
-                f"host: install the same edgebuild on both")
+        return (
+            f"step {payload['step']} is version {cls.version} here and {payload['step_version']} on the build "
+            f"host: install the same edgebuild on both"
+        )
     if payload["device_bound"]:
         return None
     if payload.get("toolchain") is not None:
         from edgebuild.toolchain import ensure
+
         ensure(payload["toolchain"])
     mine = toolchain_versions(SimpleNamespace(step_cls=cls, toolchain=payload.get("toolchain")))
-    differ = [f"{name} {mine.get(name)} here, {value} on the build host"
-              for name, value in payload["key_versions"].items() if mine.get(name) != value]
+    differ = [
+        f"{name} {mine.get(name)} here, {value} on the build host"
+        for name, value in payload["key_versions"].items()
+        if mine.get(name) != value
+    ]
     if differ:
         return f"versions in the action key of {payload['step']} differ ({'; '.join(differ)}): install the same ones"
     return None
-
 
 
 def _log_for_return(remote, path: Path) -> tuple[str, str | None]:
@@ -122,12 +172,11 @@ def _log_for_return(remote, path: Path) -> tuple[str, str | None]:
     return "", digest
 
 
-
 def _worker_name() -> str:
     try:
         from distributed import get_worker
+
         worker = get_worker()
         return str(worker.name or worker.address)
     except (ImportError, ValueError):
         return "?"
-

@@ -1,6 +1,7 @@
 """The interface between the scheduler and whatever runs steps: a Task goes in, a TaskResult comes
 out. The scheduler sees only this, so a distributed executor (Dask with device-advertising agents)
 plugs in without touching steps or the cache."""
+
 from __future__ import annotations
 
 import sys
@@ -14,20 +15,22 @@ class Task:
     label: str
     step: str
     params: dict
-    inputs: dict[str, str]          # role -> path
-    upstream: dict[str, dict]       # role -> metadata of the step that made the input
-    workdir: Path                   # empty; the step writes under workdir/out
+    inputs: dict[str, str]  # role -> path
+    upstream: dict[str, dict]  # role -> metadata of the step that made the input
+    workdir: Path  # empty; the step writes under workdir/out
     log_file: Path
-    python: str = sys.executable    # interpreter of the step's toolchain environment
+    python: str = sys.executable  # interpreter of the step's toolchain environment
     resources: dict = field(default_factory=dict)
-    input_records: dict[str, dict] = field(default_factory=dict)  # role -> cache record (digest, tree listing)
-    toolchain: dict | None = None   # the step's toolchain spec, for executors that run it on another host
+    input_records: dict[str, dict] = field(
+        default_factory=dict
+    )  # role -> cache record (digest, tree listing)
+    toolchain: dict | None = None  # the step's toolchain spec, for executors that run it on another host
     key_versions: dict = field(default_factory=dict)  # library/tool versions in the action key (this host's)
 
 
 @dataclass
 class TaskResult:
-    status: str                     # ok | deferred | failed
+    status: str  # ok | deferred | failed
     message: str | None
     metadata: dict
     out_dir: Path

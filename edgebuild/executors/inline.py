@@ -1,4 +1,5 @@
 """`--executor inline`: steps in this process, one at a time."""
+
 from __future__ import annotations
 
 from edgebuild.executors.base import Executor, Task, TaskResult
@@ -15,6 +16,13 @@ class InlineExecutor(Executor):
 
         out = task.workdir / "out"
         out.mkdir(parents=True, exist_ok=True)
-        result = run_request({"step": task.step, "params": task.params, "inputs": task.inputs,
-                              "upstream": task.upstream, "out": str(out)})
+        result = run_request(
+            {
+                "step": task.step,
+                "params": task.params,
+                "inputs": task.inputs,
+                "upstream": task.upstream,
+                "out": str(out),
+            }
+        )
         return TaskResult(result["status"], result.get("message"), result.get("metadata") or {}, out)

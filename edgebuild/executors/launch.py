@@ -1,6 +1,7 @@
 """Starting one step's worker process (`python -m edgebuild.worker request.json`) and reading the
 result.json it leaves: the one way steps run in their own process, on this host (LocalExecutor)
 and on a build agent (agent_side.run_on_agent)."""
+
 from __future__ import annotations
 
 import json
@@ -17,16 +18,24 @@ SOURCE_ROOT = Path(edgebuild.__file__).resolve().parent.parent
 
 @dataclass
 class WorkerExit:
-    code: int                       # the process's exit status (negative: killed by that signal)
-    result: dict | None             # result.json: status, message, metadata; None when it died first
+    code: int  # the process's exit status (negative: killed by that signal)
+    result: dict | None  # result.json: status, message, metadata; None when it died first
 
     def how(self) -> str:
         return f"killed by signal {-self.code}" if self.code < 0 else f"exited with code {self.code}"
 
 
-def run_worker(python: str, request: dict, workdir: Path, log_file: Path, *, env: dict | None = None,
-               new_session: bool = False, die_with_parent: bool = False,
-               running: set | None = None) -> WorkerExit:
+def run_worker(
+    python: str,
+    request: dict,
+    workdir: Path,
+    log_file: Path,
+    *,
+    env: dict | None = None,
+    new_session: bool = False,
+    die_with_parent: bool = False,
+    running: set | None = None,
+) -> WorkerExit:
     """Run the step described by `request` (step, params, inputs, upstream, out) in `python`, with
     stdout and stderr in `log_file`, and wait for it.
 
@@ -42,15 +51,22 @@ def run_worker(python: str, request: dict, workdir: Path, log_file: Path, *, env
     if python != sys.executable:
         # a toolchain interpreter must see edgebuild and nothing else of this environment
         from edgebuild.toolchain import worker_pythonpath
+
         env["PYTHONPATH"] = worker_pythonpath()
     else:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen([python, "-m", "edgebuild.worker", str(request_file)], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=workdir,
-                                start_new_session=new_session,
-                                preexec_fn=_die_with_parent if die_with_parent else None)
+        proc = subprocess.Popen(
+            [python, "-m", "edgebuild.worker", str(request_file)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=workdir,
+            start_new_session=new_session,
+            preexec_fn=_die_with_parent if die_with_parent else None,
+        )
         if running is not None:
             running.add(proc)
         try:
@@ -68,6 +84,7 @@ def _die_with_parent() -> None:
     try:
         import ctypes
         import signal
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass

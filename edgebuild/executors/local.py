@@ -1,4 +1,5 @@
 """`--executor local` (the default): each step in a fresh worker process on this host."""
+
 from __future__ import annotations
 
 import os
@@ -19,16 +20,23 @@ class LocalExecutor(Executor):
     def run(self, task: Task) -> TaskResult:
         out = task.workdir / "out"
         out.mkdir(parents=True, exist_ok=True)
-        request = {"step": task.step, "params": task.params, "inputs": task.inputs, "upstream": task.upstream,
-                   "out": str(out)}
-        done = run_worker(task.python, request, task.workdir, task.log_file, new_session=True, running=self._procs)
+        request = {
+            "step": task.step,
+            "params": task.params,
+            "inputs": task.inputs,
+            "upstream": task.upstream,
+            "out": str(out),
+        }
+        done = run_worker(
+            task.python, request, task.workdir, task.log_file, new_session=True, running=self._procs
+        )
         if done.result is None:
             return TaskResult("failed", f"worker process {done.how()}", {}, out)
         result = done.result
         return TaskResult(result["status"], result.get("message"), result.get("metadata") or {}, out)
 
     def shutdown(self) -> None:
-        for proc in list(self._procs):   # on Ctrl-C: stop the workers' whole process groups
+        for proc in list(self._procs):  # on Ctrl-C: stop the workers' whole process groups
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:

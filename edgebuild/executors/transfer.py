@@ -1,6 +1,7 @@
 """Files and folders through the shared remote cache as records: a file is its sha256 digest, a
 folder the digest and exec bit of each file under it. The build host and the agents of the Dask
 executor hand each other these records instead of bytes."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,6 @@ from edgebuild.hashing import sha256_file, tree_files
 
 def digests(record: dict) -> list[str]:
     return [record["digest"]] if record["type"] == "file" else [f["digest"] for f in record["files"].values()]
-
 
 
 def upload(remote, path: Path) -> dict:
@@ -27,7 +27,6 @@ def upload(remote, path: Path) -> dict:
     return {"type": "file", "digest": digest}
 
 
-
 def download(remote, record: dict, dest: Path) -> None:
     """Fetch a file or folder record from the remote cache to `dest` (LookupError: a blob is missing)."""
     if record["type"] == "file":
@@ -39,4 +38,3 @@ def download(remote, record: dict, dest: Path) -> None:
         mode = 0o755 if entry.get("exec") else 0o644
         if not remote.get_blob(entry["digest"], dest / rel, mode=mode):
             raise LookupError(f"blob {entry['digest'][:12]} ({rel}) is not in the remote cache {remote.url}")
-

@@ -8,6 +8,7 @@ bundle's own manifest.json and manifest.sig, so the rebuilt folder is verified e
 unpacked full bundle. Before writing, the delta is applied here and every rebuilt file compared
 with the new bundle: a delta that would not reproduce it is never published.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,12 +30,12 @@ from edgebuild.bundle.portable import MANIFEST_NAME, SIGNATURE_NAME, path_proble
 from edgebuild.fleet.encode import ALL_CODECS, encode_file
 
 DEFAULT_MAX_RATIO = 0.6
-DELTA_SUFFIX = ".delta.tgz"     # not *.tar.gz: the bundle index lists full bundles only
+DELTA_SUFFIX = ".delta.tgz"  # not *.tar.gz: the bundle index lists full bundles only
 
 
 @dataclass
 class DeltaResult:
-    path: Path | None           # None when the delta was refused (too large): ship the full bundle
+    path: Path | None  # None when the delta was refused (too large): ship the full bundle
     delta_bytes: int
     full_bytes: int
     reason: str
@@ -47,17 +48,30 @@ class DeltaResult:
         return self.delta_bytes / self.full_bytes if self.full_bytes else 0.0
 
     def as_dict(self) -> dict:
-        return {"delta": str(self.path) if self.path else None, "delta_bytes": self.delta_bytes,
-                "full_bytes": self.full_bytes, "ratio": round(self.ratio, 4), "reason": self.reason,
-                "tensors": self.tensors, "from": self.base_version, "to": self.target_version}
+        return {
+            "delta": str(self.path) if self.path else None,
+            "delta_bytes": self.delta_bytes,
+            "full_bytes": self.full_bytes,
+            "ratio": round(self.ratio, 4),
+            "reason": self.reason,
+            "tensors": self.tensors,
+            "from": self.base_version,
+            "to": self.target_version,
+        }
 
 
 def delta_name(project: str, target: str, old: str, new: str) -> str:
     return f"{project}-{target}-{old}-to-{new}{DELTA_SUFFIX}"
 
 
-def make_delta(old_bundle: Path, new_bundle: Path, out_dir: Path, key: Ed25519PrivateKey,
-               max_ratio: float = DEFAULT_MAX_RATIO, codecs=ALL_CODECS) -> DeltaResult:
+def make_delta(
+    old_bundle: Path,
+    new_bundle: Path,
+    out_dir: Path,
+    key: Ed25519PrivateKey,
+    max_ratio: float = DEFAULT_MAX_RATIO,
+    codecs=ALL_CODECS,
+) -> DeltaResult:
     """Write out_dir/<project>-<target>-<old>-to-<new>.delta.tgz, or refuse when it would be larger
     than max_ratio of the full new bundle. Both bundles must verify with `key`'s public half."""
     from edgebuild.bundle.verify import unpack_bundle
@@ -84,23 +98,39 @@ def make_delta(old_bundle: Path, new_bundle: Path, out_dir: Path, key: Ed25519Pr
             patch = f"patches/{index:04d}.bin" if encoded.patch else None
             if patch:
                 patches[patch] = bytes(encoded.patch)
-            files[name] = {"from": base, "patch": patch, "segments": encoded.segments, "format": encoded.fmt,
-                           "sha256": new_manifest["files"][name]["sha256"], "size": len(new)}
+            files[name] = {
+                "from": base,
+                "patch": patch,
+                "segments": encoded.segments,
+                "format": encoded.fmt,
+                "sha256": new_manifest["files"][name]["sha256"],
+                "size": len(new),
+            }
 
         delta_table = {
-            "schema": 1, "codecs": sorted(set(codecs)),
-            "base": _side(old_manifest, old_dir, old_bundle), "target": _side(new_manifest, new_dir, new_bundle),
+            "schema": 1,
+            "codecs": sorted(set(codecs)),
+            "base": _side(old_manifest, old_dir, old_bundle),
+            "target": _side(new_manifest, new_dir, new_bundle),
             "files": files,
         }
-        payload = {**patches, "target/manifest.json": new_manifest_bytes,
-                   "target/manifest.sig": (new_dir / SIGNATURE_NAME).read_bytes()}
+        payload = {
+            **patches,
+            "target/manifest.json": new_manifest_bytes,
+            "target/manifest.sig": (new_dir / SIGNATURE_NAME).read_bytes(),
+        }
         manifest = {
-            "schema_version": 1, "kind": DELTA_KIND,
-            "project": new_manifest["project"], "target": new_manifest["target"],
-            "version": new_manifest["version"], "device": new_manifest.get("device"),
+            "schema_version": 1,
+            "kind": DELTA_KIND,
+            "project": new_manifest["project"],
+            "target": new_manifest["target"],
+            "version": new_manifest["version"],
+            "device": new_manifest.get("device"),
             "runtime": new_manifest["runtime"],
-            "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-                      for name, data in sorted(payload.items())},
+            "files": {
+                name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+                for name, data in sorted(payload.items())
+            },
             "delta": delta_table,
             "signing": {"algorithm": "ed25519", "key_id": key_id(public)},
         }
@@ -109,17 +139,22 @@ def make_delta(old_bundle: Path, new_bundle: Path, out_dir: Path, key: Ed25519Pr
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        final = out_dir / delta_name(new_manifest["project"], new_manifest["target"],
-                                     old_manifest["version"], new_manifest["version"])
+        final = out_dir / delta_name(
+            new_manifest["project"], new_manifest["target"], old_manifest["version"], new_manifest["version"]
+        )
         tmp_archive = work / final.name
         root = f"{new_manifest['project']}-{new_manifest['target']}-{new_manifest['version']}"
         write_tar_gz(tmp_archive, root, {**payload, MANIFEST_NAME: data, SIGNATURE_NAME: key.sign(data)})
         delta_size = tmp_archive.stat().st_size
         full_size = Path(new_bundle).stat().st_size
-        result = DeltaResult(None, delta_size, full_size, "", tensors, old_manifest["version"], new_manifest["version"])
+        result = DeltaResult(
+            None, delta_size, full_size, "", tensors, old_manifest["version"], new_manifest["version"]
+        )
         if delta_size > max_ratio * full_size:
-            result.reason = (f"delta would be {result.ratio:.0%} of the full bundle (limit {max_ratio:.0%}): "
-                             "ship the full bundle")
+            result.reason = (
+                f"delta would be {result.ratio:.0%} of the full bundle (limit {max_ratio:.0%}): "
+                "ship the full bundle"
+            )
             final.unlink(missing_ok=True)
             return result
         # copied next to its final name, then renamed: a kill never leaves a partial delta there
@@ -139,15 +174,20 @@ def make_delta(old_bundle: Path, new_bundle: Path, out_dir: Path, key: Ed25519Pr
 def _side(manifest: dict, folder: Path, bundle: Path) -> dict:
     with open(bundle, "rb") as handle:
         bundle_sha, _ = sha256_stream(handle)
-    return {"version": manifest["version"], "bundle_sha256": bundle_sha,
-            "manifest_sha256": hashlib.sha256((folder / MANIFEST_NAME).read_bytes()).hexdigest()}
+    return {
+        "version": manifest["version"],
+        "bundle_sha256": bundle_sha,
+        "manifest_sha256": hashlib.sha256((folder / MANIFEST_NAME).read_bytes()).hexdigest(),
+    }
 
 
 def _check_pair(old: dict, new: dict, old_path: Path, new_path: Path) -> None:
     for key in ("project", "target"):
         if old.get(key) != new.get(key):
-            raise BundleError(f"{old_path.name} and {new_path.name} are bundles of different {key}s "
-                              f"({old.get(key)} and {new.get(key)}): a delta joins two versions of one target")
+            raise BundleError(
+                f"{old_path.name} and {new_path.name} are bundles of different {key}s "
+                f"({old.get(key)} and {new.get(key)}): a delta joins two versions of one target"
+            )
     if old.get("kind") not in (None, "bundle") or new.get("kind") == DELTA_KIND:
         raise BundleError("a delta is made from two full bundles, not from a delta")
     if old["version"] == new["version"]:

@@ -1,5 +1,6 @@
 """After `edgebuild all` bundled a release: deltas from the versions in the field (--delta-from) and
 the signed deployment manifest of every target's bundle."""
+
 from __future__ import annotations
 
 import sys
@@ -9,8 +10,9 @@ from edgebuild.fsutil import relative_to_root
 from edgebuild.project import SEMVER, Project
 
 
-def publish_release(project: Project, results: dict, delta_from: str, max_ratio: float, codecs: tuple,
-                    quiet: bool) -> None:
+def publish_release(
+    project: Project, results: dict, delta_from: str, max_ratio: float, codecs: tuple, quiet: bool
+) -> None:
     """Adds `deltas` to each bundled target's result and writes bundles/deployment.json."""
     from edgebuild.bundling import _signer
     from edgebuild.fleet.deployment import write_deployment
@@ -28,8 +30,11 @@ def publish_release(project: Project, results: dict, delta_from: str, max_ratio:
         for version in versions:
             old = project.bundles_dir / f"{project.name}-{name}-{version}.tar.gz"
             if not old.is_file():
-                print(f"edgebuild: {name}: no bundle of version {version} in "
-                      f"{relative_to_root(project.bundles_dir, project.root)}/, so no delta from it", file=sys.stderr)
+                print(
+                    f"edgebuild: {name}: no bundle of version {version} in "
+                    f"{relative_to_root(project.bundles_dir, project.root)}/, so no delta from it",
+                    file=sys.stderr,
+                )
                 continue
             if old.resolve() == bundle.resolve():
                 continue
@@ -48,6 +53,7 @@ def checked_delta(old, new, out_dir, key, max_ratio: float, codecs: tuple):
     (exit 1), any other problem (two targets, a delta as input) a usage error (exit 2)."""
     from edgebuild.bundle import BundleError, BundleInvalid
     from edgebuild.fleet.delta import make_delta
+
     try:
         return make_delta(old, new, out_dir, key, max_ratio, codecs)
     except BundleInvalid as exc:

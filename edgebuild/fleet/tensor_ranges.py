@@ -8,20 +8,24 @@ build host parses formats; the device applies byte ranges and needs no parser (d
 Each reader returns [(key, offset, length)] sorted by offset, non-overlapping, keys unique. A
 file the readers do not understand, or that fails to parse, is one opaque range.
 """
+
 from __future__ import annotations
 
 import struct
 from pathlib import Path
 
-MIN_TENSOR_BYTES = 64   # smaller payloads go with the file's skeleton: not worth a segment each
+MIN_TENSOR_BYTES = 64  # smaller payloads go with the file's skeleton: not worth a segment each
 
 Ranges = list[tuple[str, int, int]]
 
 
 def tensor_ranges(path: Path, data: bytes) -> tuple[str, Ranges]:
     """(format name, ranges) for a bundle file; ('opaque', [('whole', 0, len)]) when unknown."""
-    readers = {".onnx": ("onnx", _onnx_ranges), ".tflite": ("tflite", _tflite_ranges),
-               ".gguf": ("gguf", _gguf_ranges)}
+    readers = {
+        ".onnx": ("onnx", _onnx_ranges),
+        ".tflite": ("tflite", _tflite_ranges),
+        ".gguf": ("gguf", _gguf_ranges),
+    }
     name = path.name
     fmt, reader = readers.get(path.suffix.lower(), (None, None))
     if reader is None and name == "weight.bin" and "weights" in path.parts:
@@ -160,7 +164,7 @@ def _tflite_ranges(data: bytes) -> Ranges:
     if data[4:8] != b"TFL3":
         raise ValueError("not a TFLite flatbuffer")
     model = _deref(data, 0)
-    field = _table_field(data, model, 4)      # Model.buffers
+    field = _table_field(data, model, 4)  # Model.buffers
     if field is None:
         return []
     vector = _deref(data, field)
@@ -168,14 +172,14 @@ def _tflite_ranges(data: bytes) -> Ranges:
     ranges: Ranges = []
     for i in range(count):
         buffer = _deref(data, vector + 4 + 4 * i)
-        data_field = _table_field(data, buffer, 0)    # Buffer.data
+        data_field = _table_field(data, buffer, 0)  # Buffer.data
         if data_field is not None:
             vec = _deref(data, data_field)
             length = struct.unpack_from("<I", data, vec)[0]
             ranges.append((f"buffer{i}", vec + 4, length))
             continue
         offset_field, size_field = _table_field(data, buffer, 1), _table_field(data, buffer, 2)
-        if offset_field is not None and size_field is not None:   # buffers stored after the flatbuffer
+        if offset_field is not None and size_field is not None:  # buffers stored after the flatbuffer
             offset = struct.unpack_from("<Q", data, offset_field)[0]
             size = struct.unpack_from("<Q", data, size_field)[0]
             if offset > 1:
@@ -187,9 +191,9 @@ def _tflite_ranges(data: bytes) -> Ranges:
 def _gguf_ranges(data: bytes) -> Ranges:
     import tempfile
 
-    from gguf import GGUFReader   # the gguf extra; without it the file stays opaque
+    from gguf import GGUFReader  # the gguf extra; without it the file stays opaque
 
-    with tempfile.NamedTemporaryFile(suffix=".gguf") as tmp:   # GGUFReader maps a file
+    with tempfile.NamedTemporaryFile(suffix=".gguf") as tmp:  # GGUFReader maps a file
         tmp.write(data)
         tmp.flush()
         reader = GGUFReader(tmp.name)
@@ -202,7 +206,7 @@ _BLOB_SENTINEL = 0xDEADBEEF
 
 def _coreml_weight_ranges(data: bytes) -> Ranges:
     ranges: Ranges = []
-    pos = 64                                  # file header
+    pos = 64  # file header
     while pos + 64 <= len(data):
         sentinel, _dtype, size, offset = struct.unpack_from("<IIQQ", data, pos)
         if sentinel != _BLOB_SENTINEL:

@@ -1,4 +1,5 @@
 """ONNX Runtime: the loader picks execution providers from the target's `providers` parameter."""
+
 from edgebuild.runtimes.interface import RuntimeInterface
 
 
@@ -10,4 +11,4 @@ class OnnxRuntime(RuntimeInterface):
     option_keys = ("providers",)
     # the manifest's model I/O and self-test (see RuntimeInterface.manifest_metadata)
     io_metadata = "io"
-    selftest_output = "selftest.npz"    # written by ort.verify
+    selftest_output = "selftest.npz"  # written by ort.verify

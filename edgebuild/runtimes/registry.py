@@ -1,6 +1,7 @@
 """Which runtimes exist: the built-ins, registered here directly (no package metadata needed, so a
 source checkout and the worker's toolchain environments see them), and third parties through the
 entry-point group `edgebuild.runtimes` (name = runtime name, value = "module:Class")."""
+
 from __future__ import annotations
 
 import importlib
@@ -58,8 +59,11 @@ def get_runtime(name: str) -> RuntimeInterface:
 
 def coverage_routes(known: dict[str, RuntimeInterface] | None = None) -> dict[str, str]:
     """Coverage route -> module of its rules, over all runtimes (or the given ones)."""
-    return {route: module for runtime in (known or runtimes()).values()
-            for route, module in runtime.coverage_routes.items()}
+    return {
+        route: module
+        for runtime in (known or runtimes()).values()
+        for route, module in runtime.coverage_routes.items()
+    }
 
 
 def coverage_rules(route: str) -> str | None:

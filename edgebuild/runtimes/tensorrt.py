@@ -1,4 +1,5 @@
 """TensorRT: engines are device-bound, so agents advertise their GPUs and TensorRT version."""
+
 from __future__ import annotations
 
 from edgebuild.runtimes.interface import RuntimeInterface

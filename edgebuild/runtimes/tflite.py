@@ -1,4 +1,5 @@
 """TFLite / LiteRT, with the Edge TPU delegate where the target's `delegate` parameter asks for it."""
+
 from edgebuild.runtimes.interface import RuntimeInterface
 
 
@@ -10,4 +11,4 @@ class TfliteRuntime(RuntimeInterface):
     option_keys = ("delegate",)
     # the manifest's model I/O and self-test (see RuntimeInterface.manifest_metadata)
     io_metadata = "io"
-    selftest_output = "selftest.npz"    # written by tflite.verify
+    selftest_output = "selftest.npz"  # written by tflite.verify

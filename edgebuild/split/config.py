@@ -10,6 +10,7 @@
 
 Only the standard library here: project loading validates the table before anything heavy loads.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -17,14 +18,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-KEYS = {"links", "intermediate", "keep_on_device", "device_profile", "speed_factor", "server_speed_factor",
-        "min_cosine", "threads", "profile_runs", "server_precision"}
+KEYS = {
+    "links",
+    "intermediate",
+    "keep_on_device",
+    "device_profile",
+    "speed_factor",
+    "server_speed_factor",
+    "min_cosine",
+    "threads",
+    "profile_runs",
+    "server_precision",
+}
 LINK_KEYS = {"uplink_mbps", "rtt_ms"}
 INTERMEDIATES = ("fp32", "fp16", "int8")
 # used when the table names no links: typical uplinks (Neurosurgeon's Wi-Fi / LTE / 3G scenarios)
-DEFAULT_LINKS = {"wifi": {"uplink_mbps": 50.0, "rtt_ms": 5.0},
-                 "lte": {"uplink_mbps": 10.0, "rtt_ms": 40.0},
-                 "3g": {"uplink_mbps": 1.0, "rtt_ms": 150.0}}
+DEFAULT_LINKS = {
+    "wifi": {"uplink_mbps": 50.0, "rtt_ms": 5.0},
+    "lte": {"uplink_mbps": 10.0, "rtt_ms": 40.0},
+    "3g": {"uplink_mbps": 1.0, "rtt_ms": 150.0},
+}
 # composition gate (cosine of server(device(x)) against the full model), by intermediate precision
 DEFAULT_MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "int8": 0.99}
 
@@ -46,12 +59,12 @@ class SplitConfig:
     intermediate: str = "fp32"
     keep_on_device: tuple[str, ...] = ()
     device_profile: Path | None = None
-    speed_factor: float | None = None        # None: from the recipe's device profile, else 1.0
-    server_speed_factor: float = 1.0         # server time = host time x this
-    min_cosine: float | None = None          # None: DEFAULT_MIN_COSINE[intermediate]
-    threads: int = 1                         # intra-op threads when profiling here
+    speed_factor: float | None = None  # None: from the recipe's device profile, else 1.0
+    server_speed_factor: float = 1.0  # server time = host time x this
+    min_cosine: float | None = None  # None: DEFAULT_MIN_COSINE[intermediate]
+    threads: int = 1  # intra-op threads when profiling here
     profile_runs: int = 20
-    server_precision: str = "fp32"           # the onnxruntime recipe's precision for the server half
+    server_precision: str = "fp32"  # the onnxruntime recipe's precision for the server half
 
     @property
     def cosine_gate(self) -> float:
@@ -71,11 +84,15 @@ def parse_split(table: Any, key: str, root: Path, fail: Callable[[str, str], Exc
         if name not in KEYS:
             close = difflib.get_close_matches(name, sorted(KEYS), n=1, cutoff=0.6)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise fail(f"unknown key in the split table{hint}; keys: {', '.join(sorted(KEYS))}", f"{key}.{name}")
+            raise fail(
+                f"unknown key in the split table{hint}; keys: {', '.join(sorted(KEYS))}", f"{key}.{name}"
+            )
     links_table = table.get("links", DEFAULT_LINKS)
     if not isinstance(links_table, dict) or not links_table:
-        raise fail("must be a table of link profiles, e.g. { wifi = { uplink_mbps = 50, rtt_ms = 5 } }",
-                   f"{key}.links")
+        raise fail(
+            "must be a table of link profiles, e.g. { wifi = { uplink_mbps = 50, rtt_ms = 5 } }",
+            f"{key}.links",
+        )
     links = []
     for name, spec in links_table.items():
         where = f"{key}.links.{name}"
@@ -96,7 +113,9 @@ def parse_split(table: Any, key: str, root: Path, fail: Callable[[str, str], Exc
         raise fail(f"'{intermediate}' is not one of {', '.join(INTERMEDIATES)}", f"{key}.intermediate")
     server_precision = table.get("server_precision", "fp32")
     if server_precision not in INTERMEDIATES:
-        raise fail(f"'{server_precision}' is not one of {', '.join(INTERMEDIATES)}", f"{key}.server_precision")
+        raise fail(
+            f"'{server_precision}' is not one of {', '.join(INTERMEDIATES)}", f"{key}.server_precision"
+        )
     keep = table.get("keep_on_device", [])
     if not (isinstance(keep, list) and all(isinstance(n, str) and n for n in keep)):
         raise fail(f"must be a list of node names, got {keep!r}", f"{key}.keep_on_device")
@@ -113,8 +132,10 @@ def parse_split(table: Any, key: str, root: Path, fail: Callable[[str, str], Exc
         if name in table:
             value = table[name]
             if not _number(value) or value <= 0 or (name == "min_cosine" and value > 1):
-                raise fail(f"must be a positive number{' <= 1' if name == 'min_cosine' else ''}, got {value!r}",
-                           f"{key}.{name}")
+                raise fail(
+                    f"must be a positive number{' <= 1' if name == 'min_cosine' else ''}, got {value!r}",
+                    f"{key}.{name}",
+                )
             factors[name] = float(value)
     ints = {}
     for name in ("threads", "profile_runs"):
@@ -123,7 +144,14 @@ def parse_split(table: Any, key: str, root: Path, fail: Callable[[str, str], Exc
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise fail(f"must be a positive integer, got {value!r}", f"{key}.{name}")
             ints[name] = value
-    return SplitConfig(links=tuple(links), intermediate=intermediate, keep_on_device=tuple(keep),
-                       device_profile=profile, speed_factor=factors.get("speed_factor"),
-                       server_speed_factor=factors.get("server_speed_factor", 1.0),
-                       min_cosine=factors.get("min_cosine"), server_precision=server_precision, **ints)
+    return SplitConfig(
+        links=tuple(links),
+        intermediate=intermediate,
+        keep_on_device=tuple(keep),
+        device_profile=profile,
+        speed_factor=factors.get("speed_factor"),
+        server_speed_factor=factors.get("server_speed_factor", 1.0),
+        min_cosine=factors.get("min_cosine"),
+        server_precision=server_precision,
+        **ints,
+    )

@@ -6,6 +6,7 @@ factor: the split table's `speed_factor`, else the device profile's own ratio to
 nodes both measured, else the recipe device's `speed_factor`, else 1.0. Every device time that is
 not measured is labelled an estimate.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 class NodeCosts:
     device_ms: dict[str, float]
     server_ms: dict[str, float]
-    measured_on_device: set[str]           # nodes whose device time comes from a device profile
-    basis: str                             # one line: where the device times come from
+    measured_on_device: set[str]  # nodes whose device time comes from a device profile
+    basis: str  # one line: where the device times come from
 
     def device(self, nodes) -> float:
         return sum(self.device_ms[n] for n in nodes)
@@ -25,9 +26,14 @@ class NodeCosts:
         return sum(self.server_ms[n] for n in nodes)
 
 
-def node_costs(names: list[str], host_ms: dict[str, float], device_profile: dict | None = None,
-               speed_factor: float | None = None, recipe_factor: float | None = None,
-               server_factor: float = 1.0) -> NodeCosts:
+def node_costs(
+    names: list[str],
+    host_ms: dict[str, float],
+    device_profile: dict | None = None,
+    speed_factor: float | None = None,
+    recipe_factor: float | None = None,
+    server_factor: float = 1.0,
+) -> NodeCosts:
     host = {n: float(host_ms.get(n, 0.0)) for n in names}
     measured = {n: float(v) for n, v in (device_profile or {}).get("nodes", {}).items() if n in host}
     factor, source = 1.0, "assumed as fast as this host (no speed_factor, no device profile)"
@@ -43,9 +49,15 @@ def node_costs(names: list[str], host_ms: dict[str, float], device_profile: dict
     if not measured:
         basis = f"ESTIMATE: device time = host time x {factor:.3g} ({source})"
     elif estimated:
-        basis = (f"device profile measured {len(measured)} of {len(names)} nodes; the other {estimated} are an "
-                 f"ESTIMATE: host time x {factor:.3g} ({source})")
+        basis = (
+            f"device profile measured {len(measured)} of {len(names)} nodes; the other {estimated} are an "
+            f"ESTIMATE: host time x {factor:.3g} ({source})"
+        )
     else:
         basis = "device profile measured every node"
-    return NodeCosts(device_ms=device, server_ms={n: host[n] * server_factor for n in names},
-                     measured_on_device=set(measured), basis=basis)
+    return NodeCosts(
+        device_ms=device,
+        server_ms={n: host[n] * server_factor for n in names},
+        measured_on_device=set(measured),
+        basis=basis,
+    )

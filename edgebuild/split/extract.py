@@ -1,4 +1,5 @@
 """Both halves of a cut as ONNX files, and the check that server(device(x)) equals the model."""
+
 from __future__ import annotations
 
 import re
@@ -14,11 +15,11 @@ from edgebuild.split.planner import Candidate
 
 @dataclass
 class Halves:
-    device: object | None          # onnx.ModelProto; None when the server runs everything
-    server: object | None          # None when the device runs everything
-    sent: list[str]                # tensors the device sends, as the halves name them
-    device_outputs: list[str]      # graph outputs the device computes itself (kept, not sent)
-    original: dict[str, str]       # sent name -> the tensor's name in the source model
+    device: object | None  # onnx.ModelProto; None when the server runs everything
+    server: object | None  # None when the device runs everything
+    sent: list[str]  # tensors the device sends, as the halves name them
+    device_outputs: list[str]  # graph outputs the device computes itself (kept, not sent)
+    original: dict[str, str]  # sent name -> the tensor's name in the source model
 
 
 def wire_name(index: int, tensor: str) -> str:
@@ -57,8 +58,11 @@ def extract_halves(graph: ModelGraph, cut: Candidate) -> Halves:
     del model.graph.value_info[:]
     for t in graph.tensors.values():
         if t.name not in known:
-            model.graph.value_info.append(onnx.helper.make_tensor_value_info(
-                t.name, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(t.dtype)), t.shape))
+            model.graph.value_info.append(
+                onnx.helper.make_tensor_value_info(
+                    t.name, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(t.dtype)), t.shape
+                )
+            )
     extractor = Extractor(model)
     device = server = None
     if cut.device_nodes:
@@ -68,10 +72,14 @@ def extract_halves(graph: ModelGraph, cut: Candidate) -> Halves:
         server = extractor.extract_model(list(cut.tensors), server_outputs)
         server.graph.name = f"{graph.model.graph.name or 'model'}_server"
     # graph inputs and outputs keep their names (the user's data uses them); intermediates get safe ones
-    mapping = {t: wire_name(i, t) for i, t in enumerate(cut.tensors) if t not in graph.outputs and t not in graph.inputs}
+    mapping = {
+        t: wire_name(i, t)
+        for i, t in enumerate(cut.tensors)
+        if t not in graph.outputs and t not in graph.inputs
+    }
     for half in (device, server):
         if half is not None:
-            del half.graph.value_info[:]     # the halves are re-inferred by whoever loads them
+            del half.graph.value_info[:]  # the halves are re-inferred by whoever loads them
             _rename(half.graph, mapping)
             onnx.checker.check_model(half)
     sent = [mapping.get(t, t) for t in cut.tensors]
@@ -132,8 +140,9 @@ class SplitRunner:
         return {**kept, **self.server_part(frame)}
 
 
-def check_composition(graph: ModelGraph, halves: Halves, samples: dict, intermediate: str = "fp32",
-                      labels=None) -> dict:
+def check_composition(
+    graph: ModelGraph, halves: Halves, samples: dict, intermediate: str = "fp32", labels=None
+) -> dict:
     """Run full model and halves (through the wire encoding) on every sample (batch of 1 at the
     declared shapes); per output: max abs error, min cosine, top-1 agreement for (1, C) outputs,
     and with labels the accuracy of both and its drop."""
@@ -147,7 +156,7 @@ def check_composition(graph: ModelGraph, halves: Halves, samples: dict, intermed
     ref: dict[str, list] = {o: [] for o in graph.outputs}
     got: dict[str, list] = {o: [] for o in graph.outputs}
     for i in range(count):
-        feeds = {n: samples[n][i * batch: (i + 1) * batch] for n in names}
+        feeds = {n: samples[n][i * batch : (i + 1) * batch] for n in names}
         expected = dict(zip(graph.outputs, full.run(graph.outputs, feeds)))
         actual = runner.run(feeds)
         for o in graph.outputs:
@@ -159,6 +168,17 @@ def check_composition(graph: ModelGraph, halves: Halves, samples: dict, intermed
         classes = r.reshape(count, -1).shape[1]
         with_labels = labels is not None and batch == 1 and r.size == count * classes and len(labels) >= count
         m = compare(r.reshape(count, -1), g.reshape(count, -1), labels[:count] if with_labels else None)
-        result[o] = {k: m[k] for k in ("samples", "max_abs_error", "cosine_min", "top1_agreement", "accuracy_source",
-                                       "accuracy", "accuracy_drop") if k in m}
+        result[o] = {
+            k: m[k]
+            for k in (
+                "samples",
+                "max_abs_error",
+                "cosine_min",
+                "top1_agreement",
+                "accuracy_source",
+                "accuracy",
+                "accuracy_drop",
+            )
+            if k in m
+        }
     return result

@@ -3,6 +3,7 @@
 The planner's graphs have two vertices per model node (the node and its output tensor), so a
 3000-node model makes ~6000 vertices: Dinic's blocking flows over BFS levels keep that to
 seconds where plain augmenting paths (Edmonds-Karp) take minutes."""
+
 from __future__ import annotations
 
 from collections import deque
@@ -14,9 +15,9 @@ EPS = 1e-12
 class FlowGraph:
     def __init__(self) -> None:
         self.index: dict[object, int] = {}
-        self.adj: list[list[int]] = []          # vertex -> edge ids
+        self.adj: list[list[int]] = []  # vertex -> edge ids
         self.to: list[int] = []
-        self.cap: list[float] = []              # residual capacity; edge e ^ 1 is its reverse
+        self.cap: list[float] = []  # residual capacity; edge e ^ 1 is its reverse
 
     def vertex(self, key) -> int:
         if key not in self.index:
@@ -51,7 +52,7 @@ class FlowGraph:
         pointer = [0] * len(self.adj)
         total = 0.0
         while True:
-            path: list[int] = []            # edge ids from s
+            path: list[int] = []  # edge ids from s
             u = s
             while u != t:
                 edges = self.adj[u]
@@ -61,7 +62,7 @@ class FlowGraph:
                     if self.cap[e] > EPS and level[v] == level[u] + 1:
                         break
                     pointer[u] += 1
-                else:                        # dead end: retreat and never come back here
+                else:  # dead end: retreat and never come back here
                     if not path:
                         return total
                     level[u] = -1

@@ -6,6 +6,7 @@ initializers and constants alone are folded by onnxruntime and are extracted int
 needs them, so they never cross the link. A node with subgraphs (If, Loop, Scan) is one node: its
 subgraphs' references to outer tensors count as its inputs, so no cut goes through it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,14 +19,14 @@ import numpy as np
 class Node:
     name: str
     op_type: str
-    inputs: list[str]           # tensor names, outer-scope references of subgraphs included
+    inputs: list[str]  # tensor names, outer-scope references of subgraphs included
     outputs: list[str]
 
 
 @dataclass
 class TensorInfo:
     name: str
-    dtype: str                  # numpy dtype name
+    dtype: str  # numpy dtype name
     shape: list[int]
 
     @property
@@ -43,12 +44,12 @@ class TensorInfo:
 
 @dataclass
 class ModelGraph:
-    model: object                          # onnx.ModelProto: fixed input shapes, unique node names
-    nodes: list[Node]                      # dynamic nodes, topological order
-    inputs: list[str]                      # graph inputs (not initializers)
+    model: object  # onnx.ModelProto: fixed input shapes, unique node names
+    nodes: list[Node]  # dynamic nodes, topological order
+    inputs: list[str]  # graph inputs (not initializers)
     outputs: list[str]
-    tensors: dict[str, TensorInfo]         # every dynamic tensor (graph inputs included)
-    producer: dict[str, str] = field(default_factory=dict)         # tensor -> node name
+    tensors: dict[str, TensorInfo]  # every dynamic tensor (graph inputs included)
+    producer: dict[str, str] = field(default_factory=dict)  # tensor -> node name
     consumers: dict[str, list[str]] = field(default_factory=dict)  # dynamic tensor -> dynamic node names
 
     @property
@@ -137,10 +138,14 @@ def prepare_model(source: Path, input_shapes: dict[str, list[int]]):
         if shape is None:
             fixed = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
             if None in fixed:
-                raise ValueError(f"input '{value.name}' has a dynamic shape: declare it in the model's input_shapes")
+                raise ValueError(
+                    f"input '{value.name}' has a dynamic shape: declare it in the model's input_shapes"
+                )
             continue
         if len(shape) != len(dims):
-            raise ValueError(f"input_shapes.{value.name} has rank {len(shape)}, the model's input has rank {len(dims)}")
+            raise ValueError(
+                f"input_shapes.{value.name} has rank {len(shape)}, the model's input has rank {len(dims)}"
+            )
         for dim, size in zip(dims, shape):
             dim.Clear()
             dim.dim_value = int(size)
@@ -165,12 +170,19 @@ def analyse(model) -> ModelGraph:
     inits = {i.name for i in g.initializer}
     inputs = [v.name for v in g.input if v.name not in inits]
     outputs = [v.name for v in g.output]
-    all_nodes = [Node(n.name, n.op_type, [t for t in n.input if t] + sorted(_subgraph_refs(_graphs_of(n))),
-                      list(n.output)) for n in g.node]
+    all_nodes = [
+        Node(
+            n.name,
+            n.op_type,
+            [t for t in n.input if t] + sorted(_subgraph_refs(_graphs_of(n))),
+            list(n.output),
+        )
+        for n in g.node
+    ]
     # dynamic: depends on a graph input; live: reaches a graph output
     dynamic_tensors = set(inputs)
     dynamic = []
-    for n in all_nodes:                       # ONNX requires topological order
+    for n in all_nodes:  # ONNX requires topological order
         if any(t in dynamic_tensors for t in n.inputs):
             dynamic.append(n)
             dynamic_tensors.update(n.outputs)
@@ -189,8 +201,15 @@ def analyse(model) -> ModelGraph:
                 consumers.setdefault(t, []).append(n.name)
     wanted = set(inputs) | set(producer)
     tensors = tensor_infos(model, wanted)
-    return ModelGraph(model=model, nodes=nodes, inputs=inputs, outputs=outputs, tensors=tensors,
-                      producer=producer, consumers=consumers)
+    return ModelGraph(
+        model=model,
+        nodes=nodes,
+        inputs=inputs,
+        outputs=outputs,
+        tensors=tensors,
+        producer=producer,
+        consumers=consumers,
+    )
 
 
 def tensor_infos(model, names: set[str]) -> dict[str, TensorInfo]:
@@ -200,7 +219,7 @@ def tensor_infos(model, names: set[str]) -> dict[str, TensorInfo]:
 
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:       # some exporters' graphs defeat inference; onnxruntime fills the gaps below
+    except Exception:  # some exporters' graphs defeat inference; onnxruntime fills the gaps below
         inferred = model
     infos: dict[str, TensorInfo] = {}
     values = list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)
@@ -208,8 +227,11 @@ def tensor_infos(model, names: set[str]) -> dict[str, TensorInfo]:
         if v.name not in names or not v.type.HasField("tensor_type"):
             continue
         t = v.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim] \
-            if t.HasField("shape") else None
+        dims = (
+            [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim]
+            if t.HasField("shape")
+            else None
+        )
         if t.elem_type and dims is not None and None not in dims:
             infos[v.name] = TensorInfo(v.name, onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, dims)
     missing = sorted(names - set(infos))
@@ -232,7 +254,9 @@ def _shapes_by_running(model, names: list[str]) -> dict[str, TensorInfo]:
     session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
     feeds = example_feeds(model)
     values = session.run(names, feeds)
-    return {n: TensorInfo(n, np.asarray(v).dtype.name, list(np.asarray(v).shape)) for n, v in zip(names, values)}
+    return {
+        n: TensorInfo(n, np.asarray(v).dtype.name, list(np.asarray(v).shape)) for n, v in zip(names, values)
+    }
 
 
 def example_feeds(model, seed: int = 0) -> dict:

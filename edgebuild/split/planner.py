@@ -13,6 +13,7 @@ when cut from the sink, each tensor pays its transfer once, and infinite edges f
 that reads a server tensor. The round trip is a constant for every non-trivial partition, so the
 best non-trivial one (output producers forced to the server) is compared with device-only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,8 +46,13 @@ class Candidate:
         return "server-only" if not self.device_nodes else "split"
 
 
-def evaluate(graph: ModelGraph, costs: NodeCosts, device: set[str] | frozenset[str], intermediate: str,
-             origin: str = "frontier") -> Candidate:
+def evaluate(
+    graph: ModelGraph,
+    costs: NodeCosts,
+    device: set[str] | frozenset[str],
+    intermediate: str,
+    origin: str = "frontier",
+) -> Candidate:
     """The same cost model for every partition (the planner, brute force and the tests use it)."""
     device = frozenset(device)
     if not graph.is_closed(device):
@@ -57,7 +63,9 @@ def evaluate(graph: ModelGraph, costs: NodeCosts, device: set[str] | frozenset[s
     return Candidate(device, tensors, nbytes, costs.device(device), costs.server(server), origin)
 
 
-MAX_FRONTIERS = 1000     # candidates listed; a longer model lists every k-th frontier (the choice is exact anyway)
+MAX_FRONTIERS = (
+    1000  # candidates listed; a longer model lists every k-th frontier (the choice is exact anyway)
+)
 
 
 def frontier_sets(graph: ModelGraph) -> list[frozenset[str]]:
@@ -71,7 +79,7 @@ def frontier_candidates(graph: ModelGraph, costs: NodeCosts, intermediate: str) 
     and the times are updated node by node instead of recomputed (O(N) instead of O(N^2))."""
     names = graph.names
     step = max(1, -(-len(names) // MAX_FRONTIERS))
-    waiting = {t: len(c) for t, c in graph.consumers.items()}      # consumers not yet on the device
+    waiting = {t: len(c) for t, c in graph.consumers.items()}  # consumers not yet on the device
     live: dict[str, None] = {t: None for t in graph.inputs if waiting.get(t)}
     device_ms, server_ms = 0.0, costs.server(names)
     out = []
@@ -92,16 +100,24 @@ def frontier_candidates(graph: ModelGraph, costs: NodeCosts, intermediate: str) 
             continue
         tensors = list(live) if k < len(names) else []
         nbytes = sum(graph.tensors[t].wire_bytes(intermediate) for t in tensors)
-        out.append(Candidate(frozenset(names[:k]), tensors, nbytes, device_ms, max(server_ms, 0.0) if k < len(names)
-                             else 0.0))
+        out.append(
+            Candidate(
+                frozenset(names[:k]),
+                tensors,
+                nbytes,
+                device_ms,
+                max(server_ms, 0.0) if k < len(names) else 0.0,
+            )
+        )
     return out
 
 
-def _optimal_device_set(graph: ModelGraph, costs: NodeCosts, link: Link, intermediate: str,
-                        keep: set[str], force_split: bool) -> set[str] | None:
+def _optimal_device_set(
+    graph: ModelGraph, costs: NodeCosts, link: Link, intermediate: str, keep: set[str], force_split: bool
+) -> set[str] | None:
     net = FlowGraph()
     s, t, source_in = ("s",), ("t",), ("in",)
-    net.add_edge(s, source_in, INF)                 # the data starts on the device
+    net.add_edge(s, source_in, INF)  # the data starts on the device
     for node in graph.nodes:
         v = ("n", node.name)
         # v pays its server time when cut from s, its device time when cut from t; both sides share
@@ -119,8 +135,8 @@ def _optimal_device_set(graph: ModelGraph, costs: NodeCosts, link: Link, interme
         x = ("x", tensor)
         net.add_edge(producer, x, link.transfer_ms(graph.tensors[tensor].wire_bytes(intermediate)))
         for c in consumers:
-            net.add_edge(x, ("n", c), INF)          # a server consumer makes the transfer paid
-            net.add_edge(("n", c), producer, INF)   # a device consumer needs a device producer
+            net.add_edge(x, ("n", c), INF)  # a server consumer makes the transfer paid
+            net.add_edge(("n", c), producer, INF)  # a device consumer needs a device producer
     if force_split:
         for out in graph.outputs:
             if out in graph.producer:
@@ -131,16 +147,18 @@ def _optimal_device_set(graph: ModelGraph, costs: NodeCosts, link: Link, interme
     return {key[1] for key in side if key[0] == "n"}
 
 
-def best_offload(graph: ModelGraph, costs: NodeCosts, link: Link, intermediate: str,
-                 keep: set[str] = frozenset()) -> Candidate | None:
+def best_offload(
+    graph: ModelGraph, costs: NodeCosts, link: Link, intermediate: str, keep: set[str] = frozenset()
+) -> Candidate | None:
     """The cheapest partition that sends something (a split or server-only); None when
     keep_on_device leaves none."""
     device = _optimal_device_set(graph, costs, link, intermediate, keep, force_split=True)
     return None if device is None else evaluate(graph, costs, device, intermediate, f"min-cut ({link.name})")
 
 
-def optimal_cut(graph: ModelGraph, costs: NodeCosts, link: Link, intermediate: str,
-                keep: set[str] = frozenset()) -> Candidate:
+def optimal_cut(
+    graph: ModelGraph, costs: NodeCosts, link: Link, intermediate: str, keep: set[str] = frozenset()
+) -> Candidate:
     """The cheapest partition for `link` over every valid partition (see the module doc)."""
     options = [evaluate(graph, costs, set(graph.names), intermediate, "device-only")]
     offload = best_offload(graph, costs, link, intermediate, keep)
@@ -184,57 +202,101 @@ class Plan:
         order = {n: i for i, n in enumerate(self.graph.names)}
 
         def row(c: Candidate, nodes: bool = False) -> dict:
-            out = {"id": index[c.device_nodes], "kind": c.kind, "origin": c.origin, "tensors": c.tensors,
-                   "bytes": c.bytes, "share_of_input": c.bytes / input_bytes if input_bytes else None,
-                   "device_node_count": len(c.device_nodes), "device_ms": c.device_ms, "server_ms": c.server_ms,
-                   "transfer_ms": {l.name: c.transfer_ms(l) for l in self.links},
-                   "total_ms": {l.name: c.total_ms(l) for l in self.links}}
-            if nodes:      # only for the chosen cuts: the full lists would make the JSON N^2
+            out = {
+                "id": index[c.device_nodes],
+                "kind": c.kind,
+                "origin": c.origin,
+                "tensors": c.tensors,
+                "bytes": c.bytes,
+                "share_of_input": c.bytes / input_bytes if input_bytes else None,
+                "device_node_count": len(c.device_nodes),
+                "device_ms": c.device_ms,
+                "server_ms": c.server_ms,
+                "transfer_ms": {l.name: c.transfer_ms(l) for l in self.links},
+                "total_ms": {l.name: c.total_ms(l) for l in self.links},
+            }
+            if nodes:  # only for the chosen cuts: the full lists would make the JSON N^2
                 out["device_nodes"] = sorted(c.device_nodes, key=order.__getitem__)
             return out
-        return {"input_bytes": input_bytes, "intermediate": self.intermediate, "nodes": len(self.graph.nodes),
-                "device_time_basis": self.costs.basis, "notes": self.notes,
-                "links": [{"name": l.name, "uplink_mbps": l.uplink_mbps, "rtt_ms": l.rtt_ms} for l in self.links],
-                "chosen": {name: row(c, nodes=True) for name, c in self.chosen.items()},
-                "candidates": [row(c) for c in self.ranked()]}
+
+        return {
+            "input_bytes": input_bytes,
+            "intermediate": self.intermediate,
+            "nodes": len(self.graph.nodes),
+            "device_time_basis": self.costs.basis,
+            "notes": self.notes,
+            "links": [{"name": l.name, "uplink_mbps": l.uplink_mbps, "rtt_ms": l.rtt_ms} for l in self.links],
+            "chosen": {name: row(c, nodes=True) for name, c in self.chosen.items()},
+            "candidates": [row(c) for c in self.ranked()],
+        }
 
     def table(self, top: int | None = 15) -> str:
         input_bytes = self.graph.input_bytes
         ranked = self.ranked()
         chosen_sets = {c.device_nodes for c in self.chosen.values()}
-        shown = ranked if top is None else [c for i, c in enumerate(ranked) if i < top or c.device_nodes in
-                                            chosen_sets or c.kind != "split"]
-        heads = ["rank", "cut tensors", "bytes", "% input", "dev nodes", "device ms", "server ms"] + \
-            [f"{l.name} ms" for l in self.links]
+        shown = (
+            ranked
+            if top is None
+            else [
+                c
+                for i, c in enumerate(ranked)
+                if i < top or c.device_nodes in chosen_sets or c.kind != "split"
+            ]
+        )
+        heads = ["rank", "cut tensors", "bytes", "% input", "dev nodes", "device ms", "server ms"] + [
+            f"{l.name} ms" for l in self.links
+        ]
         rows = []
         for c in shown:
-            totals = [f"{c.total_ms(l):.2f}" + ("*" if self.chosen[l.name].device_nodes == c.device_nodes else "")
-                      for l in self.links]
-            rows.append([str(ranked.index(c) + 1), self.describe(c)[:48], f"{c.bytes:,}",
-                         f"{100.0 * c.bytes / input_bytes:.1f}" if input_bytes else "-", str(len(c.device_nodes)),
-                         f"{c.device_ms:.2f}", f"{c.server_ms:.2f}", *totals])
+            totals = [
+                f"{c.total_ms(l):.2f}" + ("*" if self.chosen[l.name].device_nodes == c.device_nodes else "")
+                for l in self.links
+            ]
+            rows.append(
+                [
+                    str(ranked.index(c) + 1),
+                    self.describe(c)[:48],
+                    f"{c.bytes:,}",
+                    f"{100.0 * c.bytes / input_bytes:.1f}" if input_bytes else "-",
+                    str(len(c.device_nodes)),
+                    f"{c.device_ms:.2f}",
+                    f"{c.server_ms:.2f}",
+                    *totals,
+                ]
+            )
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
-        lines = [f"{len(self.graph.nodes)} nodes, input {input_bytes:,} bytes, intermediate {self.intermediate}; "
-                 f"ranked by {self.links[0].name}; * = chosen for that link",
-                 f"device times: {self.costs.basis}", *self.notes,
-                 "links: " + ", ".join(f"{l.name} {l.uplink_mbps:g} Mbit/s up, rtt {l.rtt_ms:g} ms" for l in self.links),
-                 "  ".join(h.ljust(w) for h, w in zip(heads, widths))]
+        lines = [
+            f"{len(self.graph.nodes)} nodes, input {input_bytes:,} bytes, intermediate {self.intermediate}; "
+            f"ranked by {self.links[0].name}; * = chosen for that link",
+            f"device times: {self.costs.basis}",
+            *self.notes,
+            "links: "
+            + ", ".join(f"{l.name} {l.uplink_mbps:g} Mbit/s up, rtt {l.rtt_ms:g} ms" for l in self.links),
+            "  ".join(h.ljust(w) for h, w in zip(heads, widths)),
+        ]
         lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
         if top is not None and len(shown) < len(ranked):
             lines.append(f"... {len(ranked) - len(shown)} more candidates (--all shows them)")
         lines.append("chosen:")
         for l in self.links:
             c = self.chosen[l.name]
-            lines.append(f"  {l.name}: {self.describe(c) if c.kind == 'split' else c.kind} "
-                         f"({c.bytes:,} bytes sent) = {c.device_ms:.2f} device + {c.transfer_ms(l):.2f} transfer + "
-                         f"{c.server_ms:.2f} server = {c.total_ms(l):.2f} ms; device-only "
-                         f"{self.device_only.total_ms(l):.2f}, server-only "
-                         + (f"{self.server_only.total_ms(l):.2f}" if self.server_only else "n/a"))
+            lines.append(
+                f"  {l.name}: {self.describe(c) if c.kind == 'split' else c.kind} "
+                f"({c.bytes:,} bytes sent) = {c.device_ms:.2f} device + {c.transfer_ms(l):.2f} transfer + "
+                f"{c.server_ms:.2f} server = {c.total_ms(l):.2f} ms; device-only "
+                f"{self.device_only.total_ms(l):.2f}, server-only "
+                + (f"{self.server_only.total_ms(l):.2f}" if self.server_only else "n/a")
+            )
         return "\n".join(lines)
 
 
-def make_plan(graph: ModelGraph, costs: NodeCosts, links: tuple[Link, ...], intermediate: str = "fp32",
-              keep_on_device: tuple[str, ...] = ()) -> Plan:
+def make_plan(
+    graph: ModelGraph,
+    costs: NodeCosts,
+    links: tuple[Link, ...],
+    intermediate: str = "fp32",
+    keep_on_device: tuple[str, ...] = (),
+) -> Plan:
     unknown = [n for n in keep_on_device if n not in set(graph.names)]
     if unknown:
         raise KeyError(unknown[0])

@@ -13,6 +13,7 @@ JSON: {"format": "edgebuild-split-profile/1", "model": file name, "runtime": "on
        "wall_ms": median wall time without the profiler, "scale": wall_ms / sum of kernel times,
        "kernel_ms": sum of node times, "nodes": {node name: ms per run, scaled to add up to wall_ms}}
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,12 @@ import time
 import numpy as np
 
 FORMAT = "edgebuild-split-profile/1"
-LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-          "all": "ORT_ENABLE_ALL"}
+LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 
 
 def _session(model_bytes: bytes, threads: int, opt_level: str, profile_dir: str | None):
@@ -50,8 +55,9 @@ def _node_names(model_bytes: bytes) -> list[str]:
     return [n.name for n in onnx.load_from_string(model_bytes).graph.node]
 
 
-def profile_model(model, feeds: dict, runs: int = 20, threads: int = 1, opt_level: str = "basic",
-                  warmup: int = 3) -> dict:
+def profile_model(
+    model, feeds: dict, runs: int = 20, threads: int = 1, opt_level: str = "basic", warmup: int = 3
+) -> dict:
     """Profile `model` (path or bytes) on `feeds`; returns the JSON document described above."""
     import onnxruntime as ort
 
@@ -62,28 +68,42 @@ def profile_model(model, feeds: dict, runs: int = 20, threads: int = 1, opt_leve
         walls = _wall_times(session, feeds, warmup, runs)
         with open(session.end_profiling()) as fh:
             events = json.load(fh)
-    run_spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
-                       if e.get("cat") == "Session" and e.get("name") == "model_run")[warmup:]
-    kernels = sorted((e["ts"], e["name"][: -len("_kernel_time")], e["dur"]) for e in events
-                     if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"))
+    run_spans = sorted(
+        (e["ts"], e["ts"] + e["dur"])
+        for e in events
+        if e.get("cat") == "Session" and e.get("name") == "model_run"
+    )[warmup:]
+    kernels = sorted(
+        (e["ts"], e["name"][: -len("_kernel_time")], e["dur"])
+        for e in events
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")
+    )
     totals = dict.fromkeys(sorted(names), 0.0)
     span_index, previous = 0, None
     for ts, name, dur in kernels:
         while span_index < len(run_spans) and ts > run_spans[span_index][1]:
             span_index, previous = span_index + 1, None
         if span_index >= len(run_spans) or ts < run_spans[span_index][0]:
-            continue                               # a warm-up run
+            continue  # a warm-up run
         owner = name if name in names else previous
-        if owner is None:                          # an unnamed kernel before any named one
+        if owner is None:  # an unnamed kernel before any named one
             owner = next((n for _, n, _ in kernels if n in names), None)
         if owner is not None:
-            totals[owner] += dur / 1000.0          # us -> ms
+            totals[owner] += dur / 1000.0  # us -> ms
             previous = owner
     count = max(len(run_spans), 1)
     nodes = {n: t / count for n, t in totals.items()}
-    return {"format": FORMAT, "runtime": f"onnxruntime {ort.__version__}", "machine": platform.machine(),
-            "runs": runs, "threads": threads, "opt_level": opt_level,
-            "total_ms": statistics.median(walls), "kernel_ms": sum(nodes.values()), "nodes": nodes}
+    return {
+        "format": FORMAT,
+        "runtime": f"onnxruntime {ort.__version__}",
+        "machine": platform.machine(),
+        "runs": runs,
+        "threads": threads,
+        "opt_level": opt_level,
+        "total_ms": statistics.median(walls),
+        "kernel_ms": sum(nodes.values()),
+        "nodes": nodes,
+    }
 
 
 def calibrated(doc: dict, wall_ms: float) -> dict:
@@ -92,12 +112,18 @@ def calibrated(doc: dict, wall_ms: float) -> dict:
     own, so unscaled sums drift from what a half takes when it runs (the planner predicts those)."""
     kernel = sum(doc["nodes"].values())
     scale = wall_ms / kernel if kernel > 0 else 1.0
-    return {**doc, "nodes": {n: v * scale for n, v in doc["nodes"].items()}, "kernel_ms": kernel * scale,
-            "wall_ms": wall_ms, "scale": scale}
+    return {
+        **doc,
+        "nodes": {n: v * scale for n, v in doc["nodes"].items()},
+        "kernel_ms": kernel * scale,
+        "wall_ms": wall_ms,
+        "scale": scale,
+    }
 
 
-def time_model(model, feeds: dict, runs: int = 20, threads: int = 1, opt_level: str = "basic",
-               warmup: int = 3) -> float:
+def time_model(
+    model, feeds: dict, runs: int = 20, threads: int = 1, opt_level: str = "basic", warmup: int = 3
+) -> float:
     """Median wall time of one run in ms, without the profiler."""
     model_bytes = model if isinstance(model, bytes) else open(model, "rb").read()
     session = _session(model_bytes, threads, opt_level, None)
@@ -127,8 +153,9 @@ def load_profile(path) -> dict:
         raise ValueError(f"{path}: not an edgebuild split profile (format must be '{FORMAT}')")
     nodes = doc.get("nodes")
     if not isinstance(nodes, dict) or not all(
-            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-            for k, v in nodes.items()):
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+        for k, v in nodes.items()
+    ):
         raise ValueError(f"{path}: 'nodes' must map node names to milliseconds >= 0")
     return doc
 
@@ -142,17 +169,21 @@ def random_feeds(model_path: str, seed: int = 0) -> dict:
     feeds = {}
     for value in session.get_inputs():
         if not all(isinstance(d, int) and d > 0 for d in value.shape):
-            raise SystemExit(f"input '{value.name}' has a dynamic shape {value.shape}: profile a model with "
-                             f"fixed input shapes (the halves edgebuild writes have them)")
+            raise SystemExit(
+                f"input '{value.name}' has a dynamic shape {value.shape}: profile a model with "
+                f"fixed input shapes (the halves edgebuild writes have them)"
+            )
         dtype = np.float32 if "float" in value.type else (np.int64 if "int64" in value.type else np.int32)
-        feeds[value.name] = rng.random(value.shape).astype(dtype) if "float" in value.type \
-            else np.zeros(value.shape, dtype)
+        feeds[value.name] = (
+            rng.random(value.shape).astype(dtype) if "float" in value.type else np.zeros(value.shape, dtype)
+        )
     return feeds
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="per-node onnxruntime profile of a model, as the split "
-                                     "planner's device profile JSON")
+    parser = argparse.ArgumentParser(
+        description="per-node onnxruntime profile of a model, as the split planner's device profile JSON"
+    )
     parser.add_argument("model")
     parser.add_argument("--out", required=True)
     parser.add_argument("--runs", type=int, default=20)

@@ -14,6 +14,7 @@ Protocol: the device sends one wire frame (wire.py) per inference holding the te
 the server answers with one frame holding the server half's outputs (raw). A frame that is not
 valid or does not name the server half's inputs with their shapes closes the connection.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ from pathlib import Path
 
 try:
     from edgebuild.split import wire
-except ImportError:         # copied next to a bundle without edgebuild: wire.py sits beside this file
+except ImportError:  # copied next to a bundle without edgebuild: wire.py sits beside this file
     import wire
 
 
@@ -49,15 +50,16 @@ class BundleHalf:
 
     def __init__(self, folder: str, public_key: str | None = None) -> None:
         folder = Path(folder).resolve()
-        spec = importlib.util.spec_from_file_location(f"_edgebuild_split_loader_{abs(hash(str(folder)))}",
-                                                      folder / "loader.py")
+        spec = importlib.util.spec_from_file_location(
+            f"_edgebuild_split_loader_{abs(hash(str(folder)))}", folder / "loader.py"
+        )
         module = importlib.util.module_from_spec(spec)
-        keep, sys.dont_write_bytecode = sys.dont_write_bytecode, True   # a bundle folder must stay as signed
+        keep, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # a bundle folder must stay as signed
         try:
             spec.loader.exec_module(module)
         finally:
             sys.dont_write_bytecode = keep
-        self.model = module.Model(folder, public_key)      # verifies the folder first
+        self.model = module.Model(folder, public_key)  # verifies the folder first
         io = self.model.manifest["io"]
         self.inputs = {e["name"]: e.get("source_shape") or e["shape"] for e in io["inputs"]}
         self.outputs = [e["name"] for e in io["outputs"]]
@@ -110,7 +112,7 @@ def serve(half, host: str = "127.0.0.1", port: int = 0, connections: int = 0) ->
                         conn.sendall(wire.encode(half.predict(tensors)))
                 except ConnectionError:
                     pass
-                except ValueError as exc:       # a bad frame from the peer: drop the connection
+                except ValueError as exc:  # a bad frame from the peer: drop the connection
                     print(f"refused a frame: {exc}", file=sys.stderr, flush=True)
 
 
@@ -119,7 +121,7 @@ def serve_http(half, host: str = "127.0.0.1", port: int = 0, requests: int = 0) 
     answers with one frame. Serves until killed, or `requests` requests (when > 0)."""
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    limit = 4 + 65536 + max_frame_payload(half)      # a header for a few tensors is far below 64 KiB
+    limit = 4 + 65536 + max_frame_payload(half)  # a header for a few tensors is far below 64 KiB
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -140,7 +142,7 @@ def serve_http(half, host: str = "127.0.0.1", port: int = 0, requests: int = 0) 
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args) -> None:     # no access log on stderr
+        def log_message(self, *args) -> None:  # no access log on stderr
             pass
 
     with HTTPServer((host, port), Handler) as server:
@@ -156,8 +158,15 @@ class DeviceClient:
     a server at `address` ("host:port", or "http://host:port/v1/split"); `sent` names the half's outputs that go to the server
     (default: all), the others are outputs the device keeps."""
 
-    def __init__(self, device, address: str, intermediate: str = "fp32", sent=None, public_key: str | None = None,
-                 threads: int = 1) -> None:
+    def __init__(
+        self,
+        device,
+        address: str,
+        intermediate: str = "fp32",
+        sent=None,
+        public_key: str | None = None,
+        threads: int = 1,
+    ) -> None:
         self.half = load_half(str(device), public_key, threads) if isinstance(device, (str, Path)) else device
         self.sent = list(sent) if sent is not None else list(self.half.outputs)
         self.intermediate = intermediate
@@ -173,8 +182,9 @@ class DeviceClient:
             return wire.recv_frame(self.sock)
         import urllib.request
 
-        request = urllib.request.Request(self.url, data=frame, method="POST",
-                                         headers={"Content-Type": "application/octet-stream"})
+        request = urllib.request.Request(
+            self.url, data=frame, method="POST", headers={"Content-Type": "application/octet-stream"}
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             return wire.decode(response.read(wire.MAX_HEADER + wire.MAX_PAYLOAD + 5))
 
@@ -183,7 +193,7 @@ class DeviceClient:
         frame = wire.encode({n: values[n] for n in self.sent}, self.intermediate)
         self.bytes_sent += len(frame)
         result = self._exchange(frame)
-        result.update({n: v for n, v in values.items() if n not in self.sent})   # outputs the device kept
+        result.update({n: v for n, v in values.items() if n not in self.sent})  # outputs the device kept
         return result
 
     def close(self) -> None:
@@ -198,9 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--http", action="store_true", help="serve POST /v1/split over HTTP instead of raw TCP")
-    parser.add_argument("--connections", type=int, default=0, metavar="N",
-                        help="exit after N connections (with --http: requests) (default: serve until killed)")
+    parser.add_argument(
+        "--http", action="store_true", help="serve POST /v1/split over HTTP instead of raw TCP"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=0,
+        metavar="N",
+        help="exit after N connections (with --http: requests) (default: serve until killed)",
+    )
     args = parser.parse_args(argv)
     half = load_half(args.half, args.key, args.threads)
     (serve_http if args.http else serve)(half, args.host, args.port, args.connections)

@@ -8,6 +8,7 @@ always raw. Imports only numpy and the standard library, so a device loader can 
 Frame: 4-byte big-endian header length, header JSON (utf-8), payload. The reader checks every
 size against the header before allocating, since a peer is not trusted.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ def encode(tensors: dict, intermediate: str = "fp32") -> bytes:
     """Tensors (name -> array) as one frame."""
     header, chunks = [], []
     for name, value in tensors.items():
-        array = np.asarray(value)           # not ascontiguousarray: it turns a 0-d scalar into shape [1]
+        array = np.asarray(value)  # not ascontiguousarray: it turns a 0-d scalar into shape [1]
         entry = {"name": name, "dtype": array.dtype.name, "shape": list(array.shape), "encoding": "raw"}
         if array.dtype.kind == "f" and intermediate == "fp16":
             array, entry["encoding"] = array.astype("<f2"), "fp16"
@@ -54,8 +55,10 @@ def parse_header(head: bytes) -> dict:
         raise ValueError("bad frame header")
     for t in doc["tensors"]:
         if t.get("dtype") not in DTYPES or t.get("encoding") not in ("raw", "fp16", "int8"):
-            raise ValueError(f"bad tensor entry {t.get('name')!r}: dtype {t.get('dtype')!r}, "
-                             f"encoding {t.get('encoding')!r}")
+            raise ValueError(
+                f"bad tensor entry {t.get('name')!r}: dtype {t.get('dtype')!r}, "
+                f"encoding {t.get('encoding')!r}"
+            )
         shape = t.get("shape")
         if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
             raise ValueError(f"bad shape for {t.get('name')!r}")
@@ -73,7 +76,7 @@ def decode_payload(header: dict, payload: bytes) -> dict:
     """name -> array in the dtype the device computed (fp16/int8 converted back)."""
     out, offset = {}, 0
     for t in header["tensors"]:
-        chunk = payload[offset: offset + t["nbytes"]]
+        chunk = payload[offset : offset + t["nbytes"]]
         offset += t["nbytes"]
         if t["encoding"] == "raw":
             array = np.frombuffer(chunk, dtype=np.dtype(t["dtype"]).newbyteorder("<"))
@@ -89,8 +92,8 @@ def decode(frame: bytes) -> dict:
     (size,) = struct.unpack(">I", frame[:4])
     if size > MAX_HEADER:
         raise ValueError("frame header too large")
-    header = parse_header(frame[4: 4 + size])
-    payload = frame[4 + size:]
+    header = parse_header(frame[4 : 4 + size])
+    payload = frame[4 + size :]
     if len(payload) != payload_size(header):
         raise ValueError("frame payload size does not match its header")
     return decode_payload(header, payload)
@@ -119,5 +122,7 @@ def recv_frame(sock, max_payload: int = MAX_PAYLOAD) -> dict:
         raise ValueError("frame header too large")
     header = parse_header(_read_exact(sock, size))
     if payload_size(header) > max_payload:
-        raise ValueError(f"frame announces {payload_size(header)} bytes, more than the {max_payload} expected")
+        raise ValueError(
+            f"frame announces {payload_size(header)} bytes, more than the {max_payload} expected"
+        )
     return decode_payload(header, _read_exact(sock, payload_size(header)))

@@ -4,6 +4,7 @@ Third parties add step kinds through the entry-point group `edgebuild.steps` (na
 value = "module:Class"). Step modules import only the standard library at top level, so looking a
 step up is cheap and never pulls in a heavy framework.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,6 +22,7 @@ class UnknownStep(LookupError):
 @lru_cache(maxsize=None)
 def _entry_points() -> dict[str, str]:
     from importlib.metadata import entry_points
+
     return {ep.name: ep.value for ep in entry_points(group="edgebuild.steps")}
 
 

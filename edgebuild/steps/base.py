@@ -6,6 +6,7 @@ output folder, and stores what it wrote. Step modules import only the standard l
 level; heavy libraries (onnxruntime, tensorflow, torch, llama_cpp) are imported inside `run`, so
 planning a build stays fast and a missing toolchain only affects the steps that need it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,11 +24,13 @@ class Deferred(Exception):
 
 @dataclass
 class StepContext:
-    inputs: dict[str, Path]          # role -> file or folder, read-only
-    params: dict[str, Any]           # resolved, JSON-serialisable parameters
-    out: Path                        # empty folder; write every declared output under it
+    inputs: dict[str, Path]  # role -> file or folder, read-only
+    params: dict[str, Any]  # resolved, JSON-serialisable parameters
+    out: Path  # empty folder; write every declared output under it
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("edgebuild.step"))
-    upstream: dict[str, dict] = field(default_factory=dict)  # role -> metadata returned by the step that made that input
+    upstream: dict[str, dict] = field(
+        default_factory=dict
+    )  # role -> metadata returned by the step that made that input
 
     def output(self, name: str) -> Path:
         return self.out / name
@@ -57,7 +60,7 @@ class Step:
     tools: ClassVar[tuple[str, ...]] = ()
     inputs: ClassVar[tuple[str, ...]] = ("model",)
     outputs: ClassVar[tuple[str, ...]] = ()
-    reports_coverage: ClassVar[bool] = False   # `edgebuild check` runs it and shows metadata["coverage"]
+    reports_coverage: ClassVar[bool] = False  # `edgebuild check` runs it and shows metadata["coverage"]
     # optional input -> the input it stands in for: given only when that one is absent (verification
     # reads calibration data only without evaluation data, so changing it re-verifies nothing else)
     fallback_inputs: ClassVar[dict[str, str]] = {}

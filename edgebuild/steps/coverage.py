@@ -1,4 +1,5 @@
 """coverage.check: the operator-coverage gate a recipe runs before its expensive steps."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +27,13 @@ class CoverageCheckStep(Step):
     def run(self, ctx: StepContext) -> dict[str, Any]:
         import json
 
-        from edgebuild.coverage import (ModelLoadError, PolicyError, UnknownRouteError, check_model,
-                                        evaluate_policy)
+        from edgebuild.coverage import (
+            ModelLoadError,
+            PolicyError,
+            UnknownRouteError,
+            check_model,
+            evaluate_policy,
+        )
 
         params = dict(ctx.params)
         route = params.pop("route", None)
@@ -41,15 +47,20 @@ class CoverageCheckStep(Step):
         except (ModelLoadError, UnknownRouteError, PolicyError) as exc:
             raise StepFailed(str(exc)) from None
         data = report.to_json()
-        data["model"] = ctx.input("model").name   # never an absolute path: reports go into reproducible bundles
-        data["policy"] = {"fallback": policy.get("fallback", "warn"),
-                          "min_accelerated_share": policy.get("min_accelerated_share"), "violations": problems}
+        data["model"] = ctx.input(
+            "model"
+        ).name  # never an absolute path: reports go into reproducible bundles
+        data["policy"] = {
+            "fallback": policy.get("fallback", "warn"),
+            "min_accelerated_share": policy.get("min_accelerated_share"),
+            "violations": problems,
+        }
         ctx.output("coverage.json").write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
         for line in [report.summary_line()] + [f"{i.level}: {i.message}" for i in report.issues]:
             ctx.log.info(line)
         if problems:
             error = StepFailed(f"{report.summary_line()} | policy: " + "; ".join(problems))
-            error.metadata = {"coverage": data}     # `edgebuild check` still shows the table
+            error.metadata = {"coverage": data}  # `edgebuild check` still shows the table
             raise error
         return {"coverage": data}
 

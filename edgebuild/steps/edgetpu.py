@@ -5,6 +5,7 @@ on PATH its operation log replaces the predicted TPU/CPU split in the coverage r
 not, the step raises Deferred: the bundle ships the int8 .tflite (which the Edge TPU runtime can
 still run on the CPU) with the prediction, and says that compiling remains to be done.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,9 +30,11 @@ class EdgetpuCompileStep(Step):
     def run(self, ctx: StepContext) -> dict[str, Any]:
         compiler = shutil.which("edgetpu_compiler")
         if compiler is None:
-            raise Deferred("edgetpu_compiler is not on PATH (it comes from Google's Coral apt repository, "
-                           "x86-64 Linux only); the bundle ships the int8 TFLite with the predicted Edge TPU "
-                           "mapping; compile it with `edgetpu_compiler -s model.tflite` on such a host")
+            raise Deferred(
+                "edgetpu_compiler is not on PATH (it comes from Google's Coral apt repository, "
+                "x86-64 Linux only); the bundle ships the int8 TFLite with the predicted Edge TPU "
+                "mapping; compile it with `edgetpu_compiler -s model.tflite` on such a host"
+            )
         model = Path(ctx.input("model"))
         work = ctx.out / "_work"
         work.mkdir()
@@ -55,15 +58,27 @@ class EdgetpuCompileStep(Step):
         ctx.output("edgetpu_compiler.log").write_text(stdout + ("\n" + log if log != stdout else ""))
         shutil.rmtree(work)
         coverage = parse_compiler_log(log, stdout)
-        return {"coverage": coverage, "compiler_version": _version(stdout),
-                "metrics": {"size_bytes": ctx.output("model_edgetpu.tflite").stat().st_size,
-                            "edgetpu_subgraphs": coverage.get("edgetpu_subgraphs")}}
+        return {
+            "coverage": coverage,
+            "compiler_version": _version(stdout),
+            "metrics": {
+                "size_bytes": ctx.output("model_edgetpu.tflite").stat().st_size,
+                "edgetpu_subgraphs": coverage.get("edgetpu_subgraphs"),
+            },
+        }
 
 
 def parse_compiler_log(log: str, stdout: str = "") -> dict[str, Any]:
     """Coverage from the compiler's operation table ("Operator  Count  Status"), in the same shape
     as the prediction (edgebuild.coverage.partition.Partition.to_json) with source "edgetpu_compiler"."""
-    from edgebuild.coverage.partition import FALLBACK, RESTRICTION, SUPPORTED, UNSUPPORTED, OpPlacement, Partition
+    from edgebuild.coverage.partition import (
+        FALLBACK,
+        RESTRICTION,
+        SUPPORTED,
+        UNSUPPORTED,
+        OpPlacement,
+        Partition,
+    )
 
     part = Partition()
     in_table = False
@@ -76,18 +91,29 @@ def parse_compiler_log(log: str, stdout: str = "") -> dict[str, Any]:
             continue
         op, count, status = m.group(1), int(m.group(2)), m.group(3).strip()
         mapped = status.startswith(MAPPED)
-        kind = (SUPPORTED if mapped else FALLBACK if "otherwise supported" in status
-                else UNSUPPORTED if "not supported" in status.lower() else RESTRICTION)
+        kind = (
+            SUPPORTED
+            if mapped
+            else FALLBACK
+            if "otherwise supported" in status
+            else UNSUPPORTED
+            if "not supported" in status.lower()
+            else RESTRICTION
+        )
         for _ in range(count):
-            part.placements.append(OpPlacement(len(part.placements), op, mapped, kind, "" if mapped else status, 0))
+            part.placements.append(
+                OpPlacement(len(part.placements), op, mapped, kind, "" if mapped else status, 0)
+            )
         if not mapped and kind != FALLBACK and part.first_fallback_op is None:
             part.first_fallback_op, part.first_fallback_reason = op, status
     if not in_table:
         raise StepFailed("edgetpu_compiler's log has no operation table (Operator / Count / Status)")
     coverage = {"device": "edgetpu", "source": "edgetpu_compiler", **part.to_json()}
-    for key, pattern in (("edgetpu_subgraphs", r"Number of Edge TPU subgraphs:\s*(\d+)"),
-                         ("compiler_ops_on_tpu", r"Number of operations that will run on Edge TPU:\s*(\d+)"),
-                         ("compiler_ops_on_cpu", r"Number of operations that will run on CPU:\s*(\d+)")):
+    for key, pattern in (
+        ("edgetpu_subgraphs", r"Number of Edge TPU subgraphs:\s*(\d+)"),
+        ("compiler_ops_on_tpu", r"Number of operations that will run on Edge TPU:\s*(\d+)"),
+        ("compiler_ops_on_cpu", r"Number of operations that will run on CPU:\s*(\d+)"),
+    ):
         m = re.search(pattern, stdout + "\n" + log)
         if m:
             coverage[key] = int(m.group(1))

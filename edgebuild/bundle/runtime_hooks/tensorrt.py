@@ -16,7 +16,7 @@ from pathlib import Path
 
 RUNTIME = "tensorrt"
 RUNTIME_REQUIREMENT = "tensorrt (JetPack on Jetson; NVIDIA's tensorrt wheel or packages elsewhere)"
-RUNTIME_USED = None   # set by runtime_load: the TensorRT version, the GPU, and where the engine came from
+RUNTIME_USED = None  # set by runtime_load: the TensorRT version, the GPU, and where the engine came from
 # Where engines built on first run are kept; default: beside the bundle folder (see engine_cache_dir).
 ENGINE_CACHE_ENV = "EDGEBUILD_TENSORRT_CACHE"
 
@@ -51,7 +51,9 @@ class CudaDriver(object):
         self.device = ctypes.c_int()
         self._check(lib.cuDeviceGet(ctypes.byref(self.device), 0), "cuDeviceGet")
         context = ctypes.c_void_p()
-        self._check(lib.cuDevicePrimaryCtxRetain(ctypes.byref(context), self.device), "cuDevicePrimaryCtxRetain")
+        self._check(
+            lib.cuDevicePrimaryCtxRetain(ctypes.byref(context), self.device), "cuDevicePrimaryCtxRetain"
+        )
         self._check(lib.cuCtxSetCurrent(context), "cuCtxSetCurrent")
         self.stream = ctypes.c_void_p()
         self._check(lib.cuStreamCreate(ctypes.byref(self.stream), 0), "cuStreamCreate")
@@ -62,8 +64,12 @@ class CudaDriver(object):
 
     def compute_capability(self):
         major, minor = ctypes.c_int(), ctypes.c_int()
-        self._check(self.lib.cuDeviceGetAttribute(ctypes.byref(major), 75, self.device), "cuDeviceGetAttribute")
-        self._check(self.lib.cuDeviceGetAttribute(ctypes.byref(minor), 76, self.device), "cuDeviceGetAttribute")
+        self._check(
+            self.lib.cuDeviceGetAttribute(ctypes.byref(major), 75, self.device), "cuDeviceGetAttribute"
+        )
+        self._check(
+            self.lib.cuDeviceGetAttribute(ctypes.byref(minor), 76, self.device), "cuDeviceGetAttribute"
+        )
         return "%d.%d" % (major.value, minor.value)
 
     def alloc(self, nbytes):
@@ -127,17 +133,21 @@ def _engine_from_onnx(trt, runtime, folder, manifest, config_dict, compute_capab
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RuntimeUnavailable("cannot create the engine cache %s (%s); set %s to a writable folder"
-                                 % (cache, exc.strerror, ENGINE_CACHE_ENV)) from None
+        raise RuntimeUnavailable(
+            "cannot create the engine cache %s (%s); set %s to a writable folder"
+            % (cache, exc.strerror, ENGINE_CACHE_ENV)
+        ) from None
     engine_path = cache / ("%s-%s-%s.engine" % (onnx_sha[:16], config_sha[:12], tag))
-    timing_path = cache / ("timing-%s.cache" % tag)   # one per (device class, TensorRT version)
+    timing_path = cache / ("timing-%s.cache" % tag)  # one per (device class, TensorRT version)
     if engine_path.is_file():
         engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if engine is not None:
             return engine
         log("cached engine %s does not load; rebuilding" % engine_path)
-    log("building the TensorRT %s engine for %s on first run (compute capability %s); this takes a while"
-        % (trt.__version__, onnx_path.name, compute_capability))
+    log(
+        "building the TensorRT %s engine for %s on first run (compute capability %s); this takes a while"
+        % (trt.__version__, onnx_path.name, compute_capability)
+    )
     timing = timing_path.read_bytes() if timing_path.is_file() else b""
     try:
         engine_bytes, timing = build_engine(trt, onnx_path, config_dict, timing)
@@ -161,8 +171,9 @@ def runtime_load(folder, manifest, options):
     wanted = config_dict.get("compute_capability")
     hardware = config_dict["builder"].get("hardware_compatibility", "none")
     if wanted and wanted != compute_capability and hardware == "none":
-        raise RuntimeUnavailable("this bundle targets compute capability %s, this GPU has %s"
-                                 % (wanted, compute_capability))
+        raise RuntimeUnavailable(
+            "this bundle targets compute capability %s, this GPU has %s" % (wanted, compute_capability)
+        )
     logger = trt.Logger(trt.Logger.WARNING)
     runtime = trt.Runtime(logger)
     if config_dict["builder"].get("version_compatible"):
@@ -173,7 +184,10 @@ def runtime_load(folder, manifest, options):
     if bundled is not None:
         engine = runtime.deserialize_cuda_engine(bundled.read_bytes())
         if engine is None:
-            log("the bundled engine does not load with TensorRT %s here; building from the ONNX model" % trt.__version__)
+            log(
+                "the bundled engine does not load with TensorRT %s here; building from the ONNX model"
+                % trt.__version__
+            )
     engine_from_bundle = engine is not None
     if engine is None:
         engine = _engine_from_onnx(trt, runtime, folder, manifest, config_dict, compute_capability, log)
@@ -181,7 +195,10 @@ def runtime_load(folder, manifest, options):
         raise RuntimeUnavailable("TensorRT %s could not deserialize the engine" % trt.__version__)
     global RUNTIME_USED
     RUNTIME_USED = "tensorrt %s on a GPU of compute capability %s (%s engine)" % (
-        trt.__version__, compute_capability, "bundled" if engine_from_bundle else "locally built")
+        trt.__version__,
+        compute_capability,
+        "bundled" if engine_from_bundle else "locally built",
+    )
     return EngineSession(trt, engine, cuda)
 
 
@@ -197,16 +214,21 @@ class EngineSession(object):
 
     def run(self, feeds):
         import numpy as np
+
         trt, cuda = self.trt, self.cuda
         allocated = []
         try:
             for name in self.inputs:
                 if name not in feeds:
                     raise KeyError("missing model input %r (inputs: %s)" % (name, ", ".join(self.inputs)))
-                array = np.ascontiguousarray(feeds[name], dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
+                array = np.ascontiguousarray(
+                    feeds[name], dtype=trt.nptype(self.engine.get_tensor_dtype(name))
+                )
                 if not self.context.set_input_shape(name, tuple(array.shape)):
-                    raise ValueError("input %r: shape %s is outside the engine's optimization profile"
-                                     % (name, list(array.shape)))
+                    raise ValueError(
+                        "input %r: shape %s is outside the engine's optimization profile"
+                        % (name, list(array.shape))
+                    )
                 pointer = cuda.alloc(array.nbytes)
                 allocated.append(pointer)
                 cuda.to_device(pointer, array)
@@ -215,8 +237,10 @@ class EngineSession(object):
             for name in self.outputs:
                 shape = tuple(self.context.get_tensor_shape(name))
                 if any(d < 0 for d in shape):
-                    raise RuntimeError("output %r has a data-dependent shape %s, which this loader does not handle"
-                                       % (name, list(shape)))
+                    raise RuntimeError(
+                        "output %r has a data-dependent shape %s, which this loader does not handle"
+                        % (name, list(shape))
+                    )
                 results[name] = np.empty(shape, dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
                 pointer = cuda.alloc(results[name].nbytes)
                 allocated.append(pointer)
@@ -224,7 +248,7 @@ class EngineSession(object):
             if not self.context.execute_async_v3(cuda.stream.value or 0):
                 raise RuntimeError("TensorRT failed to run the engine")
             cuda.synchronize()
-            for name, pointer in zip(self.outputs, allocated[len(self.inputs):]):
+            for name, pointer in zip(self.outputs, allocated[len(self.inputs) :]):
                 cuda.to_host(results[name], pointer)
             return results
         finally:

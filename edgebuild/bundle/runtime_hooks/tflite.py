@@ -9,7 +9,7 @@ import sys
 
 RUNTIME = "tflite"
 RUNTIME_REQUIREMENT = "ai-edge-litert (Python >= 3.10; 1.4 on 3.9), or tflite-runtime (2.11 on Python 3.7)"
-RUNTIME_USED = None   # set by runtime_load: which interpreter package (and delegate) ran the model
+RUNTIME_USED = None  # set by runtime_load: which interpreter package (and delegate) ran the model
 EDGETPU_LIBRARIES = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 
 
@@ -19,20 +19,24 @@ def _interpreter_class():
     wheels). The Edge TPU delegate is loaded with the load_delegate of whichever is used."""
     try:
         from ai_edge_litert.interpreter import Interpreter, load_delegate
+
         package = "ai_edge_litert"
     except ImportError:
         try:
             from tflite_runtime.interpreter import Interpreter, load_delegate
+
             package = "tflite_runtime"
         except ImportError:
-            raise RuntimeUnavailable("no TFLite runtime: pip install %s, and numpy" % RUNTIME_REQUIREMENT) from None
+            raise RuntimeUnavailable(
+                "no TFLite runtime: pip install %s, and numpy" % RUNTIME_REQUIREMENT
+            ) from None
     version = getattr(sys.modules.get(package), "__version__", None) or _distribution_version(package)
     return Interpreter, load_delegate, "%s %s" % (package, version or "(version unknown)")
 
 
 def _distribution_version(package):
     try:
-        from importlib import metadata   # Python 3.8+
+        from importlib import metadata  # Python 3.8+
     except ImportError:
         return None
     try:
@@ -45,13 +49,16 @@ def _cpu_fallback_warning(reason):
     # Loud on purpose: an Edge TPU model silently running on the CPU is 10-100x slower, which
     # looks like a broken device rather than a missing driver.
     bar = "!" * 78
-    sys.stderr.write("%s\nWARNING: Edge TPU NOT USED, running on the CPU instead (%s).\n"
-                     "Install the Edge TPU runtime (libedgetpu) and plug in the device for full speed.\n%s\n"
-                     % (bar, reason, bar))
+    sys.stderr.write(
+        "%s\nWARNING: Edge TPU NOT USED, running on the CPU instead (%s).\n"
+        "Install the Edge TPU runtime (libedgetpu) and plug in the device for full speed.\n%s\n"
+        % (bar, reason, bar)
+    )
 
 
 def runtime_load(folder, manifest, options):
     import platform
+
     global RUNTIME_USED
     Interpreter, load_delegate, used = _interpreter_class()
     RUNTIME_USED = used + " on the CPU"
@@ -60,11 +67,14 @@ def runtime_load(folder, manifest, options):
     delegates = []
     if options.get("delegate") == "edgetpu":
         compiled = [name for name in artifacts if name.endswith("_edgetpu.tflite")]
-        library = options.get("delegate_library") or EDGETPU_LIBRARIES.get(platform.system(), "libedgetpu.so.1")
+        library = options.get("delegate_library") or EDGETPU_LIBRARIES.get(
+            platform.system(), "libedgetpu.so.1"
+        )
         try:
             # Probe with ctypes first: LiteRT's load_delegate leaves a half-built object behind
             # on failure, whose destructor prints a confusing traceback.
             import ctypes
+
             ctypes.CDLL(library)
             delegates = [load_delegate(library, options.get("delegate_options") or {})]
         except (ValueError, OSError) as exc:
@@ -74,16 +84,23 @@ def runtime_load(folder, manifest, options):
             if plain:
                 model_path = folder / plain[0]
             elif compiled:
-                raise RuntimeUnavailable("this bundle holds only an Edge TPU-compiled model and %s is missing" % library)
+                raise RuntimeUnavailable(
+                    "this bundle holds only an Edge TPU-compiled model and %s is missing" % library
+                )
         else:
             if compiled:
                 RUNTIME_USED = "%s with the Edge TPU delegate %s" % (used, library)
                 model_path = folder / compiled[0]
             else:
-                _cpu_fallback_warning("the bundle has no Edge TPU-compiled model (compile step deferred: %s)"
-                                      % (manifest.get("remaining") or "edgetpu_compiler was not available"))
-    interpreter = Interpreter(model_path=str(model_path), experimental_delegates=delegates or None,
-                              num_threads=options.get("num_threads"))
+                _cpu_fallback_warning(
+                    "the bundle has no Edge TPU-compiled model (compile step deferred: %s)"
+                    % (manifest.get("remaining") or "edgetpu_compiler was not available")
+                )
+    interpreter = Interpreter(
+        model_path=str(model_path),
+        experimental_delegates=delegates or None,
+        num_threads=options.get("num_threads"),
+    )
     interpreter.allocate_tensors()
     if options.get("delegate") == "edgetpu":
         RUNTIME_USED += _edgetpu_split(manifest.get("coverage") or {})
@@ -97,30 +114,43 @@ def _edgetpu_split(coverage):
     else the prediction from Coral's published op rules on the int8 file."""
     if not coverage.get("total_ops"):
         return ""
-    source = ("edgetpu_compiler's log" if coverage.get("source") == "edgetpu_compiler"
-              else "predicted from Coral's op rules; edgetpu_compiler was not on the build host")
-    text = "\nEdge TPU ops (%s): %d of %d" % (source, coverage.get("accelerated_ops", 0), coverage["total_ops"])
+    source = (
+        "edgetpu_compiler's log"
+        if coverage.get("source") == "edgetpu_compiler"
+        else "predicted from Coral's op rules; edgetpu_compiler was not on the build host"
+    )
+    text = "\nEdge TPU ops (%s): %d of %d" % (
+        source,
+        coverage.get("accelerated_ops", 0),
+        coverage["total_ops"],
+    )
     if coverage.get("macs_share") is not None:
         text += ", %.0f%% of multiply-accumulates" % (100 * coverage["macs_share"])
     first = coverage.get("first_fallback")
     if first:
-        text += "; from op #%s %s on, the CPU runs the rest (%s)" % (first.get("index"), first.get("op"),
-                                                                     first.get("reason"))
+        text += "; from op #%s %s on, the CPU runs the rest (%s)" % (
+            first.get("index"),
+            first.get("op"),
+            first.get("reason"),
+        )
     return text
 
 
 def _cpu_latency(interpreter, budget_s=1.0):
     """The int8 model's LiteRT latency on this host's CPU (median of up to 20 invokes in ~1 s)."""
     import time
-    interpreter.invoke()                       # warm-up (XNNPACK packs weights on the first run)
+
+    interpreter.invoke()  # warm-up (XNNPACK packs weights on the first run)
     times, started = [], time.perf_counter()
     while len(times) < 20 and time.perf_counter() - started < budget_s:
         t = time.perf_counter()
         interpreter.invoke()
         times.append(time.perf_counter() - t)
     times.sort()
-    return "\nint8 LiteRT latency on this host's CPU: %.3f ms (median of %d)" % (1000 * times[len(times) // 2],
-                                                                               len(times))
+    return "\nint8 LiteRT latency on this host's CPU: %.3f ms (median of %d)" % (
+        1000 * times[len(times) // 2],
+        len(times),
+    )
 
 
 def _quantization(detail):
@@ -134,6 +164,7 @@ def runtime_predict(handle, inputs):
     quantization) and the loader undoes that here. Without such entries, tensors are fed by their
     TFLite names and float values are quantized with the tensor's own scale."""
     import numpy as np
+
     interpreter, io = handle
     details = {d["name"]: d for d in interpreter.get_input_details()}
     entries = [e for e in io.get("inputs", []) if "transpose" in e]
@@ -142,33 +173,42 @@ def runtime_predict(handle, inputs):
     for entry in entries:
         name = entry["name"]
         if name not in inputs:
-            raise KeyError("missing model input %r (inputs: %s)" % (name, ", ".join(e["name"] for e in entries)))
-        value = np.asarray(inputs[name], dtype=np.float32) if "transpose" in entry else np.asarray(inputs[name])
+            raise KeyError(
+                "missing model input %r (inputs: %s)" % (name, ", ".join(e["name"] for e in entries))
+            )
+        value = (
+            np.asarray(inputs[name], dtype=np.float32) if "transpose" in entry else np.asarray(inputs[name])
+        )
         norm = entry.get("normalization")
         if norm:
             mean, std = np.asarray(norm["mean"], np.float32), np.asarray(norm["std"], np.float32)
-            if mean.ndim == 1 and mean.size > 1 and value.ndim >= 3:   # per channel, channels first
+            if mean.ndim == 1 and mean.size > 1 and value.ndim >= 3:  # per channel, channels first
                 shape = [1, -1] + [1] * (value.ndim - 2)
                 mean, std = mean.reshape(shape), std.reshape(shape)
             value = (value - mean) / std
         if "transpose" in entry:
             value = value.transpose(entry["transpose"])
-        detail = details.get(entry.get("tensor")) or next(d for d in details.values()
-                                                          if d["index"] == entry.get("tensor_index"))
+        detail = details.get(entry.get("tensor")) or next(
+            d for d in details.values() if d["index"] == entry.get("tensor_index")
+        )
         dtype = np.dtype(detail["dtype"])
         scale, zero_point = _quantization(detail)
         if dtype.kind in "iu" and value.dtype.kind == "f" and scale > 0:
             info = np.iinfo(dtype)
             value = np.clip(np.round(value / scale) + zero_point, info.min, info.max)
-        interpreter.set_tensor(detail["index"], np.ascontiguousarray(value.astype(dtype).reshape(detail["shape"])))
+        interpreter.set_tensor(
+            detail["index"], np.ascontiguousarray(value.astype(dtype).reshape(detail["shape"]))
+        )
     interpreter.invoke()
     out_details = {d["name"]: d for d in interpreter.get_output_details()}
-    out_entries = [e for e in io.get("outputs", []) if "transpose" in e] or [{"name": n, "tensor": n}
-                                                                             for n in out_details]
+    out_entries = [e for e in io.get("outputs", []) if "transpose" in e] or [
+        {"name": n, "tensor": n} for n in out_details
+    ]
     outputs = {}
     for entry in out_entries:
-        detail = out_details.get(entry.get("tensor")) or next(d for d in out_details.values()
-                                                              if d["index"] == entry.get("tensor_index"))
+        detail = out_details.get(entry.get("tensor")) or next(
+            d for d in out_details.values() if d["index"] == entry.get("tensor_index")
+        )
         value = interpreter.get_tensor(detail["index"])
         scale, zero_point = _quantization(detail)
         if value.dtype.kind in "iu" and scale > 0:

@@ -6,6 +6,7 @@ model, MIL op list as coverage, LoadModel.swift) and coreml.verify (the traced P
 intermediate against onnxruntime on the evaluation set; the package itself on macOS).
 Only the standard library is imported here; torch and coremltools load inside `run`.
 """
+
 from __future__ import annotations
 
 from .compress import CoremlCompressStep
@@ -14,6 +15,8 @@ from .inspect_package import CoremlInspectStep
 from .swift_snippet import swift_snippet
 from .verify import CoremlVerifyStep
 
-STEPS = {step.name: step for step in (CoremlConvertStep, CoremlCompressStep, CoremlInspectStep, CoremlVerifyStep)}
+STEPS = {
+    step.name: step for step in (CoremlConvertStep, CoremlCompressStep, CoremlInspectStep, CoremlVerifyStep)
+}
 
 __all__ = ["STEPS", "swift_snippet"]

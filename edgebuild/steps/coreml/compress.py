@@ -7,6 +7,7 @@ block of 32 (iOS18/macOS15 packages only). Weights with fewer than `min_weight_e
 elements stay as they are (coremltools' default threshold is 2048): compressing small tensors
 saves little and costs accuracy.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,18 +20,28 @@ from . import options as option_parsing
 
 INT4_BLOCK_SIZE = 32
 _NEEDS_IOS18 = {"int4-block", "palettize-3"}
-_IOS18_OR_LATER = re.compile(r"^(iOS(1[89]|[2-9]\d)|macOS(1[5-9]|[2-9]\d)|watchOS(1[1-9]|[2-9]\d)|tvOS(1[89]|[2-9]\d))$")
+_IOS18_OR_LATER = re.compile(
+    r"^(iOS(1[89]|[2-9]\d)|macOS(1[5-9]|[2-9]\d)|watchOS(1[1-9]|[2-9]\d)|tvOS(1[89]|[2-9]\d))$"
+)
 
 
 def _config(cto, compression: str, threshold: int):
     if compression == "int8":
-        op = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel",
-                                         weight_threshold=threshold)
+        op = cto.OpLinearQuantizerConfig(
+            mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=threshold
+        )
     elif compression == "int4-block":
-        op = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int4", granularity="per_block",
-                                         block_size=INT4_BLOCK_SIZE, weight_threshold=threshold)
+        op = cto.OpLinearQuantizerConfig(
+            mode="linear_symmetric",
+            dtype="int4",
+            granularity="per_block",
+            block_size=INT4_BLOCK_SIZE,
+            weight_threshold=threshold,
+        )
     else:
-        op = cto.OpPalettizerConfig(mode="kmeans", nbits=int(compression.split("-")[1]), weight_threshold=threshold)
+        op = cto.OpPalettizerConfig(
+            mode="kmeans", nbits=int(compression.split("-")[1]), weight_threshold=threshold
+        )
     return cto.OptimizationConfig(global_config=op)
 
 
@@ -77,11 +88,16 @@ class CoremlCompressStep(Step):
                 else:
                     compressed = cto.linear_quantize_weights(mlmodel, _config(cto, compression, threshold))
             except Exception as exc:
-                raise StepFailed(f"parameter 'compression' = \"{compression}\": coremltools.optimize failed ({str(exc).splitlines()[0]})") from None
-            metadata.apply_provenance(compressed, {
-                "compression": compression,
-                "compression_min_weight_elements": threshold,
-            })
+                raise StepFailed(
+                    f"parameter 'compression' = \"{compression}\": coremltools.optimize failed ({str(exc).splitlines()[0]})"
+                ) from None
+            metadata.apply_provenance(
+                compressed,
+                {
+                    "compression": compression,
+                    "compression_min_weight_elements": threshold,
+                },
+            )
             package_files.save(compressed, out)
 
         spec = spec_reader.load_spec(out)

@@ -5,13 +5,25 @@ ConstantOfShape, Constant or Cast nodes (the onnx wheel's classic CNNs, exporter
 otherwise fail with a KeyError on the weight's name. Nodes are evaluated one at a time with the
 ONNX reference implementation, so folding is exact; random and control-flow ops are left alone.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-_NEVER_FOLD = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
-               "Bernoulli", "If", "Loop", "Scan", "SequenceConstruct", "Dropout"}
-_MAX_ELEMENTS = 64 << 20      # a folded tensor larger than this stays a node
+_NEVER_FOLD = {
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+    "If",
+    "Loop",
+    "Scan",
+    "SequenceConstruct",
+    "Dropout",
+}
+_MAX_ELEMENTS = 64 << 20  # a folded tensor larger than this stays a node
 
 
 def _evaluate(node, constants: dict[str, Any], opsets) -> list[Any] | None:
@@ -22,14 +34,18 @@ def _evaluate(node, constants: dict[str, Any], opsets) -> list[Any] | None:
 
     inputs = [name for name in node.input if name]
     graph = helper.make_graph(
-        [node], "fold", [], [helper.make_empty_tensor_value_info(name) for name in node.output],
-        [numpy_helper.from_array(np.asarray(constants[name]), name) for name in inputs])
+        [node],
+        "fold",
+        [],
+        [helper.make_empty_tensor_value_info(name) for name in node.output],
+        [numpy_helper.from_array(np.asarray(constants[name]), name) for name in inputs],
+    )
     model = helper.make_model(graph, opset_imports=list(opsets))
     model.ir_version = min(model.ir_version, onnx.IR_VERSION)
     try:
         return ReferenceEvaluator(model).run(None, {})
     except Exception:
-        return None       # leave anything the reference cannot evaluate to onnx2torch
+        return None  # leave anything the reference cannot evaluate to onnx2torch
 
 
 def fold(model) -> int:
@@ -43,9 +59,12 @@ def fold(model) -> int:
     kept, folded = [], 0
     for node in graph.node:
         inputs = [name for name in node.input if name]
-        foldable = (node.domain in ("", "ai.onnx") and node.op_type not in _NEVER_FOLD
-                    and all(name in constants for name in inputs)
-                    and not any(name in graph_outputs for name in node.output))
+        foldable = (
+            node.domain in ("", "ai.onnx")
+            and node.op_type not in _NEVER_FOLD
+            and all(name in constants for name in inputs)
+            and not any(name in graph_outputs for name in node.output)
+        )
         results = _evaluate(node, constants, model.opset_import) if foldable else None
         if results is None or any(np.asarray(r).size > _MAX_ELEMENTS for r in results):
             kept.append(node)
@@ -54,7 +73,7 @@ def fold(model) -> int:
             tensor = numpy_helper.from_array(np.asarray(value), name)
             constants[name] = np.asarray(value)
             graph.initializer.append(tensor)
-            if model.ir_version < 4:   # IR 3 requires every initializer to be a graph input too
+            if model.ir_version < 4:  # IR 3 requires every initializer to be a graph input too
                 graph.input.append(helper.make_tensor_value_info(name, tensor.data_type, list(tensor.dims)))
         folded += 1
     if folded:

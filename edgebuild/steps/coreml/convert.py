@@ -5,6 +5,7 @@ Outputs the package folder and the traced TorchScript module that was handed to 
 when the onnx2torch module disagrees with onnxruntime on a probe input: some onnx2torch
 converters are silently wrong (facts: CumSum), and a wrong package must not be produced.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -87,24 +88,28 @@ class CoremlConvertStep(Step):
         mlmodel = mil_conversion.convert(prepared, traced, options, reference)
         metadata.apply_descriptions(mlmodel, options.metadata)
         versions = metadata.library_versions(*ROUTE_LIBRARIES)
-        metadata.apply_provenance(mlmodel, {
-            "version": metadata.edgebuild_version(),
-            "step": f"{self.name}/{self.version}",
-            "source_sha256": sha256_file(source),
-            "route": f"onnx2torch=={versions['onnx2torch']} -> torch.jit.trace (torch=={versions['torch']}) "
-                     f"-> coremltools=={versions['coremltools']} mlprogram",
-            "precision": options.precision,
-            "minimum_deployment_target": options.deployment_target,
-            "compute_units": options.compute_units,
-        })
+        metadata.apply_provenance(
+            mlmodel,
+            {
+                "version": metadata.edgebuild_version(),
+                "step": f"{self.name}/{self.version}",
+                "source_sha256": sha256_file(source),
+                "route": f"onnx2torch=={versions['onnx2torch']} -> torch.jit.trace (torch=={versions['torch']}) "
+                f"-> coremltools=={versions['coremltools']} mlprogram",
+                "precision": options.precision,
+                "minimum_deployment_target": options.deployment_target,
+                "compute_units": options.compute_units,
+            },
+        )
 
         package = ctx.output("model.mlpackage")
         package_files.save(mlmodel, package)
         import warnings
 
         import torch
+
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)   # torch.jit is deprecated in favour of export
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in favour of export
             torch.jit.save(traced, str(ctx.output("intermediate.pt")))
 
         spec = spec_reader.load_spec(package)
@@ -127,5 +132,3 @@ class CoremlConvertStep(Step):
             },
             "toolchain": versions,
         }
-
-

@@ -5,6 +5,7 @@ onnx2torch 1.5.15 has no converter for Dropout before opset 10, which classic ex
 Its consumers are rewired to its input and the node dropped; a Dropout whose output is a graph
 output or whose mask is read is left for onnx2torch to judge.
 """
+
 from __future__ import annotations
 
 
@@ -32,7 +33,7 @@ def drop_inference_dropout(model) -> int:
     for node in graph.node:
         if node.op_type != "Dropout" or node.domain not in ("", "ai.onnx"):
             continue
-        training = len(node.input) > 2 and node.input[2]          # a training_mode input: leave it
+        training = len(node.input) > 2 and node.input[2]  # a training_mode input: leave it
         mask_read = len(node.output) > 1 and node.output[1] in read | graph_outputs
         if training or mask_read or node.output[0] in graph_outputs:
             continue

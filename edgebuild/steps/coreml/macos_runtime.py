@@ -1,4 +1,5 @@
 """Running the package itself, which only the Core ML runtime on macOS can do."""
+
 from __future__ import annotations
 
 import platform
@@ -17,7 +18,9 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def predict(package: Path, compute_units: str, feeds: dict[str, Any], image_inputs: dict[str, dict]) -> dict[str, Any]:
+def predict(
+    package: Path, compute_units: str, feeds: dict[str, Any], image_inputs: dict[str, dict]
+) -> dict[str, Any]:
     """One prediction with coremltools.models.MLModel; image inputs are given as pixel arrays [1,C,H,W]."""
     import numpy as np
     from PIL import Image
@@ -31,7 +34,7 @@ def predict(package: Path, compute_units: str, feeds: dict[str, Any], image_inpu
         if name in image_inputs:
             pixels = np.transpose(value[0], (1, 2, 0)).astype(np.uint8)
             if image_inputs[name].get("color_layout") == "BGR":
-                pixels = pixels[..., ::-1]   # PIL images are RGB; Core ML reorders to the model's BGR
+                pixels = pixels[..., ::-1]  # PIL images are RGB; Core ML reorders to the model's BGR
             request[name] = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
         else:
             request[name] = value

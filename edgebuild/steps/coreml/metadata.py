@@ -1,4 +1,5 @@
 """Descriptive metadata and edgebuild provenance written into the package spec."""
+
 from __future__ import annotations
 
 
@@ -10,6 +11,7 @@ PREFIX = "edgebuild."
 def edgebuild_version() -> str:
     try:
         from edgebuild import __version__
+
         return str(__version__)
     except ImportError:
         return "unknown"
@@ -40,7 +42,9 @@ def apply_descriptions(mlmodel, described: dict) -> None:
         target = mlmodel.input_description if key == "input_descriptions" else mlmodel.output_description
         for name, text in described.get(key, {}).items():
             if name not in names:
-                raise StepFailed(f"parameter '{key}' names '{name}', which is not one of {', '.join(sorted(names))}")
+                raise StepFailed(
+                    f"parameter '{key}' names '{name}', which is not one of {', '.join(sorted(names))}"
+                )
             target[name] = text
 
 

@@ -1,4 +1,5 @@
 """Traced PyTorch -> Core ML ML Program (the second half of the route), with errors named by node."""
+
 from __future__ import annotations
 
 import logging
@@ -21,7 +22,11 @@ def import_coremltools():
     import io
     import warnings
 
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")
         import coremltools
     logging.getLogger("coremltools").setLevel(logging.ERROR)
@@ -50,6 +55,7 @@ class _ErrorCapture(logging.Handler):
 
 def _numpy_type(dtype: str):
     import numpy as np
+
     # Core ML multiarrays hold fp16/fp32/int32 (and fp64 on macOS); int64 and bool travel as int32.
     return {"float32": np.float32, "float16": np.float16, "float64": np.float32}.get(dtype, np.int32)
 
@@ -60,7 +66,9 @@ def input_types(ct, prepared: PreparedModel, image_inputs: dict) -> list[Any]:
     for info in prepared.inputs:
         image = image_inputs.get(info.name) or image_inputs.get("*")
         if image is None:
-            types.append(ct.TensorType(name=info.name, shape=tuple(info.shape), dtype=_numpy_type(info.dtype)))
+            types.append(
+                ct.TensorType(name=info.name, shape=tuple(info.shape), dtype=_numpy_type(info.dtype))
+            )
             continue
         channels = 1 if image.color_layout == "GRAYSCALE" else 3
         if len(info.shape) != 4 or info.shape[0] != 1 or info.shape[1] != channels:
@@ -69,19 +77,26 @@ def input_types(ct, prepared: PreparedModel, image_inputs: dict) -> list[Any]:
                 f"an {image.color_layout} image input needs [1, {channels}, H, W]"
             )
         if len(image.bias) not in (1, channels):
-            raise StepFailed(f"parameter 'image_bias': {len(image.bias)} values for a {channels}-channel input")
+            raise StepFailed(
+                f"parameter 'image_bias': {len(image.bias)} values for a {channels}-channel input"
+            )
         bias = list(image.bias) if len(image.bias) == channels else [image.bias[0]] * channels
         layout = {"RGB": ct.colorlayout.RGB, "BGR": ct.colorlayout.BGR, "GRAYSCALE": ct.colorlayout.GRAYSCALE}
         types.append(
             ct.ImageType(
-                name=info.name, shape=tuple(info.shape), scale=image.scale,
-                bias=bias if channels == 3 else bias[0], color_layout=layout[image.color_layout],
+                name=info.name,
+                shape=tuple(info.shape),
+                scale=image.scale,
+                bias=bias if channels == 3 else bias[0],
+                color_layout=layout[image.color_layout],
             )
         )
         image_names.discard(info.name)
     image_names.discard("*")
     if image_names:
-        raise StepFailed(f"parameter 'image_inputs' names '{sorted(image_names)[0]}', which is not a model input")
+        raise StepFailed(
+            f"parameter 'image_inputs' names '{sorted(image_names)[0]}', which is not a model input"
+        )
     return types
 
 
@@ -100,7 +115,11 @@ def convert(prepared: PreparedModel, traced, options, reference_outputs: list[An
     """ct.convert to an ML Program; StepFailed naming the ONNX node when a torch op has no MIL lowering."""
     ct = import_coremltools()
     if options.deployment_target not in ct.target.__members__:
-        known = ", ".join(name for name in ct.target.__members__ if not name.startswith(("iOS13", "iOS14", "macOS10", "macOS11")))
+        known = ", ".join(
+            name
+            for name in ct.target.__members__
+            if not name.startswith(("iOS13", "iOS14", "macOS10", "macOS11"))
+        )
         raise StepFailed(
             f"parameter 'minimum_deployment_target' = {options.deployment_target!r}: coremltools "
             f"{ct.__version__} knows {known}"
@@ -118,7 +137,7 @@ def convert(prepared: PreparedModel, traced, options, reference_outputs: list[An
             minimum_deployment_target=getattr(ct.target, options.deployment_target),
             compute_precision=ct.precision.FLOAT16 if options.precision == "fp16" else ct.precision.FLOAT32,
             compute_units=getattr(ct.ComputeUnit, options.compute_units),
-            skip_model_load=True,   # the Core ML runtime exists only on macOS
+            skip_model_load=True,  # the Core ML runtime exists only on macOS
         )
     except StepFailed:
         raise

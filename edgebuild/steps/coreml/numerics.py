@@ -1,4 +1,5 @@
 """onnxruntime as the reference the Core ML steps are measured against (the measures: edgebuild.metrics)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,13 +20,17 @@ class OnnxRuntimeReference:
         try:
             self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise StepFailed(f"{model_path.name}: onnxruntime cannot load the source model for reference ({_first_line(exc)})") from None
+            raise StepFailed(
+                f"{model_path.name}: onnxruntime cannot load the source model for reference ({_first_line(exc)})"
+            ) from None
 
     def run(self, inputs: dict[str, Any]) -> list[Any]:
         try:
             return self.session.run(None, inputs)
         except Exception as exc:
-            raise StepFailed(f"{self.model_path.name}: onnxruntime cannot run the source model for reference ({_first_line(exc)})") from None
+            raise StepFailed(
+                f"{self.model_path.name}: onnxruntime cannot run the source model for reference ({_first_line(exc)})"
+            ) from None
 
 
 def _first_line(exc: Exception) -> str:

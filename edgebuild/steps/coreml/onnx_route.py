@@ -10,6 +10,7 @@ constant Reshape, and a Core ML package has static shapes anyway.
 Nodes are renamed `n<index>_<op>` before conversion so that any later failure (onnx2torch,
 tracing, coremltools) can be traced back to the user's ONNX node by its original name.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,15 +30,15 @@ NODE_TAG = re.compile(r"n(\d+)_")
 class TensorInfo:
     name: str
     shape: list[int]
-    dtype: str                       # numpy dtype name
+    dtype: str  # numpy dtype name
 
 
 @dataclass
 class PreparedModel:
-    model: Any                       # onnx.ModelProto with static input shapes and tagged node names
+    model: Any  # onnx.ModelProto with static input shapes and tagged node names
     inputs: list[TensorInfo]
     output_names: list[str]
-    node_names: list[str]            # original node names (op type when unnamed), by index
+    node_names: list[str]  # original node names (op type when unnamed), by index
     node_ops: list[str]
 
     def describe_node(self, index: int) -> str:
@@ -54,6 +55,7 @@ class PreparedModel:
 
 def _numpy_dtype(elem_type: int) -> str:
     import onnx.helper
+
     return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
 
 
@@ -66,7 +68,9 @@ def _static_shape(value_info, wanted: list[int] | None) -> list[int]:
                 f"parameter 'input_shapes.{name}' = {wanted}: the model's input has rank {len(dims)}"
             )
         for axis, (dim, size) in enumerate(zip(dims, wanted)):
-            if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != size:   # <= 0: dynamic (Paddle's -1)
+            if (
+                dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != size
+            ):  # <= 0: dynamic (Paddle's -1)
                 raise StepFailed(
                     f"parameter 'input_shapes.{name}' = {wanted}: axis {axis} is fixed to {dim.dim_value} in the model"
                 )
@@ -76,7 +80,7 @@ def _static_shape(value_info, wanted: list[int] | None) -> list[int]:
         if dim.HasField("dim_value") and dim.dim_value > 0:
             shape.append(dim.dim_value)
         elif axis == 0:
-            shape.append(1)          # a dynamic batch axis: Core ML packages here are built for batch 1
+            shape.append(1)  # a dynamic batch axis: Core ML packages here are built for batch 1
         else:
             label = f"'{dim.dim_param}'" if dim.dim_param else "unnamed"
             raise StepFailed(
@@ -125,6 +129,7 @@ def prepare(path: Path, input_shapes: dict[str, list[int]]) -> PreparedModel:
 def _fill_trap_defaults(node) -> None:
     """Write out ONNX attribute defaults that onnx2torch 1.5.15 reads wrongly."""
     import onnx.helper
+
     present = {attr.name for attr in node.attribute}
     if node.op_type == "CumSum" and "reverse" not in present:
         # onnx2torch treats a missing `reverse` as 1; ONNX says 0
@@ -152,12 +157,17 @@ def unconvertible_nodes(prepared: PreparedModel) -> list[str]:
 
     opsets = {o.domain or "": o.version for o in prepared.model.opset_import}
     opsets.setdefault("ai.onnx", opsets.get("", 0))
-    graph = OnnxGraph(safe_shape_inference(prepared.model).graph)  # converters read inferred shapes, as in onnx2torch.convert
+    graph = OnnxGraph(
+        safe_shape_inference(prepared.model).graph
+    )  # converters read inferred shapes, as in onnx2torch.convert
     problems = []
     for onnx_node in graph.nodes.values():
         index = int(NODE_TAG.match(onnx_node.name).group(1))
         what = prepared.describe_node(index)
-        if onnx_node.operation_type in torchvision_standin.OPS_NEEDING_TORCHVISION and torchvision_standin.is_standin_active():
+        if (
+            onnx_node.operation_type in torchvision_standin.OPS_NEEDING_TORCHVISION
+            and torchvision_standin.is_standin_active()
+        ):
             problems.append(f"{what}: needs torchvision, which this toolchain leaves out")
             continue
         try:
@@ -167,7 +177,9 @@ def unconvertible_nodes(prepared: PreparedModel) -> list[str]:
                 version=opsets.get(onnx_node.domain, opsets[""]),
             )
         except NotImplementedError:
-            problems.append(f"{what}: no onnx2torch converter for opset {opsets.get(onnx_node.domain, opsets[''])}")
+            problems.append(
+                f"{what}: no onnx2torch converter for opset {opsets.get(onnx_node.domain, opsets[''])}"
+            )
             continue
         try:
             converter(onnx_node, graph)
@@ -242,7 +254,9 @@ def trace(prepared: PreparedModel, module, inputs: dict[str, Any]):
         except Exception as exc:
             target = _locate_runtime_failure(module, args)
             where = prepared.node_from_text(target or "") or "the model"
-            raise StepFailed(f"Core ML route cannot run ONNX op {where} in PyTorch: {str(exc).splitlines()[0]}") from None
+            raise StepFailed(
+                f"Core ML route cannot run ONNX op {where} in PyTorch: {str(exc).splitlines()[0]}"
+            ) from None
 
 
 def run_torch(prepared: PreparedModel, module, inputs: dict[str, Any]) -> list[Any]:

@@ -3,6 +3,7 @@
 Everything here is standard library only, so a typo in a target fails with one line naming the
 parameter before torch or coremltools is imported.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,8 @@ class ImageInput:
 @dataclass(frozen=True)
 class ConvertOptions:
     precision: str
-    deployment_target: str           # e.g. "iOS16", a name in coremltools.target
-    compute_units: str               # a name in coremltools.ComputeUnit
+    deployment_target: str  # e.g. "iOS16", a name in coremltools.target
+    compute_units: str  # a name in coremltools.ComputeUnit
     input_shapes: dict[str, list[int]]
     image_inputs: dict[str, ImageInput] = field(default_factory=dict)  # input name -> preprocessing
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -47,7 +48,9 @@ def choice(params: dict, key: str, allowed: tuple[str, ...], default: str) -> st
 
 def deployment_target(params: dict) -> str:
     """The target's own value, else the device profile's (passed as device_minimum_deployment_target)."""
-    value = str(params.get("minimum_deployment_target") or params.get("device_minimum_deployment_target") or "iOS16")
+    value = str(
+        params.get("minimum_deployment_target") or params.get("device_minimum_deployment_target") or "iOS16"
+    )
     match = DEPLOYMENT_TARGET.match(value)
     if not match:
         raise StepFailed(

@@ -12,6 +12,7 @@ What coremltools 9 writes differently each time, and what we do about it:
 Core ML on a Mac accepts content-derived manifest identifiers has not been checked on a Mac (they
 are valid RFC 4122 UUIDs, which is all the format asks for).
 """
+
 from __future__ import annotations
 
 import hashlib

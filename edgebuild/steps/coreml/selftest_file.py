@@ -5,6 +5,7 @@ set from the precision and compression the package was built with (fp16 arithmet
 palettised weights) and checked on a Mac by the loader and by coreml.verify. Absolute tolerances
 are scaled by the reference output's magnitude.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,4 +58,4 @@ def write(path: Path, inputs: dict[str, Any], expected: dict[str, Any], toleranc
     arrays = {f"input.{k}": v for k, v in inputs.items()}
     arrays.update({f"expected.{k}": np.asarray(v, dtype=np.float32) for k, v in expected.items()})
     arrays.update({k: np.asarray(v, dtype=np.float32) for k, v in tolerance.items()})
-    save_npz(path, arrays)   # deterministic bytes: bundles must reproduce
+    save_npz(path, arrays)  # deterministic bytes: bundles must reproduce

@@ -1,4 +1,5 @@
 """What Linux can learn from an `.mlpackage`: its spec, I/O and the MIL operations it contains."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -9,7 +10,13 @@ from edgebuild.steps.base import StepFailed
 
 from .package_files import spec_path
 
-_ARRAY_DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "DOUBLE": "float64", "INT32": "int32", "INT8": "int8"}
+_ARRAY_DTYPES = {
+    "FLOAT32": "float32",
+    "FLOAT16": "float16",
+    "DOUBLE": "float64",
+    "INT32": "int32",
+    "INT8": "int8",
+}
 
 
 def load_spec(package: Path):
@@ -18,7 +25,9 @@ def load_spec(package: Path):
 
     ct = import_coremltools()
     if not spec_path(package).is_file():
-        raise StepFailed(f"{package.name}: not an .mlpackage (missing {spec_path(package).relative_to(package)})")
+        raise StepFailed(
+            f"{package.name}: not an .mlpackage (missing {spec_path(package).relative_to(package)})"
+        )
     try:
         return ct.utils.load_spec(str(package))
     except Exception as exc:
@@ -30,14 +39,22 @@ def _feature(feature) -> dict[str, Any]:
     if kind == "multiArrayType":
         array = feature.type.multiArrayType
         dtype_name = type(array).ArrayDataType.Name(array.dataType)
-        return {"name": feature.name, "shape": [int(d) for d in array.shape],
-                "dtype": _ARRAY_DTYPES.get(dtype_name, dtype_name.lower())}
+        return {
+            "name": feature.name,
+            "shape": [int(d) for d in array.shape],
+            "dtype": _ARRAY_DTYPES.get(dtype_name, dtype_name.lower()),
+        }
     if kind == "imageType":
         image = feature.type.imageType
         space = type(image).ColorSpace.Name(image.colorSpace)
         channels = 1 if space == "GRAYSCALE" else 3
-        return {"name": feature.name, "shape": [1, channels, int(image.height), int(image.width)],
-                "dtype": "uint8", "layout": "NCHW", "image": {"color_space": space}}
+        return {
+            "name": feature.name,
+            "shape": [1, channels, int(image.height), int(image.width)],
+            "dtype": "uint8",
+            "layout": "NCHW",
+            "image": {"color_space": space},
+        }
     return {"name": feature.name, "shape": [], "dtype": kind or "unknown"}
 
 

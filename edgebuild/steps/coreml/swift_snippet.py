@@ -7,22 +7,74 @@ compiles into an app or the model file of an unpacked bundle (compiled on the de
 out each input's shape, type and preprocessing (image inputs take a CGImage).
 Standard library only: the bundle writer can call it without the Core ML toolchain.
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 _SWIFT_KEYWORDS = {
-    "associatedtype", "class", "deinit", "enum", "extension", "func", "import", "init", "inout", "let",
-    "operator", "protocol", "static", "struct", "subscript", "typealias", "var", "break", "case",
-    "continue", "default", "defer", "do", "else", "fallthrough", "for", "guard", "if", "in", "repeat",
-    "return", "switch", "where", "while", "as", "is", "nil", "self", "super", "throw", "throws",
-    "true", "false", "try", "model", "features", "result",
+    "associatedtype",
+    "class",
+    "deinit",
+    "enum",
+    "extension",
+    "func",
+    "import",
+    "init",
+    "inout",
+    "let",
+    "operator",
+    "protocol",
+    "static",
+    "struct",
+    "subscript",
+    "typealias",
+    "var",
+    "break",
+    "case",
+    "continue",
+    "default",
+    "defer",
+    "do",
+    "else",
+    "fallthrough",
+    "for",
+    "guard",
+    "if",
+    "in",
+    "repeat",
+    "return",
+    "switch",
+    "where",
+    "while",
+    "as",
+    "is",
+    "nil",
+    "self",
+    "super",
+    "throw",
+    "throws",
+    "true",
+    "false",
+    "try",
+    "model",
+    "features",
+    "result",
 }
-_COMPUTE_UNITS = {"ALL": ".all", "CPU_ONLY": ".cpuOnly", "CPU_AND_GPU": ".cpuAndGPU", "CPU_AND_NE": ".cpuAndNeuralEngine"}
+_COMPUTE_UNITS = {
+    "ALL": ".all",
+    "CPU_ONLY": ".cpuOnly",
+    "CPU_AND_GPU": ".cpuAndGPU",
+    "CPU_AND_NE": ".cpuAndNeuralEngine",
+}
 # numpy dtype name -> (MLMultiArrayDataType, Swift element type)
-_ARRAY_TYPES = {"float32": (".float32", "Float"), "float16": (".float16", "Float16"),
-                "float64": (".double", "Double"), "int32": (".int32", "Int32")}
+_ARRAY_TYPES = {
+    "float32": (".float32", "Float"),
+    "float16": (".float16", "Float16"),
+    "float64": (".double", "Double"),
+    "int32": (".int32", "Int32"),
+}
 
 
 def _identifier(name: str, upper_first: bool = False) -> str:
@@ -56,14 +108,14 @@ def _input_parameter(feature: dict) -> tuple[str, list[str]]:
             f"let {param}Feature = try MLFeatureValue(cgImage: {param}, constraint: {param}Constraint, options: nil)",
         ]
     data_type, element = _ARRAY_TYPES.get(feature.get("dtype", "float32"), (".float32", "Float"))
-    number = "Float(v)" if element == "Float16" else "v"   # NSNumber has no Float16 initialiser
+    number = "Float(v)" if element == "Float16" else "v"  # NSNumber has no Float16 initialiser
     count = 1
     for d in shape:
         count *= d
     shape_text = ", ".join(str(d) for d in shape)
     return f"{param}: [{element}]", [
         f"// {feature['name']}: {feature.get('dtype', 'float32')} [{shape_text}], row-major ({count} values)",
-        f"precondition({param}.count == {count}, \"{feature['name']} needs {count} values\")",
+        f'precondition({param}.count == {count}, "{feature["name"]} needs {count} values")',
         f"let {param}Array = try MLMultiArray(shape: [{shape_text}], dataType: {data_type})",
         f"for (i, v) in {param}.enumerated() {{ {param}Array[i] = NSNumber(value: {number}) }}",
         f"let {param}Feature = MLFeatureValue(multiArray: {param}Array)",
@@ -73,19 +125,30 @@ def _input_parameter(feature: dict) -> tuple[str, list[str]]:
 def _output_lines(outputs: list[dict]) -> list[str]:
     """The body's last lines: the named outputs, or every multi-array output when none are known."""
     if not outputs:
-        return ["var outputs: [String: MLMultiArray] = [:]",
-                "for name in result.featureNames {",
-                "    if let array = result.featureValue(for: name)?.multiArrayValue { outputs[name] = array }",
-                "}",
-                "return outputs"]
-    return ["return [",
-            *[f"    {_swift_string(f['name'])}: result.featureValue(for: {_swift_string(f['name'])})!.multiArrayValue!,"
-              for f in outputs],
-            "]"]
+        return [
+            "var outputs: [String: MLMultiArray] = [:]",
+            "for name in result.featureNames {",
+            "    if let array = result.featureValue(for: name)?.multiArrayValue { outputs[name] = array }",
+            "}",
+            "return outputs",
+        ]
+    return [
+        "return [",
+        *[
+            f"    {_swift_string(f['name'])}: result.featureValue(for: {_swift_string(f['name'])})!.multiArrayValue!,"
+            for f in outputs
+        ],
+        "]",
+    ]
 
 
-def swift_snippet(io: dict, package_name: str, compute_units: str = "ALL", model_file: str | None = None,
-                  bundle_name: str | None = None) -> str:
+def swift_snippet(
+    io: dict,
+    package_name: str,
+    compute_units: str = "ALL",
+    model_file: str | None = None,
+    bundle_name: str | None = None,
+) -> str:
     """Swift source that loads the model and predicts: `load()` takes the .mlmodelc Xcode compiles
     `model_file` (default `<package_name>.mlpackage`) into in an app, `load(bundleFolder:)` compiles
     `model_file` from an unpacked edgebuild bundle on the device.
@@ -104,21 +167,30 @@ def swift_snippet(io: dict, package_name: str, compute_units: str = "ALL", model
         params.append(declaration)
         body.extend(lines)
     if inputs:
-        provider = "[" + ", ".join(f"{_swift_string(f['name'])}: {_identifier(f['name'])}Feature" for f in inputs) + "]"
-    else:   # inputs unknown: the caller passes them by name
+        provider = (
+            "["
+            + ", ".join(f"{_swift_string(f['name'])}: {_identifier(f['name'])}Feature" for f in inputs)
+            + "]"
+        )
+    else:  # inputs unknown: the caller passes them by name
         params = ["inputs: [String: MLMultiArray]"]
         provider = "inputs.mapValues { MLFeatureValue(multiArray: $0) }"
     uses_images = any(f.get("image") is not None for f in inputs)
-    output_docs = "; ".join(
-        f"{f['name']} {f.get('dtype', 'float32')} {list(f.get('shape', []))}" for f in outputs
-    ) or "every multi-array output, by name"
+    output_docs = (
+        "; ".join(f"{f['name']} {f.get('dtype', 'float32')} {list(f.get('shape', []))}" for f in outputs)
+        or "every multi-array output, by name"
+    )
     imports = ["import CoreML", "import Foundation"] + (["import CoreGraphics"] if uses_images else [])
     header = [f"// LoadModel.swift - generated by edgebuild for {model_file}"]
     if bundle_name:
-        header += [f"// Shipped in the bundle {bundle_name}. Verify the bundle first (`python loader.py verify --key",
-                   "// edgebuild.pub.pem`, or check manifest.json's sha256 values with CryptoKit) before using its model."]
-    header.append(f"// In an app: add {model_file} to the target; Xcode compiles it into "
-                  f"{Path(model_file).stem}.mlmodelc, which load() finds.")
+        header += [
+            f"// Shipped in the bundle {bundle_name}. Verify the bundle first (`python loader.py verify --key",
+            "// edgebuild.pub.pem`, or check manifest.json's sha256 values with CryptoKit) before using its model.",
+        ]
+    header.append(
+        f"// In an app: add {model_file} to the target; Xcode compiles it into "
+        f"{Path(model_file).stem}.mlmodelc, which load() finds."
+    )
     indent = "        "
     lines = [
         *header,
@@ -133,7 +205,7 @@ def swift_snippet(io: dict, package_name: str, compute_units: str = "ALL", model
         "",
         "    /// Loads the model Xcode compiled into the app bundle.",
         "    static func load() throws -> MLModel {",
-        f"        guard let url = Bundle.main.url(forResource: {_swift_string(Path(model_file).stem)}, withExtension: \"mlmodelc\") else {{",
+        f'        guard let url = Bundle.main.url(forResource: {_swift_string(Path(model_file).stem)}, withExtension: "mlmodelc") else {{',
         "            throw CocoaError(.fileNoSuchFile)",
         "        }",
         "        return try MLModel(contentsOf: url, configuration: configuration())",

@@ -8,6 +8,7 @@ stand-in is put in `sys.modules` while onnx2torch is imported, and taken out aga
 With it, models containing NonMaxSuppression or RoiAlign cannot convert: their converters call
 these functions, which fail with a message naming the op.
 """
+
 from __future__ import annotations
 
 import importlib.machinery
@@ -24,10 +25,11 @@ def _unavailable(op_name: str):
         raise NotImplementedError(
             f"ONNX op {op_name} needs torchvision, which the Core ML toolchain does not install"
         )
+
     return call
 
 
-_bound = False   # onnx2torch was imported against the stand-in
+_bound = False  # onnx2torch was imported against the stand-in
 
 
 def is_standin_active() -> bool:
@@ -43,6 +45,7 @@ def install_if_missing() -> bool:
     if importlib.util.find_spec("torchvision") is not None:
         try:
             import torchvision  # noqa: F401
+
             return False
         except Exception:  # a torchvision built for another torch fails at import
             for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:

@@ -6,6 +6,7 @@ labels), gated by atol/rtol. On macOS: the package itself through the Core ML ru
 the self-test tolerances for its precision and compression. Writes `selftest.npz` for the bundle.
 With `require_package_run = true` a non-macOS host raises Deferred after doing the rest.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,7 +15,7 @@ from edgebuild.steps.base import Deferred, Step, StepContext, StepFailed
 
 from . import options as option_parsing
 
-PACKAGE_BATCHES = 32   # evaluation batches run through the package itself on macOS
+PACKAGE_BATCHES = 32  # evaluation batches run through the package itself on macOS
 
 
 def _float_param(params: dict, key: str, default: float) -> float:
@@ -42,17 +43,23 @@ class _Tally:
         err = deviation(reference, candidate)
         if err["max_abs"] > self.max_abs:
             self.max_abs, self.worst_batch = err["max_abs"], index
-        self.abs_sum += float(np.abs(np.asarray(reference, np.float64) - np.asarray(candidate, np.float64)).sum())
+        self.abs_sum += float(
+            np.abs(np.asarray(reference, np.float64) - np.asarray(candidate, np.float64)).sum()
+        )
         self.count += int(np.asarray(reference).size)
         self.min_cosine = min(self.min_cosine, err["cosine"])
 
     def summary(self) -> dict[str, float]:
-        return {"max_abs_error": self.max_abs, "mean_abs_error": self.abs_sum / max(self.count, 1),
-                "min_cosine": self.min_cosine}
+        return {
+            "max_abs_error": self.max_abs,
+            "mean_abs_error": self.abs_sum / max(self.count, 1),
+            "min_cosine": self.min_cosine,
+        }
 
 
 def _top1(values):
     import numpy as np
+
     flat = np.asarray(values).reshape(np.asarray(values).shape[0], -1)
     return flat.argmax(axis=1)
 
@@ -93,12 +100,18 @@ class CoremlVerifyStep(Step):
         reason = macos_runtime.unavailable_reason()
         figures["package_run"] = reason is None
         if reason is None:
-            figures["package"] = self._run_package(ctx, prepared, reference, batches[:package_batches], images,
-                                                   compute_units, tolerance)
+            figures["package"] = self._run_package(
+                ctx, prepared, reference, batches[:package_batches], images, compute_units, tolerance
+            )
         else:
-            figures["package_run_reason"] = reason + "; compared the traced PyTorch intermediate with onnxruntime"
+            figures["package_run_reason"] = (
+                reason + "; compared the traced PyTorch intermediate with onnxruntime"
+            )
 
-        result = {"metrics": {"verification": figures}, "selftest": {k: float(v) for k, v in tolerance.items()}}
+        result = {
+            "metrics": {"verification": figures},
+            "selftest": {k: float(v) for k, v in tolerance.items()},
+        }
         if reason is not None and ctx.params.get("require_package_run", False):
             deferred = Deferred(f"running the Core ML package needs a macOS host: {reason}")
             deferred.metadata = result
@@ -118,10 +131,14 @@ class CoremlVerifyStep(Step):
 
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)   # torch.jit is deprecated in favour of export
+                warnings.simplefilter(
+                    "ignore", DeprecationWarning
+                )  # torch.jit is deprecated in favour of export
                 intermediate = torch.jit.load(str(ctx.input("intermediate")))
         except Exception as exc:
-            raise StepFailed(f"{ctx.input('intermediate').name}: cannot load the traced intermediate ({exc})") from None
+            raise StepFailed(
+                f"{ctx.input('intermediate').name}: cannot load the traced intermediate ({exc})"
+            ) from None
         tallies = {name: _Tally() for name in prepared.output_names}
         top1_ref, top1_torch = [], []
         for index, feeds in enumerate(batches):
@@ -148,7 +165,9 @@ class CoremlVerifyStep(Step):
             figures["accuracy_intermediate"] = float((top1_torch == labels).mean())
         return figures
 
-    def _run_package(self, ctx, prepared, reference, batches, images, compute_units, tolerance) -> dict[str, Any]:
+    def _run_package(
+        self, ctx, prepared, reference, batches, images, compute_units, tolerance
+    ) -> dict[str, Any]:
         """macOS only: the package itself on the first batches, gated by the self-test tolerances."""
         from edgebuild.metrics import deviation, within
 
@@ -158,15 +177,21 @@ class CoremlVerifyStep(Step):
         for index, batch in enumerate(batches):
             package_feeds, model_feeds = _feeds(prepared, batch, images)
             expected = dict(zip(prepared.output_names, reference.run(model_feeds)))
-            got = macos_runtime.predict(ctx.input("package"), compute_units, _package_names(ctx, package_feeds),
-                                        _package_names(ctx, images))
+            got = macos_runtime.predict(
+                ctx.input("package"),
+                compute_units,
+                _package_names(ctx, package_feeds),
+                _package_names(ctx, images),
+            )
             for name, want in _package_names(ctx, expected).items():
                 if name not in got:
                     raise StepFailed(f"the Core ML package has no output '{name}'")
                 err = deviation(want, got[name])
                 if name not in worst or err["max_abs"] > worst[name]["max_abs"]:
                     worst[name] = err
-                if err["cosine"] < tolerance["min_cosine"] or not within(want, got[name], tolerance["atol"], tolerance["rtol"]):
+                if err["cosine"] < tolerance["min_cosine"] or not within(
+                    want, got[name], tolerance["atol"], tolerance["rtol"]
+                ):
                     raise StepFailed(
                         f"output '{name}': the Core ML package differs from onnxruntime by {err['max_abs']:.3g} on batch "
                         f"{index} (cosine {err['cosine']:.5f}; allowed atol {tolerance['atol']:.3g}, "
@@ -174,7 +199,9 @@ class CoremlVerifyStep(Step):
                     )
         return {"batches": len(batches), "outputs": worst}
 
-    def _write_selftest(self, ctx, prepared, reference, batch, images, precision, compression) -> dict[str, float]:
+    def _write_selftest(
+        self, ctx, prepared, reference, batch, images, precision, compression
+    ) -> dict[str, float]:
         """selftest.npz from the first evaluation batch, named as the package names its inputs and outputs."""
         import numpy as np
 
@@ -184,16 +211,23 @@ class CoremlVerifyStep(Step):
         expected = dict(zip(prepared.output_names, reference.run(model_feeds)))
         scale = max(float(np.abs(v).max(initial=0.0)) for v in expected.values())
         tolerance = selftest_file.tolerances(precision, compression, scale)
-        selftest_file.write(ctx.output("selftest.npz"), _package_names(ctx, package_feeds),
-                            _package_names(ctx, expected), tolerance)
+        selftest_file.write(
+            ctx.output("selftest.npz"),
+            _package_names(ctx, package_feeds),
+            _package_names(ctx, expected),
+            tolerance,
+        )
         return tolerance
 
 
 def _image_preprocessing(ctx) -> dict[str, dict]:
     """Source input name -> {scale, bias, color_layout} for inputs the package takes as images."""
     io = ctx.upstream.get("package", {}).get("io", {})
-    return {f.get("source_name", f["name"]): f["image"] for f in io.get("inputs", [])
-            if "scale" in (f.get("image") or {})}
+    return {
+        f.get("source_name", f["name"]): f["image"]
+        for f in io.get("inputs", [])
+        if "scale" in (f.get("image") or {})
+    }
 
 
 def _package_names(ctx, values: dict) -> dict:

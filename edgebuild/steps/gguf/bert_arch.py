@@ -1,4 +1,5 @@
 """BERT-style sentence encoders as llama.cpp's `bert` graph (run with embedding=True)."""
+
 from __future__ import annotations
 
 import json

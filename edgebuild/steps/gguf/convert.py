@@ -5,6 +5,7 @@ the header is written and each tensor is loaded, transformed, encoded and append
 memory is about the largest tensor, not the model. Everything written comes from the folder's
 content and the given metadata: the same inputs give the same bytes.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,11 +24,21 @@ from edgebuild.steps.gguf.tokenizer_meta import write_tokenizer
 
 Q = gguf.GGMLQuantizationType
 DIRECT_TYPES = {"F32": Q.F32, "F16": Q.F16, "BF16": Q.BF16, "Q8_0": Q.Q8_0}
-FILE_TYPES = {"F32": gguf.LlamaFileType.ALL_F32, "F16": gguf.LlamaFileType.MOSTLY_F16,
-              "BF16": gguf.LlamaFileType.MOSTLY_BF16, "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}
+FILE_TYPES = {
+    "F32": gguf.LlamaFileType.ALL_F32,
+    "F16": gguf.LlamaFileType.MOSTLY_F16,
+    "BF16": gguf.LlamaFileType.MOSTLY_BF16,
+    "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+}
 # targets.toml metadata keys -> general.* writer calls
-GENERAL_KEYS = {"author": "add_author", "version": "add_version", "description": "add_description",
-                "license": "add_license", "url": "add_url", "organization": "add_organization"}
+GENERAL_KEYS = {
+    "author": "add_author",
+    "version": "add_version",
+    "description": "add_description",
+    "license": "add_license",
+    "url": "add_url",
+    "organization": "add_organization",
+}
 
 
 def tensor_type(tensor: PlannedTensor, outtype: str) -> gguf.GGMLQuantizationType:
@@ -43,12 +54,18 @@ def tensor_type(tensor: PlannedTensor, outtype: str) -> gguf.GGMLQuantizationTyp
 
 def _declare(writer: gguf.GGUFWriter, tensor: PlannedTensor, qtype) -> None:
     if qtype == Q.F32:
-        writer.add_tensor_info(tensor.name, tensor.shape, np.dtype(np.float32), 4 * int(np.prod(tensor.shape)))
+        writer.add_tensor_info(
+            tensor.name, tensor.shape, np.dtype(np.float32), 4 * int(np.prod(tensor.shape))
+        )
     elif qtype == Q.F16:
-        writer.add_tensor_info(tensor.name, tensor.shape, np.dtype(np.float16), 2 * int(np.prod(tensor.shape)))
+        writer.add_tensor_info(
+            tensor.name, tensor.shape, np.dtype(np.float16), 2 * int(np.prod(tensor.shape))
+        )
     else:
         byte_shape = gguf.quant_shape_to_byte_shape(tensor.shape, qtype)
-        writer.add_tensor_info(tensor.name, byte_shape, np.dtype(np.uint8), int(np.prod(byte_shape)), raw_dtype=qtype)
+        writer.add_tensor_info(
+            tensor.name, byte_shape, np.dtype(np.uint8), int(np.prod(byte_shape)), raw_dtype=qtype
+        )
 
 
 def _encode(data: np.ndarray, qtype) -> np.ndarray:
@@ -64,14 +81,19 @@ def layout_for(folder: ModelFolder):
     return DecoderLayout(folder) if family == "decoder" else EncoderLayout(folder)
 
 
-def convert_folder(source: Path, dest: Path, outtype: str, name: str,
-                   metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+def convert_folder(
+    source: Path, dest: Path, outtype: str, name: str, metadata: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Convert `source` to the GGUF file `dest`; returns a summary (arch, tensor counts, sizes)."""
     if outtype not in DIRECT_TYPES:
-        raise StepFailed(f"outtype {outtype!r} cannot be written directly (choose one of {', '.join(DIRECT_TYPES)}; "
-                         "other types come from gguf.quantize)")
+        raise StepFailed(
+            f"outtype {outtype!r} cannot be written directly (choose one of {', '.join(DIRECT_TYPES)}; "
+            "other types come from gguf.quantize)"
+        )
     if not name:
-        raise StepFailed("param 'name' is empty: general.name must come from targets.toml, not the folder name")
+        raise StepFailed(
+            "param 'name' is empty: general.name must come from targets.toml, not the folder name"
+        )
     problems = check_model_folder(source)
     if problems:
         raise StepFailed("; ".join(f"{p['field']}: {p['problem']}" for p in problems))
@@ -97,8 +119,10 @@ def convert_folder(source: Path, dest: Path, outtype: str, name: str,
     plan = layout.tensors()
     embd = next((t for t in plan if t.name == "token_embd.weight"), None)
     if embd is not None and embd.shape[0] != n_tokens:
-        raise StepFailed(f"tokenizer has {n_tokens} tokens but the embedding has {embd.shape[0]} rows "
-                         "(config.json:vocab_size and tokenizer.json disagree)")
+        raise StepFailed(
+            f"tokenizer has {n_tokens} tokens but the embedding has {embd.shape[0]} rows "
+            "(config.json:vocab_size and tokenizer.json disagree)"
+        )
     types = [tensor_type(t, outtype) for t in plan]
     for tensor, qtype in zip(plan, types):
         _declare(writer, tensor, qtype)
@@ -115,6 +139,13 @@ def convert_folder(source: Path, dest: Path, outtype: str, name: str,
     counts: dict[str, int] = {}
     for qtype in types:
         counts[qtype.name] = counts.get(qtype.name, 0) + 1
-    return {"arch": layout.arch, "family": family, "tokenizer": tokenizer.model, "pre_tokenizer": tokenizer.pre,
-            "n_tensors": len(plan), "tensor_types": counts, "n_params": int(sum(np.prod(t.shape) for t in plan)),
-            "source_weight_bytes": folder.weights_nbytes()}
+    return {
+        "arch": layout.arch,
+        "family": family,
+        "tokenizer": tokenizer.model,
+        "pre_tokenizer": tokenizer.pre,
+        "n_tensors": len(plan),
+        "tensor_types": counts,
+        "n_params": int(sum(np.prod(t.shape) for t in plan)),
+        "source_weight_bytes": folder.weights_nbytes(),
+    }

@@ -5,6 +5,7 @@ to dtype, shape and byte offsets, then the raw data. Reading it through numpy me
 bounded by the largest single tensor, needs no torch, and handles bf16 (which numpy lacks) by
 widening the bit patterns to float32.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,17 +17,27 @@ from typing import Any, Iterator
 from edgebuild.steps.base import StepFailed
 
 # safetensors dtype -> numpy dtype name; BF16 is read as raw bit patterns and widened in `load`
-_NUMPY_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "uint16", "I64": "int64",
-                 "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+_NUMPY_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "uint16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
 
 
 @dataclass(frozen=True)
 class TensorEntry:
     name: str
-    dtype: str            # safetensors dtype name, e.g. "BF16"
+    dtype: str  # safetensors dtype name, e.g. "BF16"
     shape: tuple[int, ...]
     file: Path
-    start: int            # absolute byte offset in `file`
+    start: int  # absolute byte offset in `file`
     end: int
 
 
@@ -36,7 +47,9 @@ class ModelFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
         if not self.path.is_dir():
-            raise StepFailed(f"model source {self.path} is not a folder (GGUF needs a Hugging Face model folder)")
+            raise StepFailed(
+                f"model source {self.path} is not a folder (GGUF needs a Hugging Face model folder)"
+            )
         self._tensors: dict[str, TensorEntry] | None = None
 
     # --- JSON files -------------------------------------------------------------------------
@@ -67,8 +80,10 @@ class ModelFolder:
             return files
         files = sorted(self.path.glob("*.safetensors"))
         if not files:
-            raise StepFailed(f"{self.path}: no *.safetensors weights (pytorch_model.bin is not supported; "
-                             "re-save with safe_serialization=True)")
+            raise StepFailed(
+                f"{self.path}: no *.safetensors weights (pytorch_model.bin is not supported; "
+                "re-save with safe_serialization=True)"
+            )
         return files
 
     @property
@@ -85,8 +100,9 @@ class ModelFolder:
         import numpy as np  # numpy only when weights are read, so `check` stays light
 
         entry = self.tensors[name]
-        raw = np.memmap(entry.file, dtype=_NUMPY_DTYPES[entry.dtype], mode="r",
-                        offset=entry.start, shape=entry.shape)
+        raw = np.memmap(
+            entry.file, dtype=_NUMPY_DTYPES[entry.dtype], mode="r", offset=entry.start, shape=entry.shape
+        )
         if entry.dtype == "BF16":
             # bf16 is the upper half of a float32: shift the bits into place
             return (raw.astype(np.uint32) << 16).view(np.float32)

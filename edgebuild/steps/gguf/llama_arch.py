@@ -1,4 +1,5 @@
 """Llama-family decoders (Llama, Mistral, SmolLM, Qwen2) as llama.cpp's `llama` and `qwen2` graphs."""
+
 from __future__ import annotations
 
 import math
@@ -48,10 +49,14 @@ class DecoderLayout:
         w.add_vocab_size(cfg["vocab_size"])
         kind = self.rope["rope_type"]
         if kind in ("linear", "yarn"):
-            w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR if kind == "linear" else gguf.RopeScalingType.YARN)
+            w.add_rope_scaling_type(
+                gguf.RopeScalingType.LINEAR if kind == "linear" else gguf.RopeScalingType.YARN
+            )
             w.add_rope_scaling_factor(float(self.rope["factor"]))
             if kind == "yarn":
-                original = self.rope.get("original_max_position_embeddings") or cfg.get("max_position_embeddings")
+                original = self.rope.get("original_max_position_embeddings") or cfg.get(
+                    "max_position_embeddings"
+                )
                 w.add_rope_scaling_orig_ctx_len(int(original))
 
     # --- tensors ---------------------------------------------------------------------------
@@ -65,12 +70,22 @@ class DecoderLayout:
                 continue  # llama.cpp reuses token_embd when output.weight is absent
             gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
             if gguf_name is None:
-                raise StepFailed(f"{entry.file.name}: tensor {hf_name!r} has no llama.cpp {self.arch} equivalent")
-            plan.append(PlannedTensor(gguf_name, entry.shape, self._loader(hf_name), keep_f32=len(entry.shape) == 1))
+                raise StepFailed(
+                    f"{entry.file.name}: tensor {hf_name!r} has no llama.cpp {self.arch} equivalent"
+                )
+            plan.append(
+                PlannedTensor(gguf_name, entry.shape, self._loader(hf_name), keep_f32=len(entry.shape) == 1)
+            )
         if self.rope["rope_type"] == "llama3":
             factors = llama3_rope_factors(self.rope, self.head_dim)
-            plan.append(PlannedTensor(gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight",
-                                      factors.shape, lambda: factors, keep_f32=True))
+            plan.append(
+                PlannedTensor(
+                    gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight",
+                    factors.shape,
+                    lambda: factors,
+                    keep_f32=True,
+                )
+            )
         return plan
 
     def _loader(self, hf_name: str):
@@ -83,6 +98,7 @@ class DecoderLayout:
             if self.arch == "llama" and ".self_attn.k_proj." in hf_name:
                 return _interleave_rope_rows(data, self.n_kv_head)
             return data
+
         return load
 
 

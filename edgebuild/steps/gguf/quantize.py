@@ -1,4 +1,5 @@
 """Requantize a GGUF file with llama.cpp's own quantizer (through llama-cpp-python)."""
+
 from __future__ import annotations
 
 import shutil
@@ -33,8 +34,10 @@ def quantize_file(source: Path, dest: Path, quantization: str, threads: int = 0)
     """Write `source` (an F16/F32 GGUF) as `quantization` to `dest`. F16 is a plain copy: the
     shared F16 intermediate already is the artifact."""
     if quantization not in LLAMA_CPP_TYPES:
-        raise StepFailed(f"param quantization: {quantization!r} is not a llama.cpp type "
-                         f"(choose one of {', '.join(LLAMA_CPP_TYPES)})")
+        raise StepFailed(
+            f"param quantization: {quantization!r} is not a llama.cpp type "
+            f"(choose one of {', '.join(LLAMA_CPP_TYPES)})"
+        )
     if quantization == "F16" and _file_type(source) == 1:
         shutil.copyfile(source, dest)
         return

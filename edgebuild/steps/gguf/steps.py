@@ -3,6 +3,7 @@
 Only the standard library at module level: each `run` imports the converter, gguf, llama_cpp,
 torch and transformers when it runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,6 +43,7 @@ def _io_from_gguf(path: Path) -> dict[str, Any]:
 
 class GgufCheckStep(Step):
     """Fail early, naming the field, when the folder's architecture or tokenizer is unsupported."""
+
     name = "gguf.check"
     version = "1"
     inputs = ("model",)
@@ -56,17 +58,26 @@ class GgufCheckStep(Step):
         ctx.output("support.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         if problems:
             error = StepFailed("; ".join(f"{p['field']}: {p['problem']}" for p in problems))
-            error.metadata = {"coverage": {"route": "gguf", "supported": False, "problems": problems,
-                                           "summary": str(error)}}
+            error.metadata = {
+                "coverage": {"route": "gguf", "supported": False, "problems": problems, "summary": str(error)}
+            }
             raise error
         config = json.loads((ctx.input("model") / "config.json").read_text())
-        return {"coverage": {"route": "gguf", "supported": True, "unsupported": [], "problems": [],
-                             "summary": f"architecture '{config.get('model_type')}' and its tokenizer are "
-                                        f"supported by the GGUF converter"}}
+        return {
+            "coverage": {
+                "route": "gguf",
+                "supported": True,
+                "unsupported": [],
+                "problems": [],
+                "summary": f"architecture '{config.get('model_type')}' and its tokenizer are "
+                f"supported by the GGUF converter",
+            }
+        }
 
 
 class GgufConvertStep(Step):
     """Hugging Face folder -> GGUF (F32, F16, BF16 or Q8_0), streamed one tensor at a time."""
+
     name = "gguf.convert"
     version = "1"
     uses = _TOOLKIT
@@ -77,15 +88,28 @@ class GgufConvertStep(Step):
         from edgebuild.steps.gguf.convert import convert_folder
 
         outtype = str(ctx.params.get("outtype", "F16"))
-        summary = convert_folder(ctx.input("model"), ctx.output("model.gguf"), outtype,
-                                 name=str(ctx.params.get("name", "")), metadata=ctx.params.get("metadata") or {})
+        summary = convert_folder(
+            ctx.input("model"),
+            ctx.output("model.gguf"),
+            outtype,
+            name=str(ctx.params.get("name", "")),
+            metadata=ctx.params.get("metadata") or {},
+        )
         size = ctx.output("model.gguf").stat().st_size
-        return {"io": _io_from_gguf(ctx.output("model.gguf")), "quantization": outtype, "conversion": summary,
-                "metrics": {"size_bytes": size, "bits_per_weight": round(8 * size / max(summary["n_params"], 1), 3)}}
+        return {
+            "io": _io_from_gguf(ctx.output("model.gguf")),
+            "quantization": outtype,
+            "conversion": summary,
+            "metrics": {
+                "size_bytes": size,
+                "bits_per_weight": round(8 * size / max(summary["n_params"], 1), 3),
+            },
+        }
 
 
 class GgufQuantizeStep(Step):
     """F16 GGUF -> the target's llama.cpp quantization (F16 itself is passed through unchanged)."""
+
     name = "gguf.quantize"
     version = "1"
     uses = _RUNTIME
@@ -96,7 +120,9 @@ class GgufQuantizeStep(Step):
         from edgebuild.steps.gguf.quantize import quantize_file
 
         level = str(ctx.params.get("quantization", ""))
-        quantize_file(ctx.input("model"), ctx.output("model.gguf"), level, threads=int(ctx.params.get("threads", 0)))
+        quantize_file(
+            ctx.input("model"), ctx.output("model.gguf"), level, threads=int(ctx.params.get("threads", 0))
+        )
         size = ctx.output("model.gguf").stat().st_size
         n_params = (ctx.upstream.get("model") or {}).get("conversion", {}).get("n_params")
         metrics = {"size_bytes": size}
@@ -107,6 +133,7 @@ class GgufQuantizeStep(Step):
 
 class GgufVerifyStep(Step):
     """Compare the artifact in llama.cpp against transformers; a threshold miss fails the target."""
+
     name = "gguf.verify"
     version = "3"
     uses = _REFERENCE
@@ -137,9 +164,13 @@ class GgufVerifyStep(Step):
         selftest["atol"] = np.asarray(max(1e-3, 0.02 * float(np.max(np.abs(expected)))), dtype=np.float32)
         selftest["rtol"] = np.asarray(0.01, dtype=np.float32)
         selftest["min_cosine"] = np.asarray(0.999, dtype=np.float32)
-        save_npz(ctx.output("selftest.npz"), selftest)   # deterministic bytes: bundles must reproduce
-        report = {"quantization": level, "thresholds": limits, "metrics": result.metrics,
-                  "token_mismatches": result.token_mismatches}
+        save_npz(ctx.output("selftest.npz"), selftest)  # deterministic bytes: bundles must reproduce
+        report = {
+            "quantization": level,
+            "thresholds": limits,
+            "metrics": result.metrics,
+            "token_mismatches": result.token_mismatches,
+        }
         ctx.output("verify.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         judge(result, limits, level, bool(ctx.params.get("require_tokenizer_match", True)))
         return {"io": result.io, "metrics": result.metrics, "thresholds": limits, "quantization": level}

@@ -1,5 +1,6 @@
 """What the GGUF converter supports, checked from a model folder's JSON files alone (no weights read,
 no heavy imports), so `edgebuild check` can reject a model before anything is converted."""
+
 from __future__ import annotations
 
 import json
@@ -19,16 +20,20 @@ DECODER_ACTIVATIONS = ("silu",)
 ENCODER_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh")
 
 # Pre-tokenizer regexes llama.cpp implements natively, as written in tokenizer.json `Split` steps
-LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-QWEN2_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+QWEN2_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 
 @dataclass(frozen=True)
 class TokenizerChoice:
-    model: str   # tokenizer.ggml.model: "gpt2" (byte-level BPE), "llama" (SentencePiece), "bert" (WordPiece)
-    pre: str     # tokenizer.ggml.pre
+    model: str  # tokenizer.ggml.model: "gpt2" (byte-level BPE), "llama" (SentencePiece), "bert" (WordPiece)
+    pre: str  # tokenizer.ggml.pre
 
 
 class Unsupported(Exception):
@@ -65,25 +70,37 @@ def classify_tokenizer(folder: Path, family: str) -> TokenizerChoice:
         if tok is None:
             raise Unsupported("tokenizer.json", "missing (BERT encoders need the WordPiece tokenizer.json)")
         if tok.get("model", {}).get("type") != "WordPiece":
-            raise Unsupported("tokenizer.json:model.type",
-                              f"{tok.get('model', {}).get('type')!r} is not supported for encoders (only WordPiece)")
+            raise Unsupported(
+                "tokenizer.json:model.type",
+                f"{tok.get('model', {}).get('type')!r} is not supported for encoders (only WordPiece)",
+            )
         return TokenizerChoice("bert", "default")
     if (folder / "tokenizer.model").is_file():
-        if tok is not None and tok.get("model", {}).get("type") == "BPE" \
-                and not tok["model"].get("byte_fallback", False):
+        if (
+            tok is not None
+            and tok.get("model", {}).get("type") == "BPE"
+            and not tok["model"].get("byte_fallback", False)
+        ):
             pass  # a byte-level BPE tokenizer.json wins over a stray tokenizer.model
         else:
             return TokenizerChoice("llama", "default")
     if tok is None:
-        raise Unsupported("tokenizer.json", "missing (need a byte-level BPE tokenizer.json or a "
-                                            "SentencePiece tokenizer.model)")
+        raise Unsupported(
+            "tokenizer.json",
+            "missing (need a byte-level BPE tokenizer.json or a SentencePiece tokenizer.model)",
+        )
     model = tok.get("model", {})
     if model.get("type") != "BPE":
-        raise Unsupported("tokenizer.json:model.type", f"{model.get('type')!r} is not supported "
-                          "(byte-level BPE, or SentencePiece with tokenizer.model)")
+        raise Unsupported(
+            "tokenizer.json:model.type",
+            f"{model.get('type')!r} is not supported (byte-level BPE, or SentencePiece with tokenizer.model)",
+        )
     if model.get("byte_fallback"):
-        raise Unsupported("tokenizer.model", "missing: a SentencePiece-style tokenizer (byte_fallback BPE) "
-                                             "needs tokenizer.model for its scores")
+        raise Unsupported(
+            "tokenizer.model",
+            "missing: a SentencePiece-style tokenizer (byte_fallback BPE) "
+            "needs tokenizer.model for its scores",
+        )
     return TokenizerChoice("gpt2", byte_level_pre_tokenizer(tok.get("pre_tokenizer")))
 
 
@@ -110,9 +127,13 @@ def byte_level_pre_tokenizer(pre: dict[str, Any] | None) -> str:
             return "llama-bpe"
         if regex == QWEN2_REGEX:
             return "qwen2"
-        raise Unsupported(field + ".pretokenizers[0].pattern", "split regex is not one llama.cpp implements "
-                                                              "(known: gpt-2, llama3, qwen2, smollm)")
-    raise Unsupported(field, f"sequence {kinds} matches no llama.cpp pre-tokenizer (known: gpt-2, llama3, qwen2, smollm)")
+        raise Unsupported(
+            field + ".pretokenizers[0].pattern",
+            "split regex is not one llama.cpp implements (known: gpt-2, llama3, qwen2, smollm)",
+        )
+    raise Unsupported(
+        field, f"sequence {kinds} matches no llama.cpp pre-tokenizer (known: gpt-2, llama3, qwen2, smollm)"
+    )
 
 
 def _check_decoder(config: dict[str, Any]) -> list[dict[str, str]]:
@@ -122,19 +143,39 @@ def _check_decoder(config: dict[str, Any]) -> list[dict[str, str]]:
             problems.append({"field": f"config.json:{key}", "problem": "missing or not an integer"})
     act = config.get("hidden_act", "silu")
     if act not in DECODER_ACTIVATIONS:
-        problems.append({"field": "config.json:hidden_act", "problem": f"{act!r} is not supported (llama.cpp "
-                         "Llama-family graphs use silu)"})
+        problems.append(
+            {
+                "field": "config.json:hidden_act",
+                "problem": f"{act!r} is not supported (llama.cpp Llama-family graphs use silu)",
+            }
+        )
     rope = rope_settings(config)
     if rope["rope_type"] not in ROPE_TYPES:
         key = "rope_parameters" if config.get("rope_parameters") else "rope_scaling"
-        problems.append({"field": f"config.json:{key}.rope_type",
-                         "problem": f"{rope['rope_type']!r} is not supported (supported: {', '.join(ROPE_TYPES)})"})
+        problems.append(
+            {
+                "field": f"config.json:{key}.rope_type",
+                "problem": f"{rope['rope_type']!r} is not supported (supported: {', '.join(ROPE_TYPES)})",
+            }
+        )
     if config.get("attention_bias") and config.get("model_type") != "qwen2":
-        problems.append({"field": "config.json:attention_bias", "problem": "attention biases are only supported for qwen2"})
-    heads, kv = config.get("num_attention_heads"), config.get("num_key_value_heads", config.get("num_attention_heads"))
+        problems.append(
+            {
+                "field": "config.json:attention_bias",
+                "problem": "attention biases are only supported for qwen2",
+            }
+        )
+    heads, kv = (
+        config.get("num_attention_heads"),
+        config.get("num_key_value_heads", config.get("num_attention_heads")),
+    )
     if isinstance(heads, int) and isinstance(kv, int) and (kv <= 0 or heads % kv):
-        problems.append({"field": "config.json:num_key_value_heads",
-                         "problem": f"{kv} does not divide num_attention_heads {heads}"})
+        problems.append(
+            {
+                "field": "config.json:num_key_value_heads",
+                "problem": f"{kv} does not divide num_attention_heads {heads}",
+            }
+        )
     return problems
 
 
@@ -145,10 +186,16 @@ def _check_encoder(config: dict[str, Any]) -> list[dict[str, str]]:
             problems.append({"field": f"config.json:{key}", "problem": "missing or not an integer"})
     act = config.get("hidden_act", "gelu")
     if act not in ENCODER_ACTIVATIONS:
-        problems.append({"field": "config.json:hidden_act", "problem": f"{act!r} is not supported for BERT (gelu)"})
+        problems.append(
+            {"field": "config.json:hidden_act", "problem": f"{act!r} is not supported for BERT (gelu)"}
+        )
     if config.get("position_embedding_type", "absolute") != "absolute":
-        problems.append({"field": "config.json:position_embedding_type",
-                         "problem": f"{config['position_embedding_type']!r} is not supported (absolute only)"})
+        problems.append(
+            {
+                "field": "config.json:position_embedding_type",
+                "problem": f"{config['position_embedding_type']!r} is not supported (absolute only)",
+            }
+        )
     return problems
 
 
@@ -157,7 +204,9 @@ def check_model_folder(path: Path) -> list[dict[str, str]]:
     Each problem is {"field": "<file>:<key>", "problem": "<what is wrong>"}."""
     path = Path(path)
     if not path.is_dir():
-        return [{"field": "source", "problem": f"{path} is not a folder (GGUF needs a Hugging Face model folder)"}]
+        return [
+            {"field": "source", "problem": f"{path} is not a folder (GGUF needs a Hugging Face model folder)"}
+        ]
     try:
         config = _read_json(path / "config.json")
     except Unsupported as exc:
@@ -166,8 +215,12 @@ def check_model_folder(path: Path) -> list[dict[str, str]]:
         return [{"field": "config.json", "problem": f"missing in {path}"}]
     model_type = config.get("model_type")
     if model_type not in ARCHITECTURES:
-        return [{"field": "config.json:model_type",
-                 "problem": f"{model_type!r} is not supported (supported: {', '.join(sorted(ARCHITECTURES))})"}]
+        return [
+            {
+                "field": "config.json:model_type",
+                "problem": f"{model_type!r} is not supported (supported: {', '.join(sorted(ARCHITECTURES))})",
+            }
+        ]
     family, _ = ARCHITECTURES[model_type]
     problems = _check_decoder(config) if family == "decoder" else _check_encoder(config)
     try:

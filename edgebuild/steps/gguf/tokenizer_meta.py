@@ -1,5 +1,6 @@
 """Tokenizer metadata for GGUF: token list, types, scores/merges, special ids and the chat template,
 in the form llama.cpp's tokenizers (gpt2 BPE, llama SentencePiece, bert WordPiece) read."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ def write_tokenizer(writer: gguf.GGUFWriter, folder: Path, choice: TokenizerChoi
         writer.add_tokenizer_pre(choice.pre)
         writer.add_token_list(tokens)
         writer.add_token_types(types)
-        special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=len(tokens), special_token_types=_SPECIAL)
+        special = gguf.SpecialVocab(
+            folder, load_merges=True, n_vocab=len(tokens), special_token_types=_SPECIAL
+        )
     elif choice.model == "llama":
         tokens, scores, types = _sentencepiece_vocab(folder, n_vocab)
         writer.add_tokenizer_model("llama")
@@ -30,14 +33,18 @@ def write_tokenizer(writer: gguf.GGUFWriter, folder: Path, choice: TokenizerChoi
         writer.add_token_list(tokens)
         writer.add_token_scores(scores)
         writer.add_token_types(types)
-        special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=len(tokens), special_token_types=_SPECIAL)
+        special = gguf.SpecialVocab(
+            folder, load_merges=False, n_vocab=len(tokens), special_token_types=_SPECIAL
+        )
     elif choice.model == "bert":
         tokens, types = _json_vocab(folder, n_vocab)
         writer.add_tokenizer_model("bert")
         writer.add_tokenizer_pre(choice.pre)
         writer.add_token_list([_phantom_space(t) for t in tokens])
         writer.add_token_types(types)
-        special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=len(tokens), special_token_types=_SPECIAL)
+        special = gguf.SpecialVocab(
+            folder, load_merges=False, n_vocab=len(tokens), special_token_types=_SPECIAL
+        )
     else:  # support.classify_tokenizer only returns the three above
         raise StepFailed(f"tokenizer model {choice.model!r} is not supported")
     # HF adds BOS/EOS only where its post-processor or config says so; state it explicitly so

@@ -5,6 +5,7 @@ Decoders: both models get transformers' token ids for each prompt; we compare th
 Tokenization is compared separately, since a tokenizer mismatch breaks a model as surely as bad
 weights do.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from edgebuild.steps.base import StepFailed
 @dataclass
 class Comparison:
     metrics: dict[str, Any]
-    selftest: dict[str, Any]                  # arrays for selftest.npz
+    selftest: dict[str, Any]  # arrays for selftest.npz
     io: dict[str, Any]
     token_mismatches: list[str] = field(default_factory=list)
 
@@ -51,8 +52,9 @@ def compare_decoder(gguf_path: Path, source: Path, prompts: list[str], threads: 
     if any(len(t) < 2 for t in token_lists):
         raise StepFailed("param prompts: every prompt must tokenize to at least 2 tokens")
     n_ctx = max(64, max(len(t) for t in token_lists) + 8)
-    llm = llama_cpp.Llama(str(gguf_path), n_ctx=n_ctx, n_batch=n_ctx, logits_all=True, verbose=False,
-                          n_threads=threads, seed=0)
+    llm = llama_cpp.Llama(
+        str(gguf_path), n_ctx=n_ctx, n_batch=n_ctx, logits_all=True, verbose=False, n_threads=threads, seed=0
+    )
     cosines, max_diffs, agree, total, mismatches = [], [], 0, 0, []
     first_logits = None
     for prompt, ids in zip(prompts, token_lists):
@@ -73,12 +75,21 @@ def compare_decoder(gguf_path: Path, source: Path, prompts: list[str], threads: 
     speed = _prompt_latency(lambda: (llm.reset(), llm.eval(token_lists[0])), len(token_lists[0]), threads)
     llm.close()
     vocab = int(first_logits.shape[0])
-    metrics = {"cosine_min": min(cosines), "cosine_mean": float(np.mean(cosines)),
-               "argmax_agreement": agree / total, "max_abs_diff": max(max_diffs),
-               "tokenizer_match": not mismatches, "prompts": len(prompts), "positions": total, "latency": speed}
+    metrics = {
+        "cosine_min": min(cosines),
+        "cosine_mean": float(np.mean(cosines)),
+        "argmax_agreement": agree / total,
+        "max_abs_diff": max(max_diffs),
+        "tokenizer_match": not mismatches,
+        "prompts": len(prompts),
+        "positions": total,
+        "latency": speed,
+    }
     selftest = {"input.tokens": np.asarray(token_lists[0], dtype=np.int32), "expected.logits": first_logits}
-    io = {"inputs": [{"name": "tokens", "shape": [-1], "dtype": "int32"}],
-          "outputs": [{"name": "logits", "shape": [-1, vocab], "dtype": "float32"}]}
+    io = {
+        "inputs": [{"name": "tokens", "shape": [-1], "dtype": "int32"}],
+        "outputs": [{"name": "logits", "shape": [-1, vocab], "dtype": "float32"}],
+    }
     return Comparison(metrics, selftest, io, mismatches)
 
 
@@ -96,8 +107,9 @@ def compare_encoder(gguf_path: Path, source: Path, prompts: list[str], threads: 
     cls_pooling = EncoderLayout(ModelFolder(source)).pooling() == gguf.PoolingType.CLS
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
     model = AutoModel.from_pretrained(source, dtype=torch.float32, local_files_only=True).eval()
-    llm = llama_cpp.Llama(str(gguf_path), embedding=True, n_ctx=512, n_batch=512, verbose=False,
-                          n_threads=threads, seed=0)
+    llm = llama_cpp.Llama(
+        str(gguf_path), embedding=True, n_ctx=512, n_batch=512, verbose=False, n_threads=threads, seed=0
+    )
     cosines, mismatches, first = [], [], None
     first_ids = None
     for prompt in prompts:
@@ -114,11 +126,18 @@ def compare_encoder(gguf_path: Path, source: Path, prompts: list[str], threads: 
             first, first_ids = got, ids
     speed = _prompt_latency(lambda: llm.embed(prompts[0]), len(first_ids), threads)
     llm.close()
-    metrics = {"cosine_min": min(cosines), "cosine_mean": float(np.mean(cosines)),
-               "tokenizer_match": not mismatches, "prompts": len(prompts), "latency": speed}
+    metrics = {
+        "cosine_min": min(cosines),
+        "cosine_mean": float(np.mean(cosines)),
+        "tokenizer_match": not mismatches,
+        "prompts": len(prompts),
+        "latency": speed,
+    }
     selftest = {"input.tokens": np.asarray(first_ids, dtype=np.int32), "expected.embedding": first}
-    io = {"inputs": [{"name": "tokens", "shape": [-1], "dtype": "int32"}],
-          "outputs": [{"name": "embedding", "shape": [int(first.shape[0])], "dtype": "float32"}]}
+    io = {
+        "inputs": [{"name": "tokens", "shape": [-1], "dtype": "int32"}],
+        "outputs": [{"name": "embedding", "shape": [int(first.shape[0])], "dtype": "float32"}],
+    }
     return Comparison(metrics, selftest, io, mismatches)
 
 
@@ -138,7 +157,9 @@ def thresholds_for(params: dict[str, Any]) -> dict[str, float]:
     return limits
 
 
-def judge(comparison: Comparison, limits: dict[str, float], level: str, require_tokenizer_match: bool) -> None:
+def judge(
+    comparison: Comparison, limits: dict[str, float], level: str, require_tokenizer_match: bool
+) -> None:
     """Raise StepFailed, with the figures, when the artifact misses a threshold."""
     m = comparison.metrics
     misses = []
@@ -147,7 +168,9 @@ def judge(comparison: Comparison, limits: dict[str, float], level: str, require_
     if "argmax_agreement" in m and m["argmax_agreement"] < limits.get("min_argmax_agreement", 0.0):
         misses.append(f"argmax_agreement {m['argmax_agreement']:.4f} < {limits['min_argmax_agreement']}")
     if require_tokenizer_match and comparison.token_mismatches:
-        misses.append(f"llama.cpp tokenizes {len(comparison.token_mismatches)} prompt(s) differently from "
-                      f"transformers, e.g. {comparison.token_mismatches[0][:40]!r}")
+        misses.append(
+            f"llama.cpp tokenizes {len(comparison.token_mismatches)} prompt(s) differently from "
+            f"transformers, e.g. {comparison.token_mismatches[0][:40]!r}"
+        )
     if misses:
         raise StepFailed(f"GGUF {level} misses its verification thresholds: " + "; ".join(misses))

@@ -6,6 +6,7 @@ runtime.py: sessions and smoke runs; convert.py: fp32 and fp16 steps; quantize.p
 search.py: choosing the int8 configuration by measurement; int8.py: the int8 step and its latency
 gate; verify.py: the verification step.
 """
+
 from __future__ import annotations
 
 from edgebuild.steps.ort.convert import OrtFp16Step, OrtOptimizeStep

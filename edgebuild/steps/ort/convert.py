@@ -1,4 +1,5 @@
 """The fp32 (offline-optimized) and fp16 onnxruntime artifacts."""
+
 from __future__ import annotations
 
 from edgebuild.steps.base import Step, StepContext, StepFailed
@@ -39,8 +40,11 @@ class OrtFp16Step(Step):
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
         model = onnx.load(str(ctx.input("model")))
-        half = convert_float_to_float16(model, keep_io_types=bool(ctx.params.get("keep_io_types", True)),
-                                        op_block_list=list(ctx.params.get("op_block_list", [])) or None)
+        half = convert_float_to_float16(
+            model,
+            keep_io_types=bool(ctx.params.get("keep_io_types", True)),
+            op_block_list=list(ctx.params.get("op_block_list", [])) or None,
+        )
         out = ctx.output("model.onnx")
         onnx.save(half, str(out))
         smoke_run(out, what="the fp16 artifact")

@@ -17,16 +17,17 @@ weights, no run needed): onnxruntime raises a channel's weight scale, sometimes 
 so that the int32 bias fits, and that channel's weights round to zero; such a node alone goes
 float.
 """
+
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
 ROUNDS = 3
-RANK_SAMPLES = 4                  # calibration samples the ranking runs on
-MAX_SHARE = 0.2                   # at most this share of the quantizable nodes goes back to float
-OUTPUT_BYTES_PER_RUN = 512 * 1024 ** 2   # exposed tensors fetched per run (big models run in several passes)
-Q_SUFFIX = "_QuantizeLinear_Input"       # onnxruntime's name for a graph output's float value before its Q
+RANK_SAMPLES = 4  # calibration samples the ranking runs on
+MAX_SHARE = 0.2  # at most this share of the quantizable nodes goes back to float
+OUTPUT_BYTES_PER_RUN = 512 * 1024**2  # exposed tensors fetched per run (big models run in several passes)
+Q_SUFFIX = "_QuantizeLinear_Input"  # onnxruntime's name for a graph output's float value before its Q
 
 
 def failing_outputs(figures: dict, gates: dict) -> list[str]:
@@ -86,8 +87,13 @@ def quantized_pairs(qdq_model) -> dict[str, tuple[str, str, float, float]]:
     dq_of = {n.input[0]: n.output[0] for n in qdq_model.graph.node if n.op_type == "DequantizeLinear"}
     pairs = {}
     for node in qdq_model.graph.node:
-        if node.op_type == "QuantizeLinear" and node.output[0] in dq_of and node.input[1] in inits \
-                and len(node.input) > 2 and node.input[2] in inits:
+        if (
+            node.op_type == "QuantizeLinear"
+            and node.output[0] in dq_of
+            and node.input[1] in inits
+            and len(node.input) > 2
+            and node.input[2] in inits
+        ):
             pre = node.input[0]
             name = pre[: -len(Q_SUFFIX)] if pre.endswith(Q_SUFFIX) else pre
             scale = float(numpy_helper.to_array(inits[node.input[1]]).ravel()[0])
@@ -107,15 +113,16 @@ def channel_error(pre, post, low: float = -math.inf, high: float = math.inf) -> 
     pre, post = np.clip(np.asarray(pre, np.float64), low, high), np.asarray(post, np.float64)
     if pre.ndim >= 2:
         axes = tuple(i for i in range(pre.ndim) if i != 1)
-        power, noise = (pre ** 2).mean(axis=axes), ((post - pre) ** 2).mean(axis=axes)
+        power, noise = (pre**2).mean(axis=axes), ((post - pre) ** 2).mean(axis=axes)
     else:
-        power, noise = np.atleast_1d((pre ** 2).mean()), np.atleast_1d(((post - pre) ** 2).mean())
+        power, noise = np.atleast_1d((pre**2).mean()), np.atleast_1d(((post - pre) ** 2).mean())
     floor = max(1e-3 * float(np.median(power)), 1e-30)
     return float(np.mean(noise / np.maximum(power, floor)))
 
 
-def rank_tensors(qdq_path: Path, prepared_model, failing: list[str], feeds: list[dict], threads: int,
-                 work: Path) -> list[tuple[str, float]]:
+def rank_tensors(
+    qdq_path: Path, prepared_model, failing: list[str], feeds: list[dict], threads: int, work: Path
+) -> list[tuple[str, float]]:
     """(float tensor name, per-channel quantization error) for the quantized activations that feed a
     failing output, worst first (ties by name, so the order is deterministic)."""
     import onnx
@@ -134,8 +141,9 @@ def rank_tensors(qdq_path: Path, prepared_model, failing: list[str], feeds: list
     for chunk_no, chunk in enumerate(chunks(sorted(pairs), sizes)):
         names = [n for t in chunk for n in pairs[t][:2]]
         probe = onnx.load(str(qdq_path))
-        probe.graph.output.extend(onnx.helper.ValueInfoProto(name=n) for n in dict.fromkeys(names)
-                                  if n not in existing)
+        probe.graph.output.extend(
+            onnx.helper.ValueInfoProto(name=n) for n in dict.fromkeys(names) if n not in existing
+        )
         path = work / f"fallback-probe-{chunk_no}.onnx"
         onnx.save(probe, str(path))
         sess = session(path, threads, what="the int8 candidate with its quantized activations exposed")
@@ -152,7 +160,7 @@ def rank_tensors(qdq_path: Path, prepared_model, failing: list[str], feeds: list
     return ranked
 
 
-WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1}   # the output-channel axis of the weight
+WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1}  # the output-channel axis of the weight
 
 
 def weight_errors(qdq_model, prepared_model, nodes: set[str]) -> list[tuple[str, float]]:
@@ -169,8 +177,14 @@ def weight_errors(qdq_model, prepared_model, nodes: set[str]) -> list[tuple[str,
     for node in qdq_model.graph.node:
         dq = dq_by_output.get(node.input[1]) if len(node.input) > 1 else None
         original = float_nodes.get(node.name)
-        if node.name not in nodes or dq is None or original is None or len(original.input) < 2 \
-                or original.input[1] not in float_inits or not all(i in inits for i in dq.input[:3]):
+        if (
+            node.name not in nodes
+            or dq is None
+            or original is None
+            or len(original.input) < 2
+            or original.input[1] not in float_inits
+            or not all(i in inits for i in dq.input[:3])
+        ):
             continue
         q, scale, zero = (numpy_helper.to_array(inits[i]).astype(np.float64) for i in dq.input[:3])
         axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
@@ -185,8 +199,15 @@ def weight_errors(qdq_model, prepared_model, nodes: set[str]) -> list[tuple[str,
         if out_axis is None or weights.shape != q.shape:
             continue
         moved = np.moveaxis(weights, out_axis, 1) if weights.ndim > 1 else weights
-        found.append((node.name, channel_error(moved, np.moveaxis((q - zero) * scale, out_axis, 1)
-                                               if weights.ndim > 1 else (q - zero) * scale)))
+        found.append(
+            (
+                node.name,
+                channel_error(
+                    moved,
+                    np.moveaxis((q - zero) * scale, out_axis, 1) if weights.ndim > 1 else (q - zero) * scale,
+                ),
+            )
+        )
     return found
 
 
@@ -229,8 +250,19 @@ def budget(quantizable: int) -> int:
     return max(1, math.floor(MAX_SHARE * quantizable))
 
 
-def fallback(start, prepared: Path, bench, build, measure, failing_of, reader_factory, op_types,
-             max_ratio: float | None, work: Path, log):
+def fallback(
+    start,
+    prepared: Path,
+    bench,
+    build,
+    measure,
+    failing_of,
+    reader_factory,
+    op_types,
+    max_ratio: float | None,
+    work: Path,
+    log,
+):
     """Rounds of excluding nodes from the best-agreeing failing candidate `start`. build(options)
     makes a candidate, measure([cands]) checks and times it, failing_of(cand) names its failing
     outputs. Returns (the first candidate that passes the gates or None, the record of the rounds)."""
@@ -244,7 +276,12 @@ def fallback(start, prepared: Path, bench, build, measure, failing_of, reader_fa
     producer, consumers = graph_maps(model)
     reader = reader_factory(RANK_SAMPLES)
     feeds = [f for f in iter(reader.get_next, None)][:RANK_SAMPLES]
-    record = {"budget_nodes": cap, "quantizable_nodes": len(eligible), "rank_samples": len(feeds), "rounds": []}
+    record = {
+        "budget_nodes": cap,
+        "quantizable_nodes": len(eligible),
+        "rank_samples": len(feeds),
+        "rounds": [],
+    }
     current, excluded = start, list(start.options.exclude_nodes)
     for round_no in range(ROUNDS):
         failing = failing_of(current)
@@ -256,8 +293,12 @@ def fallback(start, prepared: Path, bench, build, measure, failing_of, reader_fa
         wanted = ancestors(model, failing)
         feeding = {n.name for n in model.graph.node if any(o in wanted for o in n.output)}
         causes = [(error, "tensor", t, group_for(t, producer, consumers, eligible)) for t, error in ranked]
-        causes += [(error, "weights", n, [n]) for n, error in
-                   weight_errors(onnx.load(str(current.path)), model, (eligible & feeding) - set(excluded))]
+        causes += [
+            (error, "weights", n, [n])
+            for n, error in weight_errors(
+                onnx.load(str(current.path)), model, (eligible & feeding) - set(excluded)
+            )
+        ]
         causes.sort(key=lambda c: (-c[0], c[1], c[2]))
         added, chosen = [], []
         for error, kind, name, group in causes:
@@ -265,22 +306,33 @@ def fallback(start, prepared: Path, bench, build, measure, failing_of, reader_fa
             if not group:
                 continue
             if len(excluded) + len(added) + len(group) > cap:
-                continue    # does not fit the budget: the next worst one may
+                continue  # does not fit the budget: the next worst one may
             added += group
             chosen.append({kind: name, "error": round(error, 6), "nodes": group})
-            if len(chosen) >= 2 ** round_no:
+            if len(chosen) >= 2**round_no:
                 break
         if not added:
-            worst = next((f"{kind} '{name}'" for _, kind, name, group in causes if set(group) - set(excluded)), None)
-            record["result"] = (f"budget spent: keeping the {worst} in float needs more node(s) than the "
-                                f"{cap - len(excluded)} left of the budget ({cap} of {len(eligible)} quantizable "
-                                f"nodes)" if worst else "nothing quantized feeds the failing outputs")
+            worst = next(
+                (f"{kind} '{name}'" for _, kind, name, group in causes if set(group) - set(excluded)), None
+            )
+            record["result"] = (
+                f"budget spent: keeping the {worst} in float needs more node(s) than the "
+                f"{cap - len(excluded)} left of the budget ({cap} of {len(eligible)} quantizable "
+                f"nodes)"
+                if worst
+                else "nothing quantized feeds the failing outputs"
+            )
             return None, record
         excluded += added
         cand = build(current.options.but(exclude_nodes=tuple(excluded)))
         measure([cand])
-        entry = {"round": round_no + 1, "failing_outputs": failing, "causes": chosen,
-                 "excluded_nodes": list(excluded), "candidate": cand.record()}
+        entry = {
+            "round": round_no + 1,
+            "failing_outputs": failing,
+            "causes": chosen,
+            "excluded_nodes": list(excluded),
+            "candidate": cand.record(),
+        }
         record["rounds"].append(entry)
         log.info("int8 accuracy fallback round %d: %d node(s) in float", round_no + 1, len(excluded))
         if cand.error:
@@ -288,9 +340,10 @@ def fallback(start, prepared: Path, bench, build, measure, failing_of, reader_fa
             return None, record
         if cand.passes:
             slow = max_ratio is not None and cand.ratio is not None and cand.ratio > max_ratio
-            record["result"] = (f"passes the gates with {len(excluded)} node(s) in float"
-                                + (" but is slower than max_latency_ratio allows" if slow else ""))
+            record["result"] = f"passes the gates with {len(excluded)} node(s) in float" + (
+                " but is slower than max_latency_ratio allows" if slow else ""
+            )
             return cand, record
-        current = cand     # rank the next round on this model: what the excluded tensors hid shows now
+        current = cand  # rank the next round on this model: what the excluded tensors hid shows now
     record["result"] = f"still misses the gates after {ROUNDS} rounds ({len(excluded)} node(s) in float)"
     return None, record

@@ -1,5 +1,6 @@
 """One int8 model from onnxruntime.quantization: the options that describe it, the source prepared
 for it (per-channel QDQ needs opset 13), calibration data, and the call itself."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,15 +10,35 @@ from pathlib import Path
 from edgebuild.steps.base import StepFailed
 
 # op types handed to the quantizer; the rest stay float
-QUANTIZABLE_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Mul", "Relu", "Clip", "MaxPool",
-                        "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Concat", "Transpose",
-                        "Sigmoid", "Resize", "Split", "Squeeze", "Unsqueeze", "Softmax")
-PER_CHANNEL_MIN_OPSET = 13   # DequantizeLinear's `axis` attribute (per-channel scales) arrived in opset 13
+QUANTIZABLE_OP_TYPES = (
+    "Conv",
+    "ConvTranspose",
+    "MatMul",
+    "Gemm",
+    "Add",
+    "Mul",
+    "Relu",
+    "Clip",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Flatten",
+    "Reshape",
+    "Concat",
+    "Transpose",
+    "Sigmoid",
+    "Resize",
+    "Split",
+    "Squeeze",
+    "Unsqueeze",
+    "Softmax",
+)
+PER_CHANNEL_MIN_OPSET = 13  # DequantizeLinear's `axis` attribute (per-channel scales) arrived in opset 13
 
 
 @dataclass(frozen=True)
 class Int8Options:
-    mode: str = "static"              # static: QDQ with calibrated activations | dynamic: weights only
+    mode: str = "static"  # static: QDQ with calibrated activations | dynamic: weights only
     activation_type: str = "uint8"
     weight_type: str = "int8"
     per_channel: bool = True
@@ -26,14 +47,18 @@ class Int8Options:
     exclude_nodes: tuple[str, ...] = ()
     reduce_range: bool = False
     symmetric_activations: bool = False
-    float_depthwise: bool = False     # keep depthwise Conv nodes float (onnxruntime's x86 QLinearConv is slow on them)
+    float_depthwise: bool = (
+        False  # keep depthwise Conv nodes float (onnxruntime's x86 QLinearConv is slow on them)
+    )
 
     def label(self) -> str:
         if self.mode == "dynamic":
             text = "dynamic, " + ("per-channel" if self.per_channel else "per-tensor")
         else:
-            text = (f"{self.activation_type} activations, {'per-channel' if self.per_channel else 'per-tensor'}, "
-                    f"{self.calibrate_method}")
+            text = (
+                f"{self.activation_type} activations, {'per-channel' if self.per_channel else 'per-tensor'}, "
+                f"{self.calibrate_method}"
+            )
         if self.exclude_op_types:
             text += ", float " + "/".join(self.exclude_op_types)
         if self.float_depthwise:
@@ -44,7 +69,10 @@ class Int8Options:
 
     def as_dict(self) -> dict:
         data = asdict(self)
-        data["exclude_op_types"], data["exclude_nodes"] = list(self.exclude_op_types), list(self.exclude_nodes)
+        data["exclude_op_types"], data["exclude_nodes"] = (
+            list(self.exclude_op_types),
+            list(self.exclude_nodes),
+        )
         return data
 
     def but(self, **changes) -> "Int8Options":
@@ -78,21 +106,25 @@ def prepare(src: Path, work: Path, want_per_channel: bool, log) -> tuple[Path, d
             onnx.save(converted, str(raised))
             session(raised, what=f"the model converted to opset {PER_CHANNEL_MIN_OPSET}")
             current = raised
-            notes.update(opset=PER_CHANNEL_MIN_OPSET,
-                         note=f"opset raised from {opset} to {PER_CHANNEL_MIN_OPSET} (onnx version converter) "
-                              f"for per-channel QDQ")
-        except Exception as exc:   # the converter lacks an adapter, or its result does not load
+            notes.update(
+                opset=PER_CHANNEL_MIN_OPSET,
+                note=f"opset raised from {opset} to {PER_CHANNEL_MIN_OPSET} (onnx version converter) "
+                f"for per-channel QDQ",
+            )
+        except Exception as exc:  # the converter lacks an adapter, or its result does not load
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            notes.update(per_channel_possible=False,
-                         note=f"opset {opset} kept (raising it to {PER_CHANNEL_MIN_OPSET} failed: {reason[:200]}); "
-                              f"per-tensor quantization instead of per-channel")
+            notes.update(
+                per_channel_possible=False,
+                note=f"opset {opset} kept (raising it to {PER_CHANNEL_MIN_OPSET} failed: {reason[:200]}); "
+                f"per-tensor quantization instead of per-channel",
+            )
         log.info("%s", notes["note"])
     prepared = work / "prepared.onnx"
     try:
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         quant_pre_process(str(current), str(prepared), skip_symbolic_shape=True)
-    except Exception as exc:   # pre-processing only helps; quantize the model as it is
+    except Exception as exc:  # pre-processing only helps; quantize the model as it is
         log.warning("quant_pre_process failed (%s); quantizing without it", exc)
         shutil.copyfile(current, prepared)
     name_nodes(prepared)
@@ -130,7 +162,7 @@ class CalibrationReader:
     def get_next(self):
         return next(self._iter, None)
 
-    def rewind(self):   # part of the CalibrationDataReader protocol in newer onnxruntime
+    def rewind(self):  # part of the CalibrationDataReader protocol in newer onnxruntime
         self._iter = iter(self._feeds)
 
 
@@ -139,11 +171,14 @@ def depthwise_convs(model_path: Path) -> list[str]:
     import onnx
 
     model = onnx.load(str(model_path), load_external_data=False)
-    return [n.name for n in model.graph.node if n.op_type == "Conv" and n.name
-            and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "Conv" and n.name and any(a.name == "group" and a.i > 1 for a in n.attribute)
+    ]
 
 
-HISTOGRAM_BUDGET_BYTES = 2 * 1024 ** 3
+HISTOGRAM_BUDGET_BYTES = 2 * 1024**3
 
 
 def histogram_samples(model_path: Path) -> int:
@@ -171,26 +206,41 @@ def quantize(prepared: Path, out: Path, options: Int8Options, reader_factory, ca
 
     types = {"int8": q.QuantType.QInt8, "uint8": q.QuantType.QUInt8}
     excluded = list(options.exclude_nodes) + (depthwise_convs(prepared) if options.float_depthwise else [])
-    common = dict(per_channel=options.per_channel, reduce_range=options.reduce_range,
-                  weight_type=types[options.weight_type], nodes_to_exclude=excluded)
+    common = dict(
+        per_channel=options.per_channel,
+        reduce_range=options.reduce_range,
+        weight_type=types[options.weight_type],
+        nodes_to_exclude=excluded,
+    )
     op_types = [t for t in QUANTIZABLE_OP_TYPES if t not in set(options.exclude_op_types)]
     try:
         if options.mode == "dynamic":
             q.quantize_dynamic(str(prepared), str(out), **common)
             return
-        methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
-                   "percentile": q.CalibrationMethod.Percentile}
+        methods = {
+            "minmax": q.CalibrationMethod.MinMax,
+            "entropy": q.CalibrationMethod.Entropy,
+            "percentile": q.CalibrationMethod.Percentile,
+        }
         cache = cache_dir / f"ranges-{options.calibrate_method}.json"
         # histogram calibrators keep every activation of every sample until the end: cap the samples
         cap = None if options.calibrate_method == "minmax" else histogram_samples(prepared)
-        q.quantize_static(str(prepared), str(out), None if cache.is_file() else reader_factory(cap),
-                          quant_format=q.QuantFormat.QDQ, activation_type=types[options.activation_type],
-                          calibrate_method=methods[options.calibrate_method], op_types_to_quantize=op_types,
-                          calibration_cache_path=str(cache),
-                          extra_options={"ActivationSymmetric": options.symmetric_activations,
-                                         "WeightSymmetric": True}, **common)
+        q.quantize_static(
+            str(prepared),
+            str(out),
+            None if cache.is_file() else reader_factory(cap),
+            quant_format=q.QuantFormat.QDQ,
+            activation_type=types[options.activation_type],
+            calibrate_method=methods[options.calibrate_method],
+            op_types_to_quantize=op_types,
+            calibration_cache_path=str(cache),
+            extra_options={"ActivationSymmetric": options.symmetric_activations, "WeightSymmetric": True},
+            **common,
+        )
     except StepFailed:
         raise
     except Exception as exc:
-        raise StepFailed(f"int8 quantization ({options.label()}) failed: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise StepFailed(
+            f"int8 quantization ({options.label()}) failed: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None

@@ -1,5 +1,6 @@
 """onnxruntime sessions as the ort steps use them: declared threads, CPU provider, and load or run
 failures blamed on the file that caused them (the source model, or the artifact a step made)."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,14 @@ from edgebuild.steps.base import StepFailed
 LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
-def session(path: Path, threads: int = 1, level: str | None = None, save_to: Path | None = None,
-            what: str = "the model", profile_prefix: str | None = None):
+def session(
+    path: Path,
+    threads: int = 1,
+    level: str | None = None,
+    save_to: Path | None = None,
+    what: str = "the model",
+    profile_prefix: str | None = None,
+):
     """An InferenceSession on the CPU; `what` names the file in the error when it does not load."""
     import onnxruntime as ort
 
@@ -63,6 +70,7 @@ def optimize_offline(src: Path, dst: Path, level: str) -> tuple[int, int]:
 
 def describe(path: Path) -> dict:
     from edgebuild.onnxinfo import describe_io
+
     return {"io": describe_io(path), "size_bytes": os.path.getsize(path)}
 
 
@@ -70,4 +78,10 @@ def host_arch() -> str:
     import platform
 
     machine = platform.machine().lower()
-    return "arm64" if machine in ("arm64", "aarch64") else "x86-64" if machine in ("x86_64", "amd64") else machine
+    return (
+        "arm64"
+        if machine in ("arm64", "aarch64")
+        else "x86-64"
+        if machine in ("x86_64", "amd64")
+        else machine
+    )

@@ -9,6 +9,7 @@ and other calibration methods only when nothing passes the gates. A candidate be
 earlier one only when it is faster by more than `margin`, so near-ties keep the default and two
 builds on one host choose alike.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,11 @@ class Candidate:
     options: Int8Options
     path: Path
     session: object = None
-    figures: dict = field(default_factory=dict)    # p50_ms, ratio_to_fp32, worst output, misses
+    figures: dict = field(default_factory=dict)  # p50_ms, ratio_to_fp32, worst output, misses
     error: str | None = None
-    outputs: dict = field(default_factory=dict)    # every output's agreement figures (for the fallback's ranking)
+    outputs: dict = field(
+        default_factory=dict
+    )  # every output's agreement figures (for the fallback's ranking)
 
     @property
     def passes(self) -> bool:
@@ -50,11 +53,18 @@ class Candidate:
 class Bench:
     """The fp32 artifact, the agreement data and its fp32 outputs, and interleaved timing."""
 
-    def __init__(self, baseline: Path, feeds: list[dict], labels, gates: dict, threads: int, runs: int,
-                 budget_s: float) -> None:
+    def __init__(
+        self, baseline: Path, feeds: list[dict], labels, gates: dict, threads: int, runs: int, budget_s: float
+    ) -> None:
         from edgebuild.steps.ort.runtime import session
 
-        self.threads, self.runs, self.budget_s, self.gates, self.labels = threads, runs, budget_s, gates, labels
+        self.threads, self.runs, self.budget_s, self.gates, self.labels = (
+            threads,
+            runs,
+            budget_s,
+            gates,
+            labels,
+        )
         self.fp32 = session(baseline, threads, what="the fp32 artifact")
         self.feeds = feeds
         self.names = [o.name for o in self.fp32.get_outputs()]
@@ -70,11 +80,16 @@ class Bench:
         batch = len(next(iter(self.feeds[0].values())))
         figures = {}
         try:
-            figures = compare(np.concatenate([r[0] for r in self.reference]), np.concatenate([o[0] for o in outputs]),
-                              self.labels)
-        except ValueError:     # outputs whose shape varies per batch: per-output figures only
+            figures = compare(
+                np.concatenate([r[0] for r in self.reference]),
+                np.concatenate([o[0] for o in outputs]),
+                self.labels,
+            )
+        except ValueError:  # outputs whose shape varies per batch: per-output figures only
             pass
-        figures["outputs"] = compare_outputs([(r, o, batch) for r, o in zip(self.reference, outputs)], self.names)
+        figures["outputs"] = compare_outputs(
+            [(r, o, batch) for r, o in zip(self.reference, outputs)], self.names
+        )
         return figures, check_gates(figures, self.gates)
 
     def time(self, sessions: dict) -> dict[str, dict]:
@@ -95,16 +110,21 @@ def measure(candidates: list[Candidate], bench: Bench) -> None:
         if cand.error:
             continue
         try:
-            cand.session = cand.session or session(cand.path, bench.threads,
-                                                   what=f"the int8 candidate ({cand.options.label()})")
+            cand.session = cand.session or session(
+                cand.path, bench.threads, what=f"the int8 candidate ({cand.options.label()})"
+            )
             figures, misses = bench.agreement(cand.session)
         except StepFailed as exc:
             cand.error = str(exc)
             continue
         cand.outputs = figures["outputs"]
         worst = min(figures["outputs"].items(), key=lambda kv: kv[1]["cosine_mean"])
-        cand.figures.update(worst_output=worst[0], worst_output_cosine=round(worst[1]["cosine_mean"], 6),
-                            size_bytes=os.path.getsize(cand.path), misses=misses)
+        cand.figures.update(
+            worst_output=worst[0],
+            worst_output_cosine=round(worst[1]["cosine_mean"], 6),
+            size_bytes=os.path.getsize(cand.path),
+            misses=misses,
+        )
         live[str(i)] = cand.session
     if not live:
         return
@@ -117,9 +137,13 @@ def measure(candidates: list[Candidate], bench: Bench) -> None:
         # a candidate timed in two rounds (the winner against a challenger) keeps both ratios and is
         # judged by their geometric mean: one noisy round should not decide alone
         ratios = cand.figures.get("ratios_measured", []) + [round(figures["p50_ms"] / base, 4)]
-        cand.figures.update(p50_ms=round(figures["p50_ms"], 5), fp32_p50_ms=round(base, 5), runs=figures["runs"],
-                            ratios_measured=ratios,
-                            ratio_to_fp32=round(math.prod(ratios) ** (1 / len(ratios)), 4))
+        cand.figures.update(
+            p50_ms=round(figures["p50_ms"], 5),
+            fp32_p50_ms=round(base, 5),
+            runs=figures["runs"],
+            ratios_measured=ratios,
+            ratio_to_fp32=round(math.prod(ratios) ** (1 / len(ratios)), 4),
+        )
 
 
 def best_agreeing(candidates: list[Candidate], tie: float = 0.005) -> Candidate | None:
@@ -149,7 +173,9 @@ def slower_op_types(cand: Candidate, bench: Bench, work: Path, baseline: Path) -
     from edgebuild.steps.ort.runtime import session
 
     def by_op(path: Path, tag: str) -> dict[str, float]:
-        sess = session(path, bench.threads, what=f"the {tag} model", profile_prefix=str(work / f"profile-{tag}"))
+        sess = session(
+            path, bench.threads, what=f"the {tag} model", profile_prefix=str(work / f"profile-{tag}")
+        )
         feed = bench.feeds[0]
         for _ in range(20):
             sess.run(None, feed)
@@ -165,11 +191,20 @@ def slower_op_types(cand: Candidate, bench: Bench, work: Path, baseline: Path) -
         return totals
 
     int8, fp32 = by_op(cand.path, "int8"), by_op(baseline, "fp32")
-    cand.figures["profile_us"] = {op: {"int8": round(t, 1), "fp32": round(fp32.get(op, 0.0), 1)}
-                                  for op, t in sorted(int8.items()) if op in QUANTIZABLE_OP_TYPES}
-    return [op for op in QUANTIZABLE_OP_TYPES
-            if op in int8 and op in fp32 and int8[op] > fp32[op] and op not in cand.options.exclude_op_types
-            and op not in WEIGHT_OP_TYPES]
+    cand.figures["profile_us"] = {
+        op: {"int8": round(t, 1), "fp32": round(fp32.get(op, 0.0), 1)}
+        for op, t in sorted(int8.items())
+        if op in QUANTIZABLE_OP_TYPES
+    }
+    return [
+        op
+        for op in QUANTIZABLE_OP_TYPES
+        if op in int8
+        and op in fp32
+        and int8[op] > fp32[op]
+        and op not in cand.options.exclude_op_types
+        and op not in WEIGHT_OP_TYPES
+    ]
 
 
 # the ops that hold the weights stay quantized: without them the "int8" model is fp32 with extra
@@ -179,15 +214,32 @@ WEIGHT_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 def _source_op(op: str) -> str:
     if op.startswith("QLinear"):
-        return op[len("QLinear"):]
-    return {"ConvInteger": "Conv", "MatMulInteger": "MatMul", "QGemm": "Gemm", "FusedConv": "Conv",
-            "NhwcFusedConv": "Conv", "FusedGemm": "Gemm", "FusedMatMul": "MatMul", "DynamicQuantizeMatMul": "MatMul"
-            }.get(op, op)
+        return op[len("QLinear") :]
+    return {
+        "ConvInteger": "Conv",
+        "MatMulInteger": "MatMul",
+        "QGemm": "Gemm",
+        "FusedConv": "Conv",
+        "NhwcFusedConv": "Conv",
+        "FusedGemm": "Gemm",
+        "FusedMatMul": "MatMul",
+        "DynamicQuantizeMatMul": "MatMul",
+    }.get(op, op)
 
 
-def search(base: Int8Options, vary: dict, prepared: Path, work: Path, baseline: Path, bench: Bench,
-           reader_factory, margin: float, log, accuracy_fallback: bool = False,
-           max_ratio: float | None = None) -> tuple[Candidate | None, list[Candidate], str, dict | None]:
+def search(
+    base: Int8Options,
+    vary: dict,
+    prepared: Path,
+    work: Path,
+    baseline: Path,
+    bench: Bench,
+    reader_factory,
+    margin: float,
+    log,
+    accuracy_fallback: bool = False,
+    max_ratio: float | None = None,
+) -> tuple[Candidate | None, list[Candidate], str, dict | None]:
     """The winning candidate (None when none passes the gates: the best-agreeing one is then in
     the list), every candidate tried, why the winner won, and the accuracy fallback's record (None
     when it did not run). vary: which options the user left to the search ({"activation_type",
@@ -218,8 +270,11 @@ def search(base: Int8Options, vary: dict, prepared: Path, work: Path, baseline: 
     if winner is None and vary.get("calibrate_method"):
         # other calibrations change agreement, not speed: try them on the best-agreeing options
         closest = best_agreeing(first) or first[0]
-        more = [build(closest.options.but(calibrate_method=m)) for m in ("percentile", "entropy")
-                if m != closest.options.calibrate_method]
+        more = [
+            build(closest.options.but(calibrate_method=m))
+            for m in ("percentile", "entropy")
+            if m != closest.options.calibrate_method
+        ]
         measure(more, bench)
         winner = pick(more, margin)
         reason = "the only calibration that passes the gates"
@@ -230,9 +285,18 @@ def search(base: Int8Options, vary: dict, prepared: Path, work: Path, baseline: 
         if start is not None:
             op_types = [t for t in QUANTIZABLE_OP_TYPES if t not in start.options.exclude_op_types]
             winner, fallback_record = fallback(
-                start, prepared, bench, build, lambda cands: measure(cands, bench),
-                lambda c: failing_outputs({"outputs": c.outputs}, bench.gates), reader_factory, op_types,
-                max_ratio, work, log)
+                start,
+                prepared,
+                bench,
+                build,
+                lambda cands: measure(cands, bench),
+                lambda c: failing_outputs({"outputs": c.outputs}, bench.gates),
+                reader_factory,
+                op_types,
+                max_ratio,
+                work,
+                log,
+            )
             if winner is not None:
                 for cand in tried:
                     cand.session = None
@@ -244,17 +308,34 @@ def search(base: Int8Options, vary: dict, prepared: Path, work: Path, baseline: 
             log.warning("profiling failed: %s", exc)
             slow = []
         challengers = []
-        if slow:    # the op types the profiler shows slower in int8, kept float
-            challengers.append((build(winner.options.but(exclude_op_types=tuple(winner.options.exclude_op_types)
-                                                         + tuple(slow))),
-                                f"keeping {'/'.join(slow)} in float (slower in int8 by profile)"))
+        if slow:  # the op types the profiler shows slower in int8, kept float
+            challengers.append(
+                (
+                    build(
+                        winner.options.but(
+                            exclude_op_types=tuple(winner.options.exclude_op_types) + tuple(slow)
+                        )
+                    ),
+                    f"keeping {'/'.join(slow)} in float (slower in int8 by profile)",
+                )
+            )
         if depthwise_convs(prepared) and not winner.options.float_depthwise:
-            challengers.append((build(winner.options.but(float_depthwise=True)),
-                                "keeping depthwise convolutions in float (slow as QLinearConv)"))
+            challengers.append(
+                (
+                    build(winner.options.but(float_depthwise=True)),
+                    "keeping depthwise convolutions in float (slow as QLinearConv)",
+                )
+            )
         if challengers:
             measure([winner] + [c for c, _ in challengers], bench)
-            fine = [(c, why) for c, why in challengers if c.passes and c.ratio is not None and winner.ratio is not None
-                    and c.ratio < winner.ratio * (1 - margin)]
+            fine = [
+                (c, why)
+                for c, why in challengers
+                if c.passes
+                and c.ratio is not None
+                and winner.ratio is not None
+                and c.ratio < winner.ratio * (1 - margin)
+            ]
             if fine:
                 winner, why = min(fine, key=lambda cw: cw[0].ratio)
                 reason = f"{why} is faster"

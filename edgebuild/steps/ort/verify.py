@@ -1,4 +1,5 @@
 """Verification of an onnxruntime artifact against its fp32 source, on every output."""
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,7 @@ class OrtVerifyStep(Step):
         from edgebuild.steps.ort.int8 import bad_gates
 
         problems = bad_gates(params.get("gates"))
-        if problems:     # found while planning: a configuration mistake (exit 2)
+        if problems:  # found while planning: a configuration mistake (exit 2)
             raise ConfigError("; ".join(problems))
         return super().required_inputs(params)
 
@@ -39,7 +40,13 @@ class OrtVerifyStep(Step):
         import numpy as np
 
         from edgebuild.evaldata import batches, stratified_sample, verification_data
-        from edgebuild.metrics import check_gates, compare, compare_outputs, interleaved_latency, resolve_gates
+        from edgebuild.metrics import (
+            check_gates,
+            compare,
+            compare_outputs,
+            interleaved_latency,
+            resolve_gates,
+        )
         from edgebuild.npzfile import save_npz
         from edgebuild.onnxinfo import describe_io, fixed_batch
         from edgebuild.steps.ort.runtime import session
@@ -49,7 +56,7 @@ class OrtVerifyStep(Step):
         shipped = ((ctx.upstream.get("model") or {}).get("metrics") or {}).get("int8", {}).get("shipped")
         precision = "fp32" if shipped == "fp32" else p.get("precision", "fp32")
         gates = resolve_gates(dict(p.get("gates", {})), precision)
-        gates.pop("max_latency_ratio", None)       # applied where the int8 model is chosen (ort.quantize)
+        gates.pop("max_latency_ratio", None)  # applied where the int8 model is chosen (ort.quantize)
         reference = session(ctx.input("reference"), threads, what="the source model")
         artifact = session(ctx.input("model"), threads, what="the artifact")
         io = describe_io(ctx.input("model"))
@@ -57,7 +64,8 @@ class OrtVerifyStep(Step):
         names = [v["name"] for v in specs]
         batch = fixed_batch(io)
         arrays, labels, data_note = verification_data(
-            {k: ctx.inputs.get(k) for k in ("evaluation", "calibration")}, specs, p, count=64)
+            {k: ctx.inputs.get(k) for k in ("evaluation", "calibration")}, specs, p, count=64
+        )
         limit = int(p.get("eval_samples", 0)) or None
         if labels is not None and limit:
             keep = stratified_sample(labels, limit)
@@ -69,11 +77,16 @@ class OrtVerifyStep(Step):
             try:
                 pairs.append((reference.run(None, feed), artifact.run(None, feed), len(feed[names[0]])))
             except Exception as exc:
-                raise StepFailed(f"running on {data_note.split(' (')[0]} failed: {str(exc).splitlines()[0]}") from None
+                raise StepFailed(
+                    f"running on {data_note.split(' (')[0]} failed: {str(exc).splitlines()[0]}"
+                ) from None
         try:
-            figures = compare(np.concatenate([r[0] for r, _, _ in pairs]), np.concatenate([a[0] for _, a, _ in pairs]),
-                              labels)
-        except ValueError:    # the first output's shape varies per batch: per-output figures only
+            figures = compare(
+                np.concatenate([r[0] for r, _, _ in pairs]),
+                np.concatenate([a[0] for _, a, _ in pairs]),
+                labels,
+            )
+        except ValueError:  # the first output's shape varies per batch: per-output figures only
             figures = {}
         figures["outputs"] = compare_outputs(pairs, out_names)
         figures["data"] = data_note
@@ -83,15 +96,19 @@ class OrtVerifyStep(Step):
         if baseline_path is not None:
             fp32 = session(baseline_path, threads, what="the fp32 artifact")
             runners["fp32"] = lambda: fp32.run(None, sample)
-        timing = interleaved_latency(runners, runs=int(p.get("latency_runs", 100)),
-                                     budget_s=float(p.get("latency_budget_s", 30.0)))
+        timing = interleaved_latency(
+            runners, runs=int(p.get("latency_runs", 100)), budget_s=float(p.get("latency_budget_s", 30.0))
+        )
         figures["latency"] = dict(timing["artifact"], threads=threads, batch=int(len(sample[names[0]])))
         figures["size_bytes"] = os.path.getsize(ctx.input("model"))
         figures["size_ratio_to_source"] = figures["size_bytes"] / os.path.getsize(ctx.input("reference"))
         if baseline_path is not None:
             base = timing["fp32"]
-            figures["latency"].update(fp32_p50_ms=base["p50_ms"], ratio_to_fp32=figures["latency"]["p50_ms"] /
-                                      base["p50_ms"], interleaved_with="fp32 artifact")
+            figures["latency"].update(
+                fp32_p50_ms=base["p50_ms"],
+                ratio_to_fp32=figures["latency"]["p50_ms"] / base["p50_ms"],
+                interleaved_with="fp32 artifact",
+            )
             figures["size_ratio_to_fp32"] = figures["size_bytes"] / os.path.getsize(baseline_path)
         # peak resident memory of this verification process (source and artifact sessions and the
         # evaluation data together): an upper bound for the artifact alone
@@ -99,10 +116,15 @@ class OrtVerifyStep(Step):
 
         expected = artifact.run(None, sample)
         tolerance = float(p.get("selftest_atol", 1e-3))
-        save_npz(ctx.output("selftest.npz"), {**{f"input.{k}": v for k, v in sample.items()},
-                                              **{f"expected.{n}": v for n, v in zip(out_names, expected)},
-                                              "atol": np.array(tolerance),
-                                              "rtol": np.array(float(p.get("selftest_rtol", 1e-3)))})
+        save_npz(
+            ctx.output("selftest.npz"),
+            {
+                **{f"input.{k}": v for k, v in sample.items()},
+                **{f"expected.{n}": v for n, v in zip(out_names, expected)},
+                "atol": np.array(tolerance),
+                "rtol": np.array(float(p.get("selftest_rtol", 1e-3))),
+            },
+        )
         misses = check_gates(figures, gates)
         if misses:
             error = StepFailed(f"accuracy gate missed on {data_note.split(' (')[0]}: " + "; ".join(misses))

@@ -5,6 +5,7 @@ quantize (FP16 graph or INT8 Q/DQ, checked against TensorRT's Q/DQ rules) -> sel
 config (builder_config.json) -> build (real TensorRT; `Deferred` without TensorRT or a GPU of the
 device's compute capability). Only the build step needs TensorRT.
 """
+
 from edgebuild.steps.tensorrt.build import TensorrtBuildStep
 from edgebuild.steps.tensorrt.builder_config import TensorrtConfigStep
 from edgebuild.steps.tensorrt.prepare import TensorrtPrepareStep
@@ -12,7 +13,15 @@ from edgebuild.steps.tensorrt.quantize import TensorrtQuantizeStep
 from edgebuild.steps.tensorrt.selftest import TensorrtSelftestStep
 from edgebuild.steps.tensorrt.validation import validate_target
 
-STEPS = {step.name: step for step in (TensorrtPrepareStep, TensorrtQuantizeStep, TensorrtSelftestStep,
-                                      TensorrtConfigStep, TensorrtBuildStep)}
+STEPS = {
+    step.name: step
+    for step in (
+        TensorrtPrepareStep,
+        TensorrtQuantizeStep,
+        TensorrtSelftestStep,
+        TensorrtConfigStep,
+        TensorrtBuildStep,
+    )
+}
 
 __all__ = ["STEPS", "validate_target"]

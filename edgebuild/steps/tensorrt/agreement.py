@@ -1,4 +1,5 @@
 """How closely a lowered (FP16 / INT8) network follows the FP32 one, both run by onnxruntime."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 The same file drives the engine build on a build agent (tensorrt.build) and the first-run build
 on the device when the target is deferred (the bundle's loader), so both build the same engine.
 Device and precision mistakes are caught here, before any engine build is attempted."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,11 @@ MIB = 1 << 20
 
 def device_from_params(params: dict) -> dict:
     """The device profile fields the recipe passes down as `device_*` step parameters."""
-    device = {"name": params.get("device", "?"),
-              "compute_capability": str(params.get("compute_capability", "")),
-              "tensorrt_versions": list(params.get("tensorrt_versions") or [])}
+    device = {
+        "name": params.get("device", "?"),
+        "compute_capability": str(params.get("compute_capability", "")),
+        "tensorrt_versions": list(params.get("tensorrt_versions") or []),
+    }
     for field in ("platform", "memory_mb", "fp16", "int8"):
         if f"device_{field}" in params:
             device[field] = params[f"device_{field}"]

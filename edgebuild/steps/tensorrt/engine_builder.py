@@ -39,7 +39,9 @@ def build_engine(trt, onnx_path, config_dict, timing_cache=b"", logger=None):
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
-        raise EngineBuildError("TensorRT's ONNX parser rejected %s: %s" % (onnx_path, "; ".join(errors) or "no detail"))
+        raise EngineBuildError(
+            "TensorRT's ONNX parser rejected %s: %s" % (onnx_path, "; ".join(errors) or "no detail")
+        )
 
     settings = config_dict["builder"]
     config = builder.create_builder_config()
@@ -50,7 +52,8 @@ def build_engine(trt, onnx_path, config_dict, timing_cache=b"", logger=None):
         config.set_flag(getattr(trt.BuilderFlag, flag))
     if settings["hardware_compatibility"] != "none":
         config.hardware_compatibility_level = getattr(
-            trt.HardwareCompatibilityLevel, settings["hardware_compatibility"].upper())
+            trt.HardwareCompatibilityLevel, settings["hardware_compatibility"].upper()
+        )
     if settings["version_compatible"]:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     for profile_dict in settings["profiles"]:
@@ -64,5 +67,7 @@ def build_engine(trt, onnx_path, config_dict, timing_cache=b"", logger=None):
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise EngineBuildError("TensorRT could not build an engine for %s (see the TensorRT log above)" % onnx_path)
+        raise EngineBuildError(
+            "TensorRT could not build an engine for %s (see the TensorRT log above)" % onnx_path
+        )
     return bytes(serialized), bytes(config.get_timing_cache().serialize())

@@ -1,5 +1,6 @@
 """Which NVIDIA GPUs this host has, through the CUDA driver library (libcuda, present wherever the
 NVIDIA driver is, Jetson included) with ctypes, so no CUDA Python package is needed."""
+
 from __future__ import annotations
 
 import ctypes
@@ -13,7 +14,7 @@ _ATTR_CC_MAJOR, _ATTR_CC_MINOR = 75, 76  # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILIT
 class Gpu:
     index: int
     name: str
-    compute_capability: str   # "8.7"
+    compute_capability: str  # "8.7"
 
 
 def _driver():
@@ -39,9 +40,11 @@ def gpus() -> list[Gpu]:
     for index in range(count.value):
         device, major, minor = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
         name = ctypes.create_string_buffer(256)
-        if (cuda.cuDeviceGet(ctypes.byref(device), index) != 0
-                or cuda.cuDeviceGetAttribute(ctypes.byref(major), _ATTR_CC_MAJOR, device) != 0
-                or cuda.cuDeviceGetAttribute(ctypes.byref(minor), _ATTR_CC_MINOR, device) != 0):
+        if (
+            cuda.cuDeviceGet(ctypes.byref(device), index) != 0
+            or cuda.cuDeviceGetAttribute(ctypes.byref(major), _ATTR_CC_MAJOR, device) != 0
+            or cuda.cuDeviceGetAttribute(ctypes.byref(minor), _ATTR_CC_MINOR, device) != 0
+        ):
             continue
         cuda.cuDeviceGetName(name, len(name), device)
         found.append(Gpu(index, name.value.decode(errors="replace"), f"{major.value}.{minor.value}"))

@@ -3,6 +3,7 @@
 Fixes input dimensions the model config pins (inputs without an optimization profile), folds
 constants and removes dead or redundant nodes with onnxruntime's hardware-independent (basic)
 graph optimizer, checks the result, and reports FP16 readiness."""
+
 from __future__ import annotations
 
 import tempfile
@@ -26,10 +27,14 @@ def _fix_input_dims(model, input_shapes: dict, keep_dynamic: set[str]) -> list[s
         wanted = [int(d) for d in input_shapes[vi.name]]
         dims = vi.type.tensor_type.shape.dim
         if len(dims) != len(wanted):
-            raise StepFailed(f"input_shapes.{vi.name}: {len(wanted)} dimensions given, the model input has {len(dims)}")
+            raise StepFailed(
+                f"input_shapes.{vi.name}: {len(wanted)} dimensions given, the model input has {len(dims)}"
+            )
         for axis, (dim, size) in enumerate(zip(dims, wanted)):
             if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != size:
-                raise StepFailed(f"input_shapes.{vi.name}: dimension {axis} is {dim.dim_value} in the model, not {size}")
+                raise StepFailed(
+                    f"input_shapes.{vi.name}: dimension {axis} is {dim.dim_value} in the model, not {size}"
+                )
             dim.Clear()
             dim.dim_value = size
         pinned.append(vi.name)
@@ -48,7 +53,9 @@ def fold_constants(source: Path, target: Path) -> None:
     try:
         ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for invalid graphs
-        raise StepFailed(f"onnxruntime cannot load the model to fold its constants: {str(exc).splitlines()[0]}") from None
+        raise StepFailed(
+            f"onnxruntime cannot load the model to fold its constants: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def _domains(model) -> set[str]:
@@ -76,7 +83,9 @@ class TensorrtPrepareStep(Step):
 
         source = ctx.input("model")
         if source.is_dir() or source.suffix.lower() != ".onnx":
-            raise StepFailed(f"{source.name}: the tensorrt recipe takes an ONNX model; export the model to ONNX first")
+            raise StepFailed(
+                f"{source.name}: the tensorrt recipe takes an ONNX model; export the model to ONNX first"
+            )
         try:
             model = onnx.load(str(source))
         except Exception as exc:  # protobuf decode errors have no common base class
@@ -94,8 +103,10 @@ class TensorrtPrepareStep(Step):
         prepared = onnx.load(str(target))
         new_domains = _domains(prepared) - _domains(model)
         if new_domains:
-            raise StepFailed(f"constant folding introduced operators from {', '.join(sorted(new_domains))}; "
-                             f"this onnxruntime version's basic optimizer is not TensorRT-safe")
+            raise StepFailed(
+                f"constant folding introduced operators from {', '.join(sorted(new_domains))}; "
+                f"this onnxruntime version's basic optimizer is not TensorRT-safe"
+            )
         _drop_unused_opsets(prepared)
         prepared = onnx.shape_inference.infer_shapes(prepared)
         try:
@@ -111,7 +122,12 @@ class TensorrtPrepareStep(Step):
             feeds = list(calibration_data.feeds(io["inputs"], arrays, READINESS_SAMPLES))
         readiness = fp16_readiness.report(prepared, target, feeds)
         for item in readiness["weights_overflow"]:
-            ctx.log.warning("fp16: constant %s has %d values beyond +-65504 (max %.3g)", item["name"], item["count"], item["max_abs"])
+            ctx.log.warning(
+                "fp16: constant %s has %d values beyond +-65504 (max %.3g)",
+                item["name"],
+                item["count"],
+                item["max_abs"],
+            )
         for item in readiness.get("activations_overflow", []):
             ctx.log.warning("fp16: activation %s reaches %.3g, beyond +-65504", item["name"], item["max_abs"])
         return {

@@ -5,6 +5,7 @@
 one table per optimization profile (a single table without the list is accepted too). TensorRT
 needs one min/opt/max triple per dynamic input in every profile; static inputs may be left out.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,8 +36,10 @@ def problems(value: Any, model_inputs: list[dict[str, Any]]) -> list[str]:
             continue
         for name, triple in profile.items():
             if name not in by_name:
-                found.append(f"{where}.{name}: the model has no input '{name}' "
-                             f"(inputs: {', '.join(sorted(by_name)) or 'none'})")
+                found.append(
+                    f"{where}.{name}: the model has no input '{name}' "
+                    f"(inputs: {', '.join(sorted(by_name)) or 'none'})"
+                )
                 continue
             found.extend(_triple_problems(f"{where}.{name}", triple, by_name[name]["shape"]))
     return found
@@ -48,8 +51,9 @@ def _triple_problems(where: str, triple: Any, model_shape: list) -> list[str]:
     shapes = {}
     for kind in KINDS:
         shape = triple[kind]
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                                                  for d in shape):
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+        ):
             return [f"{where}.{kind}: must be a list of positive integers, got {shape!r}"]
         if len(shape) != len(model_shape):
             return [f"{where}.{kind}: has {len(shape)} dimensions, the model input has {len(model_shape)}"]

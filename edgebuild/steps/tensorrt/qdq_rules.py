@@ -5,11 +5,22 @@
 - the quantized type (QuantizeLinear's output, DequantizeLinear's input) is INT8, FP8, INT4 or FP4:
   an INT32 bias fed to DequantizeLinear or a UINT8 tensor is rejected by the parser.
 """
+
 from __future__ import annotations
 
 QUANTIZED_TYPES = {3: "INT8", 17: "FP8", 22: "INT4", 23: "FP4"}
-TYPE_NAMES = {1: "FLOAT", 2: "UINT8", 3: "INT8", 6: "INT32", 7: "INT64", 10: "FLOAT16", 21: "UINT4",
-              17: "FP8", 22: "INT4", 23: "FP4"}
+TYPE_NAMES = {
+    1: "FLOAT",
+    2: "UINT8",
+    3: "INT8",
+    6: "INT32",
+    7: "INT64",
+    10: "FLOAT16",
+    21: "UINT4",
+    17: "FP8",
+    22: "INT4",
+    23: "FP4",
+}
 
 
 def _constants(model) -> dict:
@@ -29,7 +40,9 @@ def _elem_types(model) -> dict[str, int]:
 
     inferred = onnx.shape_inference.infer_shapes(model)
     graph = inferred.graph
-    types = {vi.name: vi.type.tensor_type.elem_type for vi in [*graph.input, *graph.output, *graph.value_info]}
+    types = {
+        vi.name: vi.type.tensor_type.elem_type for vi in [*graph.input, *graph.output, *graph.value_info]
+    }
     types.update({init.name: init.data_type for init in graph.initializer})
     return types
 
@@ -60,8 +73,10 @@ def check(model) -> list[str]:
             elem = types.get(zero_point) if zero_point else _output_dtype_attr(node)
         if elem not in QUANTIZED_TYPES:
             where = "output" if node.op_type == "QuantizeLinear" else "input"
-            problems.append(f"{label}: {where} '{quantized}' is {TYPE_NAMES.get(elem, elem)}, "
-                            f"TensorRT needs {'/'.join(QUANTIZED_TYPES.values())}")
+            problems.append(
+                f"{label}: {where} '{quantized}' is {TYPE_NAMES.get(elem, elem)}, "
+                f"TensorRT needs {'/'.join(QUANTIZED_TYPES.values())}"
+            )
     return problems
 
 

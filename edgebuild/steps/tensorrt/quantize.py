@@ -7,6 +7,7 @@
   activations and weights, no bias quantization, calibrated on the model's calibration data;
   the result is checked against TensorRT's Q/DQ rules before it is accepted.
 Every lowering is measured against FP32 with onnxruntime."""
+
 from __future__ import annotations
 
 import shutil
@@ -34,9 +35,12 @@ def quantize_int8(source: Path, target: Path, feeds: list[dict], per_channel: bo
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     quantize_static(
-        str(source), str(target), _Reader(feeds),
+        str(source),
+        str(target),
+        _Reader(feeds),
         quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
         per_channel=per_channel,
         calibrate_method=CalibrationMethod.MinMax,
         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
@@ -81,24 +85,32 @@ class TensorrtQuantizeStep(Step):
             quantize_int8(source, target, feeds, bool(ctx.params.get("per_channel", True)))
             problems = qdq_rules.check(onnx.load(str(target)))
             if problems:
-                raise StepFailed(f"int8 model breaks TensorRT's Q/DQ rules: {problems[0]}"
-                                 + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+                raise StepFailed(
+                    f"int8 model breaks TensorRT's Q/DQ rules: {problems[0]}"
+                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                )
         else:
             raise StepFailed(f"precision: '{precision}' is not one of fp32, fp16, int8")
 
         lowered = onnx.load(str(target))
         metrics = agreement.compare(source, target, feeds[:AGREEMENT_SAMPLES])
-        metrics["qdq_nodes"] = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in lowered.graph.node)
+        metrics["qdq_nodes"] = sum(
+            n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in lowered.graph.node
+        )
         metrics["size_bytes"] = target.stat().st_size
         return {"io": model_io.describe_io(lowered), "metrics": metrics, "precision": precision}
 
     def _feeds(self, ctx: StepContext, inputs: list[dict], precision: str) -> list[dict]:
         if "calibration" in ctx.inputs:
             limit = int(ctx.params.get("calibration_samples", 64))
-            return list(calibration_data.feeds(inputs, calibration_data.load(ctx.input("calibration")), limit))
+            return list(
+                calibration_data.feeds(inputs, calibration_data.load(ctx.input("calibration")), limit)
+            )
         if precision == "int8":
-            raise StepFailed("precision int8 needs calibration data: set `calibration` on the target's model "
-                             "(an .npz with one array per input, batch first)")
+            raise StepFailed(
+                "precision int8 needs calibration data: set `calibration` on the target's model "
+                "(an .npz with one array per input, batch first)"
+            )
         profiles = profile_rules.normalize(ctx.params.get("profiles"))
         if precision == "fp32":
             return []

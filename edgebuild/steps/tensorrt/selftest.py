@@ -3,6 +3,7 @@
 Expected outputs come from onnxruntime on the prepared FP32 network; the tolerance suits the
 target's precision and is never tighter than what the lowered (FP16/INT8) network itself shows
 under onnxruntime, since TensorRT's kernels deviate from FP32 at least as much."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,7 +15,7 @@ from edgebuild.steps.tensorrt import profiles as profile_rules
 
 # precision -> (atol as a share of the largest expected magnitude, rtol, lowest cosine allowed)
 TOLERANCES = {"fp32": (1e-3, 1e-3, 0.9999), "fp16": (2e-2, 1e-2, 0.999), "int8": (1e-1, 5e-2, 0.98)}
-MARGIN = 4.0   # the device may deviate this many times more than the onnxruntime simulation
+MARGIN = 4.0  # the device may deviate this many times more than the onnxruntime simulation
 
 
 def reference_feed(inputs: list[dict], arrays: dict | None, profiles: list[dict]) -> dict:
@@ -27,7 +28,7 @@ def reference_feed(inputs: list[dict], arrays: dict | None, profiles: list[dict]
         shape, array = feed[spec["name"]].shape, arrays.get(spec["name"])
         if array is None or array.shape[1:] != shape[1:] or array.shape[0] < shape[0]:
             return calibration_data.synthetic_feed(inputs, profiles)
-        feed[spec["name"]] = array[:shape[0]].astype(spec["dtype"])
+        feed[spec["name"]] = array[: shape[0]].astype(spec["dtype"])
     return feed
 
 
@@ -55,14 +56,26 @@ class TensorrtSelftestStep(Step):
         observed = agreement.compare(ctx.input("model"), ctx.input("lowered"), [feed])
 
         share, rtol, cosine = TOLERANCES[precision]
-        scale = max((float(np.max(np.abs(v), initial=0.0)) for v in expected.values() if v.dtype.kind == "f"),
-                    default=1.0) or 1.0
+        scale = (
+            max(
+                (float(np.max(np.abs(v), initial=0.0)) for v in expected.values() if v.dtype.kind == "f"),
+                default=1.0,
+            )
+            or 1.0
+        )
         atol = max(share * scale, MARGIN * observed["max_abs_error"])
         min_cosine = min(cosine, 1.0 - MARGIN * (1.0 - observed["min_cosine"]))
         arrays_out = {f"input.{k}": v for k, v in feed.items()}
         arrays_out.update({f"expected.{k}": v for k, v in expected.items()})
         arrays_out.update(atol=np.array(atol), rtol=np.array(rtol), min_cosine=np.array(min_cosine))
-        save_npz(ctx.output("selftest.npz"), arrays_out)   # deterministic bytes: bundles must reproduce
-        return {"selftest": {"atol": atol, "rtol": rtol, "min_cosine": min_cosine, "precision": precision,
-                             "onnxruntime_lowered_max_abs_error": observed["max_abs_error"],
-                             "onnxruntime_lowered_cosine": observed["min_cosine"]}}
+        save_npz(ctx.output("selftest.npz"), arrays_out)  # deterministic bytes: bundles must reproduce
+        return {
+            "selftest": {
+                "atol": atol,
+                "rtol": rtol,
+                "min_cosine": min_cosine,
+                "precision": precision,
+                "onnxruntime_lowered_max_abs_error": observed["max_abs_error"],
+                "onnxruntime_lowered_cosine": observed["min_cosine"],
+            }
+        }

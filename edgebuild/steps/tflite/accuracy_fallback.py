@@ -21,6 +21,7 @@ The result says how many ops stayed float and why; it is never called full int8 
 target (integer_only) never uses this: it needs every tensor integer.
 Runs in the `litert` toolchain environment.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,11 +39,11 @@ _INVOKE_FAILED = re.compile(r"Node number (\d+) \((\w+)\) failed")
 @dataclass
 class FallbackResult:
     recipe: str
-    cosine: float | None                                  # worst output, on the calibration samples
-    kept_float: list[dict[str, str]] = field(default_factory=list)   # {"op", "tensor", "why"}
+    cosine: float | None  # worst output, on the calibration samples
+    kept_float: list[dict[str, str]] = field(default_factory=list)  # {"op", "tensor", "why"}
     rounds: int = 0
-    history: list[tuple[int, float]] = field(default_factory=list)   # (ops kept float, cosine) per round
-    reached: bool = True                  # False: min_cosine not reached; only the ops that must stay float are
+    history: list[tuple[int, float]] = field(default_factory=list)  # (ops kept float, cosine) per round
+    reached: bool = True  # False: min_cosine not reached; only the ops that must stay float are
 
 
 class InvokeFailed(Exception):
@@ -89,10 +90,12 @@ def output_cosine(reference: list[dict], quantized: Path, samples: list[dict]) -
     """The worst output's mean cosine between the float outputs and the quantized file's, by the
     rule verification uses (edgebuild.metrics: quiet samples are left to the error figures)."""
     from ...metrics import compare_outputs
+
     got = _run(quantized, samples)
     names = list(reference[0])
-    figures = compare_outputs([([r[k] for k in names], [g[k] for k in names], 1) for r, g in zip(reference, got)],
-                              names)
+    figures = compare_outputs(
+        [([r[k] for k in names], [g[k] for k in names], 1) for r, g in zip(reference, got)], names
+    )
     return min(f["cosine_mean"] for f in figures.values())
 
 
@@ -107,10 +110,12 @@ def _damage(fp32: Path, quantized: Path, samples: list[dict]) -> list[tuple[floa
     from ai_edge_quantizer.utils import validation_utils
 
     from .schema import read_model
+
     signature = next(iter(Interpreter(str(fp32)).get_signature_list()))
     cos = validation_utils.ValidationErrorMetric.COSINE_SIMILARITY
-    result = model_validator.compare_model(fp32.read_bytes(), quantized.read_bytes(), {signature: samples},
-                                           [cos], num_threads=1)
+    result = model_validator.compare_model(
+        fp32.read_bytes(), quantized.read_bytes(), {signature: samples}, [cos], num_threads=1
+    )
     per_tensor = {name: values[cos.value] for name, values in result.get_all_tensor_results().items()}
     sg = read_model(fp32).main
     producer = {i: sg.tensors[op.outputs[0]].name for op in sg.operators if op.outputs for i in op.outputs}
@@ -121,24 +126,37 @@ def _damage(fp32: Path, quantized: Path, samples: list[dict]) -> list[tuple[floa
             continue
         live = [i for i in op.inputs if i >= 0 and not sg.tensors[i].constant]
         ins = [per_tensor.get(sg.tensors[i].name, 1.0) for i in live]
-        rows.append((min(ins, default=1.0) - per_tensor[outs[0]], op.op, outs[0],
-                     [producer[i] for i in live if i in producer]))
+        rows.append(
+            (
+                min(ins, default=1.0) - per_tensor[outs[0]],
+                op.op,
+                outs[0],
+                [producer[i] for i in live if i in producer],
+            )
+        )
     return sorted(rows, key=lambda row: row[0], reverse=True)
 
 
 def _producers(path: Path) -> dict[str, list[str]]:
     """Op (by first output tensor) -> the ops producing its non-constant inputs."""
     from .schema import read_model
+
     sg = read_model(path).main
     made_by = {i: sg.tensors[op.outputs[0]].name for op in sg.operators if op.outputs for i in op.outputs}
-    return {sg.tensors[op.outputs[0]].name: [made_by[i] for i in op.inputs if i in made_by]
-            for op in sg.operators if op.outputs}
+    return {
+        sg.tensors[op.outputs[0]].name: [made_by[i] for i in op.inputs if i in made_by]
+        for op in sg.operators
+        if op.outputs
+    }
 
 
 def _op_of(path: Path, tensor: str) -> str:
     from .schema import read_model
+
     sg = read_model(path).main
-    return next((op.op for op in sg.operators if op.outputs and sg.tensors[op.outputs[0]].name == tensor), "?")
+    return next(
+        (op.op for op in sg.operators if op.outputs and sg.tensors[op.outputs[0]].name == tensor), "?"
+    )
 
 
 def _frontier(tensor: str, producers: dict[str, list[str]], kept: set[str]) -> list[str]:
@@ -159,6 +177,7 @@ def _frontier(tensor: str, producers: dict[str, list[str]], kept: set[str]) -> l
 def _op_output(path: Path, index: int) -> tuple[str, str] | None:
     """(op, first output tensor name) of operator `index` in the main subgraph of `path`."""
     from .schema import read_model
+
     sg = read_model(path).main
     if not 0 <= index < len(sg.operators) or not sg.operators[index].outputs:
         return None
@@ -166,9 +185,18 @@ def _op_output(path: Path, index: int) -> tuple[str, str] | None:
     return op.op, sg.tensors[op.outputs[0]].name
 
 
-def quantize_within(fp32: Path, dst: Path, quant_type: str, samples: list[dict], min_cosine: float,
-                    scratch: Path, max_rounds: int = 8, budget_s: float = 120.0,
-                    check_samples: int = 8, max_float_share: float = 0.5) -> FallbackResult:
+def quantize_within(
+    fp32: Path,
+    dst: Path,
+    quant_type: str,
+    samples: list[dict],
+    min_cosine: float,
+    scratch: Path,
+    max_rounds: int = 8,
+    budget_s: float = 120.0,
+    check_samples: int = 8,
+    max_float_share: float = 0.5,
+) -> FallbackResult:
     """int8 with as few float ops as this search finds for outputs at `min_cosine` (see module
     doc). Writes the best file found to `dst`. Raises when not even one quantized file is made."""
     started = time.perf_counter()
@@ -178,7 +206,7 @@ def quantize_within(fp32: Path, dst: Path, quant_type: str, samples: list[dict],
     kept: list[dict[str, str]] = []
     best: tuple[float, Path, list] | None = None
     recipe, widen, rounds, history, first = "", 1, 0, [], None
-    cap = int(max_float_share * len(_producers(fp32)))   # beyond that it is a float model with int8 I/O
+    cap = int(max_float_share * len(_producers(fp32)))  # beyond that it is a float model with int8 I/O
     scratch.mkdir(parents=True, exist_ok=True)
     while rounds < max_rounds:
         rounds += 1
@@ -198,10 +226,12 @@ def quantize_within(fp32: Path, dst: Path, quant_type: str, samples: list[dict],
             found = _op_output(out, exc.node)
             if found is None or found[1] in names:
                 raise RuntimeError(f"LiteRT cannot run the int8 model: {exc}") from None
-            kept.append({"op": found[0], "tensor": found[1], "why": f"LiteRT refuses its int8 form: {exc}"[:200]})
+            kept.append(
+                {"op": found[0], "tensor": found[1], "why": f"LiteRT refuses its int8 form: {exc}"[:200]}
+            )
             continue
         history.append((len(kept), round(cosine, 5)))
-        if first is None:                   # only the ops that had to stay float
+        if first is None:  # only the ops that had to stay float
             first = (cosine, out, list(kept))
         if best is None or cosine > best[0]:
             best = (cosine, out, list(kept))
@@ -216,19 +246,32 @@ def quantize_within(fp32: Path, dst: Path, quant_type: str, samples: list[dict],
                 break
             # the op itself, or where it is already float, the nearest int8 ops feeding it
             for name in _frontier(tensor, producers, {k["tensor"] for k in kept}):
-                kept.append({"op": ops.get(name) or _op_of(fp32, name), "tensor": name,
-                             "why": f"int8 loses {lost:.3f} cosine at this {op}" + ("" if name == tensor else
-                                                                                    " (feeds it)")})
+                kept.append(
+                    {
+                        "op": ops.get(name) or _op_of(fp32, name),
+                        "tensor": name,
+                        "why": f"int8 loses {lost:.3f} cosine at this {op}"
+                        + ("" if name == tensor else " (feeds it)"),
+                    }
+                )
                 added += 1
         if not added:
             break
         widen *= 2
     if best is None:
-        raise RuntimeError(f"no int8 model could be made after {rounds} rounds (ops kept float: "
-                           f"{', '.join(k['op'] for k in kept) or 'none'})")
+        raise RuntimeError(
+            f"no int8 model could be made after {rounds} rounds (ops kept float: "
+            f"{', '.join(k['op'] for k in kept) or 'none'})"
+        )
     reached = best[0] >= min_cosine
-    if not reached:      # more float ops without reaching the mark only make the file bigger
+    if not reached:  # more float ops without reaching the mark only make the file bigger
         best = first
     shutil.copyfile(best[1], dst)
-    return FallbackResult(recipe=recipe, cosine=round(best[0], 5), kept_float=best[2], rounds=rounds,
-                          history=history, reached=reached)
+    return FallbackResult(
+        recipe=recipe,
+        cosine=round(best[0], 5),
+        kept_float=best[2],
+        rounds=rounds,
+        history=history,
+        reached=reached,
+    )

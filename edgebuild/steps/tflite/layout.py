@@ -4,6 +4,7 @@ onnx2tf turns every input of rank 3 or more from N,C,... into N,...,C. The conve
 the permutation in the artifact's I/O description, and the verify step and the bundle's loader use
 it to feed data the way the artifact expects. Standard library only (numpy arrays are duck-typed).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence

@@ -10,6 +10,7 @@
 
 Runs in the `litert` toolchain environment (onnx and onnxsim imported inside the functions).
 """
+
 from __future__ import annotations
 
 import re
@@ -41,18 +42,24 @@ def static_input_shapes(model, overrides: dict[str, list]) -> dict[str, list[int
     names = [vi.name for vi in inputs]
     unknown = sorted(set(overrides) - set(names))
     if unknown:
-        raise PrepareError(f"input_shapes names '{unknown[0]}', which is not an input of the model "
-                           f"(inputs: {', '.join(names)})")
+        raise PrepareError(
+            f"input_shapes names '{unknown[0]}', which is not an input of the model "
+            f"(inputs: {', '.join(names)})"
+        )
     shapes = {}
     for vi in inputs:
         declared = dims(vi)
         shape = [int(d) for d in (overrides.get(vi.name) or declared)]
         if any(d <= 0 for d in shape):
-            raise PrepareError(f"input '{vi.name}' has a dynamic shape {declared}; TFLite needs static shapes: "
-                               f"set input_shapes = {{ {vi.name} = [...] }} on the model in targets.toml")
+            raise PrepareError(
+                f"input '{vi.name}' has a dynamic shape {declared}; TFLite needs static shapes: "
+                f"set input_shapes = {{ {vi.name} = [...] }} on the model in targets.toml"
+            )
         if len(shape) != len(declared) and declared:
-            raise PrepareError(f"input_shapes.{vi.name} = {shape} has {len(shape)} dims, the model's input "
-                               f"has {len(declared)} ({declared})")
+            raise PrepareError(
+                f"input_shapes.{vi.name} = {shape} has {len(shape)} dims, the model's input "
+                f"has {len(declared)} ({declared})"
+            )
         shapes[vi.name] = shape
     return shapes
 
@@ -79,11 +86,17 @@ def fix_input_shapes(model, shapes: dict[str, list[int]]) -> None:
             for dim, value in zip(vi.type.tensor_type.shape.dim, shapes[vi.name]):
                 dim.ClearField("dim_param")
                 dim.dim_value = value
-    del model.graph.value_info[:]          # stale dynamic intermediate shapes; re-inferred below
+    del model.graph.value_info[:]  # stale dynamic intermediate shapes; re-inferred below
 
 
-def prepare(src: Path, shapes: dict[str, list[int]], simplified: Path, static_only: Path,
-            int8: bool = False, quantized: bool = False) -> list[str]:
+def prepare(
+    src: Path,
+    shapes: dict[str, list[int]],
+    simplified: Path,
+    static_only: Path,
+    int8: bool = False,
+    quantized: bool = False,
+) -> list[str]:
     """Write two prepared copies: `static_only` (static shapes, valid names) and `simplified`
     (that, constant-folded by onnxsim). With `int8` (integer-only), activations ai-edge-quantizer
     cannot quantize are rewritten (int8_friendly_activations); with `quantized` (any int8),
@@ -102,26 +115,34 @@ def prepare(src: Path, shapes: dict[str, list[int]], simplified: Path, static_on
     static.CopyFrom(model)
     try:
         import onnxsim
+
         folded, ok = onnxsim.simplify(model, overwrite_input_shapes=shapes)
         if not ok:
             raise RuntimeError("onnxsim's check of the simplified model failed")
-        notes.append(f"constant folding with onnxsim ({len(model.graph.node)} -> {len(folded.graph.node)} nodes)")
-    except Exception as exc:                      # onnxsim crashes on some graphs: convert unsimplified
+        notes.append(
+            f"constant folding with onnxsim ({len(model.graph.node)} -> {len(folded.graph.node)} nodes)"
+        )
+    except Exception as exc:  # onnxsim crashes on some graphs: convert unsimplified
         folded = onnx.shape_inference.infer_shapes(model)
-        notes.append(f"onnxsim failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
-                     "shape inference only")
+        notes.append(
+            f"onnxsim failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
+            "shape inference only"
+        )
     if quantized:
         widened = full_rank_minmax_constants(folded)
         full_rank_minmax_constants(static)
         if widened:
-            notes.append(f"gave {widened} Max/Min constant operand(s) their output's rank (ai-edge-quantizer "
-                         "cannot quantize a lower-rank constant with the output's scale)")
+            notes.append(
+                f"gave {widened} Max/Min constant operand(s) their output's rank (ai-edge-quantizer "
+                "cannot quantize a lower-rank constant with the output's scale)"
+            )
     if int8:
         rewritten = int8_friendly_activations(folded)
         int8_friendly_activations(static)
         if rewritten:
-            notes.append(f"rewrote {rewritten} Clip/HardSigmoid/LeakyRelu node(s) into ops ai-edge-quantizer "
-                         "quantizes")
+            notes.append(
+                f"rewrote {rewritten} Clip/HardSigmoid/LeakyRelu node(s) into ops ai-edge-quantizer quantizes"
+            )
     onnx.save(static, str(static_only))
     onnx.save(folded, str(simplified))
     return notes
@@ -134,15 +155,18 @@ def prepare(src: Path, shapes: dict[str, list[int]], simplified: Path, static_on
 # and zps (2) must be the same as the tensor rank (1)" and the whole model fails to quantize
 # (measured on Magika). Reshaping the constant to [1, ..., 1, *shape] changes no value.
 
+
 def full_rank_minmax_constants(model) -> int:
     """Give each constant operand of Max/Min the rank of the node's output; returns how many."""
     import onnx
     from onnx import numpy_helper
 
     inferred = onnx.shape_inference.infer_shapes(model)
-    ranks = {vi.name: len(vi.type.tensor_type.shape.dim)
-             for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
-             if vi.type.tensor_type.HasField("shape")}
+    ranks = {
+        vi.name: len(vi.type.tensor_type.shape.dim)
+        for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+        if vi.type.tensor_type.HasField("shape")
+    }
     inits = {i.name: i for i in model.graph.initializer}
     uses = {}
     for node in model.graph.node:
@@ -158,9 +182,11 @@ def full_rank_minmax_constants(model) -> int:
             if init is None or len(init.dims) >= rank:
                 continue
             value = numpy_helper.to_array(init)
-            widened = numpy_helper.from_array(value.reshape((1,) * (rank - value.ndim) + value.shape),
-                                              f"{name}_rank{rank}" if uses[name] > 1 else name)
-            if uses[name] > 1:                 # shared with other nodes: a copy for this one
+            widened = numpy_helper.from_array(
+                value.reshape((1,) * (rank - value.ndim) + value.shape),
+                f"{name}_rank{rank}" if uses[name] > 1 else name,
+            )
+            if uses[name] > 1:  # shared with other nodes: a copy for this one
                 model.graph.initializer.append(widened)
                 node.input[k] = widened.name
             else:
@@ -181,8 +207,10 @@ def full_rank_minmax_constants(model) -> int:
 #   HardSigmoid(x)      = Clip(alpha * x + beta, 0, 1)
 #   LeakyRelu(x), a < 1 = Max(x, a * x)
 
+
 def _constant_scalar(model, name: str) -> float | None:
     from onnx import numpy_helper
+
     for init in model.graph.initializer:
         if init.name == name:
             value = numpy_helper.to_array(init)
@@ -228,28 +256,31 @@ def int8_friendly_activations(model) -> int:
             diff = tmp(base)
             nodes.append(helper.make_node("Sub", [upper, cut], [diff], name=tmp(base)))
             result = diff
-        if lo_v != 0.0:       # x - (-c), never x + c: LiteRT aborts on an int8 ADD of a scalar constant
+        if lo_v != 0.0:  # x - (-c), never x + c: LiteRT aborts on an int8 ADD of a scalar constant
             nodes.append(helper.make_node("Sub", [result, const(-lo_v)], [y], name=tmp(base)))
         else:
             nodes.append(helper.make_node("Identity", [result], [y], name=tmp(base)))
         return nodes
 
     float_types = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE}
-    elem = {vi.name: vi.type.tensor_type.elem_type
-            for vi in [*model.graph.value_info, *model.graph.input, *model.graph.output]}
+    elem = {
+        vi.name: vi.type.tensor_type.elem_type
+        for vi in [*model.graph.value_info, *model.graph.input, *model.graph.output]
+    }
     out, changed = [], 0
     for node in model.graph.node:
         if node.input and elem.get(node.input[0], TensorProto.FLOAT) not in float_types:
-            out.append(node)                  # integer Clip: Relu has no integer kernel to rewrite into
+            out.append(node)  # integer Clip: Relu has no integer kernel to rewrite into
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         base = node.name or node.op_type
         if node.op_type == "Clip":
-            if len(node.input) > 1 or node.attribute:          # opset >= 11: bounds are inputs
+            if len(node.input) > 1 or node.attribute:  # opset >= 11: bounds are inputs
                 lo = _constant_scalar(model, node.input[1]) if len(node.input) > 1 and node.input[1] else None
                 hi = _constant_scalar(model, node.input[2]) if len(node.input) > 2 and node.input[2] else None
-                missing = (len(node.input) > 1 and node.input[1] and lo is None) or \
-                          (len(node.input) > 2 and node.input[2] and hi is None)
+                missing = (len(node.input) > 1 and node.input[1] and lo is None) or (
+                    len(node.input) > 2 and node.input[2] and hi is None
+                )
                 if "min" in attrs or "max" in attrs:
                     lo, hi, missing = attrs.get("min"), attrs.get("max"), False
                 if not missing and (lo is not None or hi is not None):
@@ -266,7 +297,11 @@ def int8_friendly_activations(model) -> int:
             continue
         elif node.op_type == "LeakyRelu" and attrs.get("alpha", 0.01) < 1:
             scaled = tmp(base)
-            out.append(helper.make_node("Mul", [node.input[0], const(attrs.get("alpha", 0.01))], [scaled], name=tmp(base)))
+            out.append(
+                helper.make_node(
+                    "Mul", [node.input[0], const(attrs.get("alpha", 0.01))], [scaled], name=tmp(base)
+                )
+            )
             out.append(helper.make_node("Max", [node.input[0], scaled], [node.output[0]], name=tmp(base)))
             changed += 1
             continue

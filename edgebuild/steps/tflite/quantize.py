@@ -15,6 +15,7 @@ Measured choice: onnx2tf 2.6.9's own integer quantization failed its own validat
 model (LOGISTIC output scale), ai-edge-quantizer converted it with 0 float tensors (facts file).
 Runs in the `litert` toolchain environment.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,14 +25,28 @@ import re
 from pathlib import Path
 from typing import Any
 
-FP16_RECIPE = [{"regex": ".*", "operation": "*", "algorithm_key": "float_casting",
-                "op_config": {"weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT", "granularity": "TENSORWISE"},
-                              "compute_precision": "FLOAT", "explicit_dequantize": True}}]
-RECIPE_NAMES = {"int8": "static_wi8_ai8", "int8-dynamic": "dynamic_wi8_afp32", "fp16": "float_casting fp16 weights"}
+FP16_RECIPE = [
+    {
+        "regex": ".*",
+        "operation": "*",
+        "algorithm_key": "float_casting",
+        "op_config": {
+            "weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT", "granularity": "TENSORWISE"},
+            "compute_precision": "FLOAT",
+            "explicit_dequantize": True,
+        },
+    }
+]
+RECIPE_NAMES = {
+    "int8": "static_wi8_ai8",
+    "int8-dynamic": "dynamic_wi8_afp32",
+    "fp16": "float_casting fp16 weights",
+}
 
 
 def _recipe(kind: str, quant_type: str, keep_float: tuple[str, ...] = ()) -> list[dict]:
     from ai_edge_quantizer import recipe
+
     if kind == "fp16":
         return [dict(row) for row in FP16_RECIPE]
     rows = recipe.static_wi8_ai8() if kind == "int8" else recipe.dynamic_wi8_afp32()
@@ -48,8 +63,10 @@ def _recipe(kind: str, quant_type: str, keep_float: tuple[str, ...] = ()) -> lis
         per_tensor["op_config"]["weight_tensor_config"]["granularity"] = "TENSORWISE"
         rows.append(per_tensor)
     # ops kept float (the last matching row wins): scopes are an op's output tensor names + ";"
-    rows += [{"regex": "^" + re.escape(name) + ";", "operation": "*", "algorithm_key": "no_quantize"}
-             for name in keep_float]
+    rows += [
+        {"regex": "^" + re.escape(name) + ";", "operation": "*", "algorithm_key": "no_quantize"}
+        for name in keep_float
+    ]
     return rows
 
 
@@ -75,9 +92,15 @@ def _failing_op(tb) -> tuple[int | None, str | None]:
     return found
 
 
-def quantize(fp32: Path, dst: Path, kind: str, quant_type: str = "per-channel",
-             samples: list[dict[str, Any]] | None = None, keep_float: tuple[str, ...] = (),
-             cache: dict | None = None) -> str:
+def quantize(
+    fp32: Path,
+    dst: Path,
+    kind: str,
+    quant_type: str = "per-channel",
+    samples: list[dict[str, Any]] | None = None,
+    keep_float: tuple[str, ...] = (),
+    cache: dict | None = None,
+) -> str:
     """Write the quantized model to `dst`; `samples` (int8 only) are dicts of signature input name
     -> array already laid out and normalised as the float model expects. `keep_float` names ops
     (by their first output tensor) to leave float. `cache` keeps the calibration result between
@@ -103,8 +126,9 @@ def quantize(fp32: Path, dst: Path, kind: str, quant_type: str = "per-channel",
             op_index, op_name = _failing_op(exc.__traceback__)
             if op_index is None:
                 raise
-            raise QuantizerOpFailed(str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                                    op_index, op_name) from exc
+            raise QuantizerOpFailed(
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__, op_index, op_name
+            ) from exc
         result.export_model(str(dst), overwrite=True)
     return RECIPE_NAMES[kind]
 
@@ -130,5 +154,6 @@ def _calibrate(fp32: Path, rows: list[dict], samples: list[dict[str, Any]]) -> d
 def signature_inputs(fp32: Path) -> list[str]:
     """The float model's signature input names in order (calibration samples are keyed by them)."""
     from ai_edge_litert.interpreter import Interpreter
+
     sigs = Interpreter(str(fp32)).get_signature_list()
     return list(next(iter(sigs.values()))["inputs"]) if sigs else []

@@ -13,6 +13,7 @@ Chosen by measurement on real third-party models (README, Recipes): onnx2tf 2.x'
 A route counts as working only when LiteRT can load and allocate what it wrote and the file has no
 Flex or custom ops (a Flex model converts but no stock runtime runs it).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,14 +27,16 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Route:
-    name: str          # recorded in the manifest's provenance
-    backend: str       # onnx2tf's tflite_backend
-    model: str         # "simplified" | "static"
+    name: str  # recorded in the manifest's provenance
+    backend: str  # onnx2tf's tflite_backend
+    model: str  # "simplified" | "static"
 
 
-ROUTES = (Route("onnx2tf flatbuffer_direct (folded)", "flatbuffer_direct", "simplified"),
-          Route("onnx2tf flatbuffer_direct (unfolded)", "flatbuffer_direct", "static"),
-          Route("onnx2tf tf_converter", "tf_converter", "simplified"))
+ROUTES = (
+    Route("onnx2tf flatbuffer_direct (folded)", "flatbuffer_direct", "simplified"),
+    Route("onnx2tf flatbuffer_direct (unfolded)", "flatbuffer_direct", "static"),
+    Route("onnx2tf tf_converter", "tf_converter", "simplified"),
+)
 
 
 class RouteFailed(Exception):
@@ -50,20 +53,33 @@ def convert(route: Route, model_path: Path, out_dir: Path, node_types: dict[str,
 
     buf = io.StringIO()
     cwd = os.getcwd()
-    os.chdir(model_path.parent)            # onnx2tf writes scratch files into the working directory
+    os.chdir(model_path.parent)  # onnx2tf writes scratch files into the working directory
     try:
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
             # tflite_backend must be explicit: onnx2tf 2.x's convert() takes **kwargs and defaults silently
-            onnx2tf.convert(input_onnx_file_path=str(model_path), output_folder_path=str(out_dir),
-                            non_verbose=True, output_signaturedefs=True, tflite_backend=route.backend)
+            onnx2tf.convert(
+                input_onnx_file_path=str(model_path),
+                output_folder_path=str(out_dir),
+                non_verbose=True,
+                output_signaturedefs=True,
+                tflite_backend=route.backend,
+            )
     except SystemExit:
         raise RouteFailed(failure_message(buf.getvalue(), "onnx2tf stopped", node_types)) from None
     except Exception as exc:
-        raise RouteFailed(failure_message(buf.getvalue() + f"\n{type(exc).__name__}: {_first_line(exc)}",
-                                          f"{type(exc).__name__}: {_first_line(exc)}", node_types)) from None
+        raise RouteFailed(
+            failure_message(
+                buf.getvalue() + f"\n{type(exc).__name__}: {_first_line(exc)}",
+                f"{type(exc).__name__}: {_first_line(exc)}",
+                node_types,
+            )
+        ) from None
     finally:
         os.chdir(cwd)
-    found = {"fp32": sorted(out_dir.glob("*_float32.tflite")), "fp16": sorted(out_dir.glob("*_float16.tflite"))}
+    found = {
+        "fp32": sorted(out_dir.glob("*_float32.tflite")),
+        "fp16": sorted(out_dir.glob("*_float16.tflite")),
+    }
     if not found["fp32"]:
         raise RouteFailed(failure_message(buf.getvalue(), "onnx2tf wrote no float32 .tflite", node_types))
     files = {k: v[0] for k, v in found.items() if v}
@@ -75,6 +91,7 @@ def _check_runnable(path: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
     from .schema import read_model
+
     ops = {op.op for op in read_model(path).main.operators}
     custom = sorted(o for o in ops if o.startswith("CUSTOM"))
     if custom:
@@ -107,7 +124,7 @@ def failure_message(log: str, fallback: str, node_types: dict[str, str] | None =
     names = re.findall(r"onnx_op_name: (\S+)", text)
     if names:
         node = names[-1]
-        named = _GENERATED_NAME.fullmatch(node)   # onnx2tf names unnamed nodes sng_<Op>_<n>
+        named = _GENERATED_NAME.fullmatch(node)  # onnx2tf names unnamed nodes sng_<Op>_<n>
         op_type = (node_types or {}).get(node) or (named.group(1) if named else "?")
         return f"op {op_type} (node '{node}') could not be converted by onnx2tf: {reason[:300]}"
     tf_op = re.search(r"'tfl\.(\w+)' op ([^\n]+)", text)

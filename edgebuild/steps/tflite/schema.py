@@ -5,6 +5,7 @@ the TFLite interpreter does not expose, and the inspection step must run without
 the tables and fields those checks use are decoded; field numbers and enum values follow
 tensorflow/lite/schema/schema.fbs.
 """
+
 from __future__ import annotations
 
 import struct
@@ -12,9 +13,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TENSOR_TYPES = ["float32", "float16", "int32", "uint8", "int64", "string", "bool", "int16",
-                "complex64", "int8", "float64", "complex128", "uint64", "resource", "variant",
-                "uint32", "uint16", "int4", "bfloat16"]
+TENSOR_TYPES = [
+    "float32",
+    "float16",
+    "int32",
+    "uint8",
+    "int64",
+    "string",
+    "bool",
+    "int16",
+    "complex64",
+    "int8",
+    "float64",
+    "complex128",
+    "uint64",
+    "resource",
+    "variant",
+    "uint32",
+    "uint16",
+    "int4",
+    "bfloat16",
+]
 
 # BuiltinOperator enum, in schema order (value = index).
 BUILTIN_OPS = """ADD AVERAGE_POOL_2D CONCATENATION CONV_2D DEPTHWISE_CONV_2D DEPTH_TO_SPACE DEQUANTIZE
@@ -50,18 +69,44 @@ ACTIVATIONS = ["NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT"]
 # Operator options the Edge TPU rules read: op -> {option name: (field number, struct format)}.
 # Names follow schema.fbs; a format of "[i" reads a vector of int32.
 _OPTION_FIELDS = {
-    "CONV_2D": {"stride_w": (1, "<i"), "stride_h": (2, "<i"), "fused_activation_function": (3, "<b"),
-                "dilation_w_factor": (4, "<i"), "dilation_h_factor": (5, "<i")},
-    "DEPTHWISE_CONV_2D": {"stride_w": (1, "<i"), "stride_h": (2, "<i"), "depth_multiplier": (3, "<i"),
-                          "fused_activation_function": (4, "<b"), "dilation_w_factor": (5, "<i"),
-                          "dilation_h_factor": (6, "<i")},
-    "AVERAGE_POOL_2D": {"filter_width": (3, "<i"), "filter_height": (4, "<i"), "fused_activation_function": (5, "<b")},
-    "MAX_POOL_2D": {"filter_width": (3, "<i"), "filter_height": (4, "<i"), "fused_activation_function": (5, "<b")},
+    "CONV_2D": {
+        "stride_w": (1, "<i"),
+        "stride_h": (2, "<i"),
+        "fused_activation_function": (3, "<b"),
+        "dilation_w_factor": (4, "<i"),
+        "dilation_h_factor": (5, "<i"),
+    },
+    "DEPTHWISE_CONV_2D": {
+        "stride_w": (1, "<i"),
+        "stride_h": (2, "<i"),
+        "depth_multiplier": (3, "<i"),
+        "fused_activation_function": (4, "<b"),
+        "dilation_w_factor": (5, "<i"),
+        "dilation_h_factor": (6, "<i"),
+    },
+    "AVERAGE_POOL_2D": {
+        "filter_width": (3, "<i"),
+        "filter_height": (4, "<i"),
+        "fused_activation_function": (5, "<b"),
+    },
+    "MAX_POOL_2D": {
+        "filter_width": (3, "<i"),
+        "filter_height": (4, "<i"),
+        "fused_activation_function": (5, "<b"),
+    },
     "CONCATENATION": {"axis": (0, "<i"), "fused_activation_function": (1, "<b")},
-    "FULLY_CONNECTED": {"fused_activation_function": (0, "<b"), "weights_format": (1, "<b"),
-                        "keep_num_dims": (2, "<B")},
-    "STRIDED_SLICE": {"begin_mask": (0, "<i"), "end_mask": (1, "<i"), "ellipsis_mask": (2, "<i"),
-                      "new_axis_mask": (3, "<i"), "shrink_axis_mask": (4, "<i")},
+    "FULLY_CONNECTED": {
+        "fused_activation_function": (0, "<b"),
+        "weights_format": (1, "<b"),
+        "keep_num_dims": (2, "<B"),
+    },
+    "STRIDED_SLICE": {
+        "begin_mask": (0, "<i"),
+        "end_mask": (1, "<i"),
+        "ellipsis_mask": (2, "<i"),
+        "new_axis_mask": (3, "<i"),
+        "shrink_axis_mask": (4, "<i"),
+    },
     "ADD": {"fused_activation_function": (0, "<b")},
     "SUB": {"fused_activation_function": (0, "<b")},
     "MUL": {"fused_activation_function": (0, "<b")},
@@ -86,9 +131,9 @@ class Tensor:
     name: str
     dtype: str
     shape: list[int]
-    shape_signature: list[int]      # -1 marks a dynamic dimension; equals shape when static
+    shape_signature: list[int]  # -1 marks a dynamic dimension; equals shape when static
     buffer: int
-    constant: bool                  # has data in the file (weights, biases, constant operands)
+    constant: bool  # has data in the file (weights, biases, constant operands)
     scale: list[float] = field(default_factory=list)
     zero_point: list[int] = field(default_factory=list)
     quantized_dimension: int = 0
@@ -98,9 +143,9 @@ class Tensor:
 @dataclass
 class Operator:
     index: int
-    op: str                         # builtin name, or "CUSTOM:<code>"
+    op: str  # builtin name, or "CUSTOM:<code>"
     version: int
-    inputs: list[int]               # tensor indices; -1 = optional input left out
+    inputs: list[int]  # tensor indices; -1 = optional input left out
     outputs: list[int]
     options: dict[str, Any]
 
@@ -117,7 +162,7 @@ class Subgraph:
 @dataclass
 class Signature:
     key: str
-    inputs: dict[str, int]          # signature name -> tensor index in subgraph `subgraph`
+    inputs: dict[str, int]  # signature name -> tensor index in subgraph `subgraph`
     outputs: dict[str, int]
     subgraph: int = 0
 
@@ -166,7 +211,7 @@ class _Table:
         if not p:
             return ""
         length = struct.unpack_from("<I", self.buf, p)[0]
-        return self.buf[p + 4:p + 4 + length].decode("utf-8", "replace")
+        return self.buf[p + 4 : p + 4 + length].decode("utf-8", "replace")
 
     def vector(self, n: int, fmt: str) -> list:
         p = self._deref(n)
@@ -180,7 +225,7 @@ class _Table:
         if not p:
             return b""
         length = struct.unpack_from("<I", self.buf, p)[0]
-        return self.buf[p + 4:p + 4 + length]
+        return self.buf[p + 4 : p + 4 + length]
 
     def tables(self, n: int) -> list["_Table"]:
         p = self._deref(n)
@@ -212,9 +257,15 @@ def parse_model(buf: bytes) -> TfliteModel:
         op_codes.append((name, code.scalar(2, "<i", 1)))
     buffers = [_buffer_data(buf, b) for b in root.tables(4)]
     subgraphs = [_read_subgraph(sg, op_codes, buffers) for sg in root.tables(2)]
-    signatures = [Signature(sig.string(2), {m.string(0): m.scalar(1, "<I") for m in sig.tables(0)},
-                            {m.string(0): m.scalar(1, "<I") for m in sig.tables(1)}, sig.scalar(4, "<I"))
-                  for sig in root.tables(7)]
+    signatures = [
+        Signature(
+            sig.string(2),
+            {m.string(0): m.scalar(1, "<I") for m in sig.tables(0)},
+            {m.string(0): m.scalar(1, "<I") for m in sig.tables(1)},
+            sig.scalar(4, "<I"),
+        )
+        for sig in root.tables(7)
+    ]
     return TfliteModel(root.scalar(0, "<I"), subgraphs, root.string(3), signatures)
 
 
@@ -224,7 +275,7 @@ def _buffer_data(buf: bytes, b: _Table) -> bytes:
     data = b.bytes_vector(0)
     offset, size = b.scalar(1, "<Q"), b.scalar(2, "<Q")
     if not data and offset > 1 and size:
-        data = buf[offset:offset + size]
+        data = buf[offset : offset + size]
     return data
 
 
@@ -235,8 +286,18 @@ def _read_subgraph(sg: _Table, op_codes, buffers) -> Subgraph:
         signature = t.vector(7, "i") or list(shape)
         buf_index = t.scalar(2, "<I")
         data = buffers[buf_index] if 0 < buf_index < len(buffers) else b""
-        tensor = Tensor(i, t.string(3), TENSOR_TYPES[t.scalar(1, "<b")] if t.scalar(1, "<b") < len(TENSOR_TYPES)
-                        else f"type{t.scalar(1, '<b')}", shape, signature, buf_index, bool(data), data=data)
+        tensor = Tensor(
+            i,
+            t.string(3),
+            TENSOR_TYPES[t.scalar(1, "<b")]
+            if t.scalar(1, "<b") < len(TENSOR_TYPES)
+            else f"type{t.scalar(1, '<b')}",
+            shape,
+            signature,
+            buf_index,
+            bool(data),
+            data=data,
+        )
         q = t.table(4)
         if q is not None:
             tensor.scale = q.vector(2, "f")
@@ -250,8 +311,11 @@ def _read_subgraph(sg: _Table, op_codes, buffers) -> Subgraph:
         opt = o.table(4)
         if opt is not None:
             for key, (n, fmt) in _OPTION_FIELDS.get(name, {}).items():
-                options[key] = opt.vector(n, fmt[1:]) if fmt.startswith("[") else \
-                    opt.scalar(n, fmt, 1 if key in _DEFAULT_ONE else 0)
+                options[key] = (
+                    opt.vector(n, fmt[1:])
+                    if fmt.startswith("[")
+                    else opt.scalar(n, fmt, 1 if key in _DEFAULT_ONE else 0)
+                )
         elif name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             options = {key: 1 for key in _DEFAULT_ONE}
         if "fused_activation_function" in options:

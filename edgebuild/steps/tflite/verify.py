@@ -6,6 +6,7 @@ error, top-1 agreement with the reference and, when the set has `labels`, accura
 per-class drop; gates (parameters a target may override in targets.toml) turn a miss into a failure.
 Writes `selftest.npz` for the bundle: a raw source-layout input and the artifact's output.
 """
+
 from __future__ import annotations
 
 import resource
@@ -20,8 +21,13 @@ from . import layout
 from .io_description import IoMismatch, describe_io
 from .schema import read_model
 
-_ONNX_INT_TYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
-                   "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+_ONNX_INT_TYPES = {
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+}
 # gate parameters a target may set; false (or absent) means not checked
 GATES = ("min_top1_agreement", "max_accuracy_drop", "max_class_drop", "max_abs_error", "min_cosine")
 
@@ -57,14 +63,26 @@ class TfliteVerifyStep(Step):
         for role in ("inputs", "outputs"):
             for entry, known in zip(io_desc[role], made.get(role, [])):
                 if known.get("tensor_index") == entry["tensor_index"] and "transpose" in known:
-                    entry["transpose"], entry["layout"] = known["transpose"], known.get("layout", entry["layout"])
+                    entry["transpose"], entry["layout"] = (
+                        known["transpose"],
+                        known.get("layout", entry["layout"]),
+                    )
 
         # integer inputs (token ids, byte values) keep their type and are not normalised
-        int_types = {i.name: _ONNX_INT_TYPES[i.type] for i in session.get_inputs() if i.type in _ONNX_INT_TYPES}
-        specs = [{"name": name, "shape": [d if d > 0 else None for d in shape], "dtype": int_types.get(name, "float32")}
-                 for name, shape in src_in]
-        data, labels, data_note = verification_data({k: ctx.inputs.get(k) for k in ("evaluation", "calibration")},
-                                                     specs, params, count=32)
+        int_types = {
+            i.name: _ONNX_INT_TYPES[i.type] for i in session.get_inputs() if i.type in _ONNX_INT_TYPES
+        }
+        specs = [
+            {
+                "name": name,
+                "shape": [d if d > 0 else None for d in shape],
+                "dtype": int_types.get(name, "float32"),
+            }
+            for name, shape in src_in
+        ]
+        data, labels, data_note = verification_data(
+            {k: ctx.inputs.get(k) for k in ("evaluation", "calibration")}, specs, params, count=32
+        )
         batch = max(1, io_desc["inputs"][0]["shape"][0])
         count = min(len(data[src_in[0][0]]), int(params.get("max_samples", 500)))
         count -= count % batch
@@ -75,14 +93,21 @@ class TfliteVerifyStep(Step):
         interp.allocate_tensors()
         refs, arts = [], []
         for start in range(0, count, batch):
-            feed = {name: (np.asarray(data[name][start:start + batch]).astype(int_types[name]) if name in int_types
-                           else _normalise(np, np.asarray(data[name][start:start + batch], np.float32), norm))
-                    for name, _ in src_in}
+            feed = {
+                name: (
+                    np.asarray(data[name][start : start + batch]).astype(int_types[name])
+                    if name in int_types
+                    else _normalise(np, np.asarray(data[name][start : start + batch], np.float32), norm)
+                )
+                for name, _ in src_in
+            }
             refs.append(session.run(None, feed))
             for entry in io_desc["inputs"]:
                 interp.set_tensor(entry["tensor_index"], _to_artifact(np, feed[entry["name"]], entry))
             interp.invoke()
-            arts.append([_from_artifact(np, interp.get_tensor(e["tensor_index"]), e) for e in io_desc["outputs"]])
+            arts.append(
+                [_from_artifact(np, interp.get_tensor(e["tensor_index"]), e) for e in io_desc["outputs"]]
+            )
 
         ref = [np.concatenate([r[k] for r in refs]) for k in range(len(src_out))]
         art = [np.concatenate([a[k] for a in arts]) for k in range(len(src_out))]
@@ -97,8 +122,11 @@ class TfliteVerifyStep(Step):
         _write_selftest(np, ctx.output("selftest.npz"), src_in, src_out, data, batch, art, io_desc)
         misses = check_gates(metrics, {g: params.get(g) for g in GATES})
         if misses:
-            error = StepFailed("TFLite verification gate missed: " + "; ".join(misses)
-                               + " (set the gate on the target in targets.toml to change it)")
+            error = StepFailed(
+                "TFLite verification gate missed: "
+                + "; ".join(misses)
+                + " (set the gate on the target in targets.toml to change it)"
+            )
             error.metadata = {"metrics": metrics}
             raise error
         return {"io": io_desc, "metrics": metrics}
@@ -110,9 +138,12 @@ def _dims(shape) -> list[int]:
 
 def _normalise(np, x, norm):
     mean, std = (np.asarray(norm[k], np.float32) for k in ("mean", "std"))
-    if mean.ndim == 1 and x.ndim >= 3:      # per-channel values apply to axis 1 (channels first)
+    if mean.ndim == 1 and x.ndim >= 3:  # per-channel values apply to axis 1 (channels first)
         shape = [1, -1] + [1] * (x.ndim - 2)
-        mean, std = mean.reshape(shape) if mean.size > 1 else mean, std.reshape(shape) if std.size > 1 else std
+        mean, std = (
+            mean.reshape(shape) if mean.size > 1 else mean,
+            std.reshape(shape) if std.size > 1 else std,
+        )
     return ((x - mean) / std).astype(np.float32)
 
 
@@ -140,9 +171,10 @@ def _write_selftest(np, path, src_in, src_out, data, batch, art, io_desc) -> Non
         arrays[f"expected.{name}"] = art[k][:batch].astype(np.float32)
         entry = io_desc["outputs"][k]
         if entry.get("quantization"):
-            tol = max(tol, 3 * entry["quantization"]["scale"])      # a device may round a step or two apart
+            tol = max(tol, 3 * entry["quantization"]["scale"])  # a device may round a step or two apart
         elif entry["dtype"] == "float16":
             tol = max(tol, 1e-2 * float(np.abs(art[k]).max()))
-    arrays.update(atol=np.array(tol, np.float32), rtol=np.array(1e-2, np.float32),
-                  min_cosine=np.array(0.99, np.float32))
+    arrays.update(
+        atol=np.array(tol, np.float32), rtol=np.array(1e-2, np.float32), min_cosine=np.array(0.99, np.float32)
+    )
     save_npz(path, arrays)
