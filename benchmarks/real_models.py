@@ -18,8 +18,9 @@ ratio (1 thread), the Edge TPU op and MAC share predicted from the ONNX graph an
 file, and check's verdict against the real result. Totals: conversion rates per precision against
 the issue's goals, false blocks (the gate refuses, the converter succeeds), missed failures (the
 prediction says fine, the conversion fails) and how often the plain prediction was right.
-Figures, not assertions. About 20 minutes for all 23 models on a quiet 2-core machine (the
-tflite int8 accuracy fallback spends up to ~2 minutes on each large detector it cannot fix).
+Figures, not assertions. About 22 minutes for all 23 models with 32 evaluation samples on 2 cores
+shared with another benchmark (the tflite int8 accuracy fallback spends up to ~2 minutes on each
+large detector it cannot fix).
 """
 from __future__ import annotations
 
