@@ -22,6 +22,7 @@ Figures, not assertions. About 22 minutes for all 23 models with 32 evaluation s
 shared with another benchmark (the tflite int8 accuracy fallback spends up to ~2 minutes on each
 large detector it cannot fix).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,23 +41,45 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import corpus  # noqa: E402
 from edgebuild import toolchain  # noqa: E402
 
-FP32_COSINE = 0.99       # goals of issue 15
+FP32_COSINE = 0.99  # goals of issue 15
 INT8_COSINE = 0.98
 INT8_TOP1 = 0.95
-NEAR_TIE = 0.05          # top-2 probability margin under which a top-1 flip is a coin toss
+NEAR_TIE = 0.05  # top-2 probability margin under which a top-1 flip is a coin toss
 
 
-def run_worker(python: Path, step: str, inputs: dict, params: dict, out: Path, timeout: int = 600,
-               upstream: dict | None = None) -> tuple[dict, float]:
+def run_worker(
+    python: Path,
+    step: str,
+    inputs: dict,
+    params: dict,
+    out: Path,
+    timeout: int = 600,
+    upstream: dict | None = None,
+) -> tuple[dict, float]:
     out.mkdir(parents=True)
     req, result = out.parent / f"{out.name}.req.json", out.parent / f"{out.name}.res.json"
-    req.write_text(json.dumps({"step": step, "inputs": {k: str(v) for k, v in inputs.items()}, "params": params,
-                               "out": str(out), "result": str(result), "upstream": upstream or {}}))
+    req.write_text(
+        json.dumps(
+            {
+                "step": step,
+                "inputs": {k: str(v) for k, v in inputs.items()},
+                "params": params,
+                "out": str(out),
+                "result": str(result),
+                "upstream": upstream or {},
+            }
+        )
+    )
     env = dict(os.environ, PYTHONPATH=toolchain.worker_pythonpath())
     started = time.perf_counter()
     try:
-        subprocess.run([str(python), "-m", "edgebuild.worker", str(req)], env=env, timeout=timeout,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [str(python), "-m", "edgebuild.worker", str(req)],
+            env=env,
+            timeout=timeout,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         return {"status": "failed", "message": f"timed out after {timeout} s"}, time.perf_counter() - started
     seconds = time.perf_counter() - started
@@ -65,13 +88,19 @@ def run_worker(python: Path, step: str, inputs: dict, params: dict, out: Path, t
     return json.loads(result.read_text()), seconds
 
 
-def verify(model: Path, reference: Path, evaluation: Path, shapes: dict, out: Path, made: dict,
-           samples: int = 32) -> dict:
+def verify(
+    model: Path, reference: Path, evaluation: Path, shapes: dict, out: Path, made: dict, samples: int = 32
+) -> dict:
     """The real tflite.verify step in a worker of edgebuild's own interpreter: LiteRT aborting on
     a converted file (it happens) is a result for that model, not the end of the benchmark."""
-    res, _ = run_worker(Path(sys.executable), "tflite.verify",
-                        {"model": model, "reference": reference, "evaluation": evaluation},
-                        {"input_shapes": shapes, "max_samples": samples}, out, upstream={"model": made})
+    res, _ = run_worker(
+        Path(sys.executable),
+        "tflite.verify",
+        {"model": model, "reference": reference, "evaluation": evaluation},
+        {"input_shapes": shapes, "max_samples": samples},
+        out,
+        upstream={"model": made},
+    )
     if res["status"] != "ok":
         return {"error": (res.get("message") or "failed")[:200]}
     return res["metadata"]["metrics"]
@@ -80,8 +109,9 @@ def verify(model: Path, reference: Path, evaluation: Path, shapes: dict, out: Pa
 def worst_cosine(metrics: dict) -> float | None:
     if "cosine_mean" not in metrics:
         return None
-    values = [metrics["cosine_mean"]] + [o["cosine_mean"] for o in metrics.get("outputs", {}).values()
-                                         if "cosine_mean" in o]
+    values = [metrics["cosine_mean"]] + [
+        o["cosine_mean"] for o in metrics.get("outputs", {}).values() if "cosine_mean" in o
+    ]
     return min(values)
 
 
@@ -105,8 +135,9 @@ print(statistics.median(times) * 1000)
 
 def latency_ms(model: Path, runs: int = 20) -> float:
     """Median one-thread LiteRT latency, in a subprocess (a LiteRT abort stays a per-model result)."""
-    proc = subprocess.run([sys.executable, "-c", _LATENCY, str(model), str(runs)], capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _LATENCY, str(model), str(runs)], capture_output=True, text=True, timeout=600
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"LiteRT exited with {proc.returncode}")
     return float(proc.stdout.strip().splitlines()[-1])
@@ -117,6 +148,7 @@ def near_ties(name: str, evaluation: Path) -> tuple[int, float] | None:
     probability margin under NEAR_TIE (softmax applied where the output is not one already), and
     the smallest margin."""
     import numpy as np
+
     with np.load(evaluation) as data:
         arrays = {k: data[k] for k in data.files if k != "labels"}
     out = corpus.run_onnxruntime(name, arrays)[0].astype(np.float64)
@@ -133,27 +165,37 @@ def near_ties(name: str, evaluation: Path) -> tuple[int, float] | None:
 
 def prediction(path: Path, shapes: dict) -> dict:
     from edgebuild.coverage import check_model, evaluate_policy
+
     tfl = check_model(path, "tflite", {"input_shapes": shapes, "precision": "fp32"})
     tpu = check_model(path, "edgetpu", {"input_shapes": shapes, "precision": "int8"})
     blocks = evaluate_policy(tfl, {"fallback": "warn"})
-    return {"predicted_ok": tfl.ok, "blocked": bool(blocks), "block_reason": blocks[0][:160] if blocks else "",
-            "advice": len(tfl.advice), "first_advice": (tfl.advice[0].op if tfl.advice else ""),
-            "tpu_ops_share": round(tpu.ops_share, 3),
-            "tpu_macs_share": None if tpu.macs_share is None else round(tpu.macs_share, 3)}
+    return {
+        "predicted_ok": tfl.ok,
+        "blocked": bool(blocks),
+        "block_reason": blocks[0][:160] if blocks else "",
+        "advice": len(tfl.advice),
+        "first_advice": (tfl.advice[0].op if tfl.advice else ""),
+        "tpu_ops_share": round(tpu.ops_share, 3),
+        "tpu_macs_share": None if tpu.macs_share is None else round(tpu.macs_share, 3),
+    }
 
 
 def int8_file_figures(model: Path) -> dict:
     from edgebuild.steps.tflite.inspection import inspect_model
     from edgebuild.steps.tflite.op_records import predict_edgetpu
     from edgebuild.steps.tflite.schema import read_model
+
     m = read_model(model)
     report = inspect_model(m)
     sg = m.main
     floats = sum(1 for t in sg.tensors if t.dtype not in ("int8", "uint8", "int32", "int64", "bool", "int16"))
     cov = predict_edgetpu(m)
-    return {"float_tensors": floats, "integer_only": report["integer_only"],
-            "tpu_ops_share_file": round(cov["ops_share"], 3),
-            "tpu_macs_share_file": None if cov["macs_share"] is None else round(cov["macs_share"], 3)}
+    return {
+        "float_tensors": floats,
+        "integer_only": report["integer_only"],
+        "tpu_ops_share_file": round(cov["ops_share"], 3),
+        "tpu_macs_share_file": None if cov["macs_share"] is None else round(cov["macs_share"], 3),
+    }
 
 
 def run_model(name: str, env, tmp: Path, source: str = "natural", n_eval: int = 32) -> dict:
@@ -163,8 +205,14 @@ def run_model(name: str, env, tmp: Path, source: str = "natural", n_eval: int = 
     classifier = entry.kind == "classifier"
     calib = corpus.write_npz(name, tmp / "calib.npz", n=8, seed=1, source=source)
     evaluation = corpus.write_npz(name, tmp / "eval.npz", n=n_eval, seed=2, labels=classifier, source=source)
-    row = {"name": name, "kind": entry.kind, "exporter": entry.exporter, "size_mb": round(path.stat().st_size / 1e6, 1),
-           "inputs": corpus.input_source(name, source), "eval_samples": n_eval}
+    row = {
+        "name": name,
+        "kind": entry.kind,
+        "exporter": entry.exporter,
+        "size_mb": round(path.stat().st_size / 1e6, 1),
+        "inputs": corpus.input_source(name, source),
+        "eval_samples": n_eval,
+    }
     if classifier:
         try:
             ties = near_ties(name, evaluation)
@@ -175,12 +223,22 @@ def run_model(name: str, env, tmp: Path, source: str = "natural", n_eval: int = 
     try:
         row.update(prediction(path, shapes))
     except Exception as exc:
-        row.update(predicted_ok=False, blocked=True, block_reason=f"check crashed: {type(exc).__name__}: {exc}"[:160])
+        row.update(
+            predicted_ok=False, blocked=True, block_reason=f"check crashed: {type(exc).__name__}: {exc}"[:160]
+        )
     files = {}
-    for precision, params in (("fp32", {"precision": "fp32"}), ("int8", {"precision": "int8"}),
-                              ("edgetpu", {"precision": "int8", "integer_only": True})):
-        res, seconds = run_worker(env.python, "tflite.convert", {"model": path, "calibration": calib},
-                                  dict(params, input_shapes=shapes), tmp / precision)
+    for precision, params in (
+        ("fp32", {"precision": "fp32"}),
+        ("int8", {"precision": "int8"}),
+        ("edgetpu", {"precision": "int8", "integer_only": True}),
+    ):
+        res, seconds = run_worker(
+            env.python,
+            "tflite.convert",
+            {"model": path, "calibration": calib},
+            dict(params, input_shapes=shapes),
+            tmp / precision,
+        )
         r = {"converts": res["status"] == "ok", "seconds": round(seconds, 1)}
         if res["status"] != "ok":
             r["why"] = res.get("message", "")[:220]
@@ -198,7 +256,9 @@ def run_model(name: str, env, tmp: Path, source: str = "natural", n_eval: int = 
             else:
                 r["cosine"] = None if worst_cosine(m) is None else round(worst_cosine(m), 5)
                 # samples the agreement rule leaves to the error figures (reference 1000x weaker)
-                quiet = [m.get("quiet_samples", 0)] + [o.get("quiet_samples", 0) for o in m.get("outputs", {}).values()]
+                quiet = [m.get("quiet_samples", 0)] + [
+                    o.get("quiet_samples", 0) for o in m.get("outputs", {}).values()
+                ]
                 if max(quiet):
                     r["quiet_samples"] = max(quiet)
                 if classifier and "top1_agreement" in m:
@@ -241,20 +301,31 @@ def line(row: dict) -> str:
         if r.get("quiet_samples"):
             s += f" quiet {r['quiet_samples']}"
         return s + f" {r['seconds']}s"
+
     f8, tpu = row["int8"], row["edgetpu"]
     extra = ""
     if f8["converts"]:
-        extra = (f" size x{f8.get('size_ratio')} float-tensors {f8.get('float_tensors')} float-ops {f8.get('float_ops')}"
-                 f" (kept {f8.get('float_ops_kept')}) lat x{row.get('int8_latency_ratio')}")
+        extra = (
+            f" size x{f8.get('size_ratio')} float-tensors {f8.get('float_tensors')} float-ops {f8.get('float_ops')}"
+            f" (kept {f8.get('float_ops_kept')}) lat x{row.get('int8_latency_ratio')}"
+        )
     extra += f" | edgetpu {part(tpu)}"
     if tpu["converts"]:
-        extra += (f" float-tensors {tpu.get('float_tensors')} tpu-file ops {tpu.get('tpu_ops_share_file')} "
-                  f"macs {tpu.get('tpu_macs_share_file')}")
-    check = "BLOCK" if row.get("blocked") else ("ok" if row.get("predicted_ok") else f"advice({row.get('advice')})")
+        extra += (
+            f" float-tensors {tpu.get('float_tensors')} tpu-file ops {tpu.get('tpu_ops_share_file')} "
+            f"macs {tpu.get('tpu_macs_share_file')}"
+        )
+    check = (
+        "BLOCK"
+        if row.get("blocked")
+        else ("ok" if row.get("predicted_ok") else f"advice({row.get('advice')})")
+    )
     if "near_ties" in row:
         extra += f" | fp32 near-ties {row['near_ties']}/{row.get('eval_samples')} (margin < {NEAR_TIE}, min {row['min_margin']:.3f})"
-    return (f"{row['name']:20} [{row.get('inputs', 'synthetic')[:3]}] check {check:10} tpu-pred ops {row.get('tpu_ops_share')} macs {row.get('tpu_macs_share')}"
-            f" | fp32 {part(row['fp32'])} | int8 {part(f8)}{extra}")
+    return (
+        f"{row['name']:20} [{row.get('inputs', 'synthetic')[:3]}] check {check:10} tpu-pred ops {row.get('tpu_ops_share')} macs {row.get('tpu_macs_share')}"
+        f" | fp32 {part(row['fp32'])} | int8 {part(f8)}{extra}"
+    )
 
 
 def totals(rows: list[dict]) -> dict:
@@ -279,7 +350,7 @@ def totals(rows: list[dict]) -> dict:
         "prediction_right": sum(bool(r.get("predicted_ok")) == c for r, c in zip(rows, converts)),
         # check's verdict is "stops the target" (blocked) or "goes on" (advice at most)
         "verdict_right": sum(bool(r.get("blocked")) != c for r, c in zip(rows, converts)),
-        "check_convert_right": n,   # check --convert runs this very step: its verdict is the result
+        "check_convert_right": n,  # check --convert runs this very step: its verdict is the result
     }
 
 
@@ -297,18 +368,26 @@ def refresh_predictions(path: Path) -> None:
 
 def print_totals(t: dict) -> None:
     n = t["models"] or 1
-    print(f"\nfp32: {t['fp32_converts']}/{t['models']} convert, {t['fp32_ok']}/{t['models']} ({t['fp32_ok'] / n:.0%}) "
-          f"with cosine >= {FP32_COSINE} (goal 80%)")
-    print(f"int8: {t['int8_converts']}/{t['models']} convert, {t['int8_ok']}/{t['models']} ({t['int8_ok'] / n:.0%}) "
-          f"with top-1 >= {INT8_TOP1} (classifiers) / cosine >= {INT8_COSINE} (goal 70%), "
-          f"{t['int8_integer_only']} integer-only, {t.get('int8_with_kept_float_ops', 0)} with ops kept float "
-          f"by the accuracy fallback; on natural inputs {t.get('int8_ok_natural', 0)}/{t.get('natural_models', 0)}")
-    print(f"edgetpu int8 (integer_only): {t['edgetpu_converts']}/{t['models']} convert, {t['edgetpu_ok']}/{t['models']} "
-          f"within the int8 goals, {t['edgetpu_zero_float']} with 0 float tensors")
-    print(f"gate: {t['false_blocks']} false blocks (goal 0), {t['right_blocks']} right blocks, "
-          f"{t['missed_failures']} missed failures; check's verdict (stop / go on) right on "
-          f"{t['verdict_right']}/{t['models']} ({t['verdict_right'] / n:.0%}, goal 90%); prediction with no advice "
-          f"at all right on {t['prediction_right']}/{t['models']}; check --convert runs the build's own step")
+    print(
+        f"\nfp32: {t['fp32_converts']}/{t['models']} convert, {t['fp32_ok']}/{t['models']} ({t['fp32_ok'] / n:.0%}) "
+        f"with cosine >= {FP32_COSINE} (goal 80%)"
+    )
+    print(
+        f"int8: {t['int8_converts']}/{t['models']} convert, {t['int8_ok']}/{t['models']} ({t['int8_ok'] / n:.0%}) "
+        f"with top-1 >= {INT8_TOP1} (classifiers) / cosine >= {INT8_COSINE} (goal 70%), "
+        f"{t['int8_integer_only']} integer-only, {t.get('int8_with_kept_float_ops', 0)} with ops kept float "
+        f"by the accuracy fallback; on natural inputs {t.get('int8_ok_natural', 0)}/{t.get('natural_models', 0)}"
+    )
+    print(
+        f"edgetpu int8 (integer_only): {t['edgetpu_converts']}/{t['models']} convert, {t['edgetpu_ok']}/{t['models']} "
+        f"within the int8 goals, {t['edgetpu_zero_float']} with 0 float tensors"
+    )
+    print(
+        f"gate: {t['false_blocks']} false blocks (goal 0), {t['right_blocks']} right blocks, "
+        f"{t['missed_failures']} missed failures; check's verdict (stop / go on) right on "
+        f"{t['verdict_right']}/{t['models']} ({t['verdict_right'] / n:.0%}, goal 90%); prediction with no advice "
+        f"at all right on {t['prediction_right']}/{t['models']}; check --convert runs the build's own step"
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -321,25 +400,28 @@ def main(argv: list[str]) -> None:
         if not value.isdigit() or int(value) < 1:
             sys.exit(f"--eval: expected a positive number of evaluation samples, got {value!r}")
         n_eval = int(value)
-        argv = argv[:i] + argv[i + 2:]
+        argv = argv[:i] + argv[i + 2 :]
     if "--inputs" in argv:
         i = argv.index("--inputs")
         source = argv[i + 1] if i + 1 < len(argv) else ""
         if source not in ("natural", "synthetic"):
             sys.exit(f"--inputs: expected natural or synthetic, got {source!r}")
-        argv = argv[:i] + argv[i + 2:]
+        argv = argv[:i] + argv[i + 2 :]
     if "--json" in argv:
         i = argv.index("--json")
         out_json = Path(argv[i + 1])
-        argv = argv[:i] + argv[i + 2:]
+        argv = argv[:i] + argv[i + 2 :]
     # smallest first: partial runs still cover the most models
     names = argv or [m.name for m in sorted(corpus.CORPUS, key=lambda m: corpus.fetch(m.name).stat().st_size)]
     spec = tomllib.loads((ROOT / "recipes" / "tflite.toml").read_text())["toolchain"]
     env = toolchain.ensure(spec)
-    print(f"toolchain litert: onnx2tf {env.versions.get('onnx2tf')}, ai-edge-quantizer "
-          f"{env.versions.get('ai-edge-quantizer')}, python {env.versions.get('python')}; inputs: {source} "
-          f"(natural = real photographs for image models, synthetic for the rest); {n_eval} evaluation samples, "
-          f"8 calibration", flush=True)
+    print(
+        f"toolchain litert: onnx2tf {env.versions.get('onnx2tf')}, ai-edge-quantizer "
+        f"{env.versions.get('ai-edge-quantizer')}, python {env.versions.get('python')}; inputs: {source} "
+        f"(natural = real photographs for image models, synthetic for the rest); {n_eval} evaluation samples, "
+        f"8 calibration",
+        flush=True,
+    )
     rows = []
     for name in names:
         with tempfile.TemporaryDirectory(prefix=f"real-{name}-") as tmp:
@@ -350,7 +432,7 @@ def main(argv: list[str]) -> None:
                 continue
         rows.append(row)
         print(line(row), flush=True)
-        if out_json:                       # after every model: a long run interrupted keeps its rows
+        if out_json:  # after every model: a long run interrupted keeps its rows
             out_json.write_text(json.dumps({"rows": rows, "totals": totals(rows)}, indent=1))
     print_totals(totals(rows))
 
