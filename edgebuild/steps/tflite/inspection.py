@@ -90,7 +90,8 @@ def _require_edgetpu_ready(report: dict[str, Any]) -> None:
         bad = report["non_integer_ops"][0]
         raise StepFailed(
             f"op #{bad['index']} {bad['op']} uses {bad['dtype']} tensor '{bad['tensor']}'; "
-            f'the Edge TPU needs an integer-only model (precision = "full-int8")'
+            f"the Edge TPU needs an integer-only model (an op the quantizer has no integer kernel for "
+            f"stays float; the tflite recipe's int8 can ship such a model with float ops)"
         )
     if report["dynamic_tensors"]:
         bad = report["dynamic_tensors"][0]
