@@ -26,7 +26,6 @@ large detector it cannot fix).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import corpus  # noqa: E402
+from support import start_step_worker  # noqa: E402
 from edgebuild import toolchain  # noqa: E402
 
 FP32_COSINE = 0.99  # goals of issue 15
@@ -56,31 +56,13 @@ def run_worker(
     timeout: int = 600,
     upstream: dict | None = None,
 ) -> tuple[dict, float]:
-    out.mkdir(parents=True)
-    req, result = out.parent / f"{out.name}.req.json", out.parent / f"{out.name}.res.json"
-    req.write_text(
-        json.dumps(
-            {
-                "step": step,
-                "inputs": {k: str(v) for k, v in inputs.items()},
-                "params": params,
-                "out": str(out),
-                "result": str(result),
-                "upstream": upstream or {},
-            }
-        )
-    )
-    env = dict(os.environ, PYTHONPATH=toolchain.worker_pythonpath())
     started = time.perf_counter()
+    proc, result = start_step_worker(python, step, inputs, params, out, upstream)
     try:
-        subprocess.run(
-            [str(python), "-m", "edgebuild.worker", str(req)],
-            env=env,
-            timeout=timeout,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
         return {"status": "failed", "message": f"timed out after {timeout} s"}, time.perf_counter() - started
     seconds = time.perf_counter() - started
     if not result.is_file():

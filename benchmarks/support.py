@@ -1,8 +1,11 @@
-"""What several benchmark scripts need: a copy of the demo project, a free loopback port, and a
-real nginx WebDAV server as a Bazel-style HTTP cache (facts/remote-cache.md)."""
+"""What several benchmark scripts need: a copy of the demo project, a free loopback port, a real
+nginx WebDAV server as a Bazel-style HTTP cache (facts/remote-cache.md), and one step started in
+an edgebuild worker process of a given interpreter."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,3 +32,24 @@ def start_nginx(base: Path) -> tuple[subprocess.Popen, str]:
         sys.exit("nginx is not installed: apt-get install -y nginx-light")
     server = nginx_server.start_nginx(base)
     return server.proc, server.url
+
+
+def start_step_worker(
+    python: Path, step: str, inputs: dict, params: dict, out: Path, upstream: dict | None = None
+) -> tuple[subprocess.Popen, Path]:
+    """`python -m edgebuild.worker` running `step` into `out` (its output and stderr discarded);
+    returns the process and the result.json it writes when it finishes."""
+    from edgebuild import toolchain
+
+    out.mkdir(parents=True)
+    req, result = out.parent / f"{out.name}.req.json", out.parent / f"{out.name}.res.json"
+    request = {"step": step, "inputs": {k: str(v) for k, v in inputs.items()}, "params": params}
+    request.update(out=str(out), result=str(result), upstream=upstream or {})
+    req.write_text(json.dumps(request))
+    proc = subprocess.Popen(
+        [str(python), "-m", "edgebuild.worker", str(req)],
+        env=dict(os.environ, PYTHONPATH=toolchain.worker_pythonpath()),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, result

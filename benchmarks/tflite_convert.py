@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from edgebuild import toolchain  # noqa: E402
 from edgebuild.steps.base import StepContext  # noqa: E402
+from support import start_step_worker  # noqa: E402
 
 VARIANTS = [
     ("fp32", {}),
@@ -36,27 +36,8 @@ VARIANTS = [
 
 
 def run_worker(python: Path, step: str, inputs: dict, params: dict, out: Path) -> tuple[dict, float, int]:
-    out.mkdir(parents=True)
-    req, result = out.parent / f"{out.name}.req.json", out.parent / f"{out.name}.res.json"
-    req.write_text(
-        json.dumps(
-            {
-                "step": step,
-                "inputs": {k: str(v) for k, v in inputs.items()},
-                "params": params,
-                "out": str(out),
-                "result": str(result),
-            }
-        )
-    )
-    env = dict(os.environ, PYTHONPATH=toolchain.worker_pythonpath())
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(python), "-m", "edgebuild.worker", str(req)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, result = start_step_worker(python, step, inputs, params, out)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     res = json.loads(result.read_text())
