@@ -123,25 +123,19 @@ def test_pasted_parts_define_no_name_twice(runtime):
                 defined[name] = (module, what)
 
 
+def _ruff_f_check(*paths: Path) -> subprocess.CompletedProcess:
+    """ruff's pyflakes rules on rendered loaders, as .ci/run runs them (F811 off: each pasted module
+    imports its own os, json...)."""
+    command = [str(RUFF), "check", "--select", "F", "--ignore", "F811", "--ignore-noqa"]
+    return subprocess.run(
+        [*command, "--output-format", "concise", *map(str, paths)], capture_output=True, text=True
+    )
+
+
 def test_ruff_pyflakes_rules_pass_on_every_rendered_loader(rendered):
     # --ignore-noqa: the modules' file-wide F821 exemptions (names read from other parts) must not hide
     # a name that no part of the whole loader defines
-    done = subprocess.run(
-        [
-            str(RUFF),
-            "check",
-            "--select",
-            "F",
-            "--ignore",
-            "F811",
-            "--ignore-noqa",
-            "--output-format",
-            "concise",
-            *map(str, rendered.values()),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = _ruff_f_check(*rendered.values())
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -150,22 +144,7 @@ def test_ruff_finds_a_name_no_part_defines(tmp_path):
     broken.write_text(
         render_loader(_spec("onnxruntime")) + "\n\ndef extra():\n    return undefined_helper()\n"
     )
-    done = subprocess.run(
-        [
-            str(RUFF),
-            "check",
-            "--select",
-            "F",
-            "--ignore",
-            "F811",
-            "--ignore-noqa",
-            "--output-format",
-            "concise",
-            str(broken),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = _ruff_f_check(broken)
     assert done.returncode == 1 and "undefined_helper" in done.stdout
 
 
