@@ -107,20 +107,23 @@ def digits_model(tmp_path_factory) -> tuple[Path, Path | None]:
     return own_digits_cnn(tmp_path_factory.mktemp("digits") / "digits.onnx"), None
 
 
+# the fp16 digits package: built once for the session, and again in another process
+DIGITS_FP16 = {
+    "precision": "fp16",
+    "minimum_deployment_target": "iOS16",
+    "author": "edgebuild tests",
+    "license": "Apache-2.0",
+    "version": "1.2.3",
+    "short_description": "8x8 digit classifier",
+    "input_descriptions": {"input": "grey 8x8 digit"},
+    "output_descriptions": {"logits": "class scores"},
+}
+
+
 @pytest.fixture(scope="session")
 def digits_fp16(digits_model, tmp_path_factory) -> dict:
     source, evaluation = digits_model
-    params = {
-        "precision": "fp16",
-        "minimum_deployment_target": "iOS16",
-        "author": "edgebuild tests",
-        "license": "Apache-2.0",
-        "version": "1.2.3",
-        "short_description": "8x8 digit classifier",
-        "input_descriptions": {"input": "grey 8x8 digit"},
-        "output_descriptions": {"logits": "class scores"},
-    }
-    return build_all(source, tmp_path_factory.mktemp("digits_fp16"), params, evaluation)
+    return build_all(source, tmp_path_factory.mktemp("digits_fp16"), DIGITS_FP16, evaluation)
 
 
 @pytest.fixture(scope="session")
@@ -210,17 +213,9 @@ def test_digits_swift_snippet_names_the_io(digits_fp16):
 
 
 def test_conversion_in_another_process_gives_identical_bytes(digits_fp16, digits_model, tmp_path):
-    params = {
-        "precision": "fp16",
-        "minimum_deployment_target": "iOS16",
-        "author": "edgebuild tests",
-        "license": "Apache-2.0",
-        "version": "1.2.3",
-        "short_description": "8x8 digit classifier",
-        "input_descriptions": {"input": "grey 8x8 digit"},
-        "output_descriptions": {"logits": "class scores"},
-    }
-    run_step("coreml.convert", tmp_path / "again", {"model": digits_model[0]}, params, python=sys.executable)
+    run_step(
+        "coreml.convert", tmp_path / "again", {"model": digits_model[0]}, DIGITS_FP16, python=sys.executable
+    )
     first = digits_fp16["work"] / "convert" / "model.mlpackage"
     second = tmp_path / "again" / "model.mlpackage"
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
