@@ -84,7 +84,7 @@ class OrtQuantizeStep(Step):
 
     def run(self, ctx: StepContext) -> dict:
         from edgebuild.metrics import resolve_gates
-        from edgebuild.steps.ort.runtime import describe, host_arch, smoke_run
+        from edgebuild.steps.ort.runtime import host_arch
 
         p = ctx.params
         precision = _precision(p)
@@ -119,10 +119,7 @@ class OrtQuantizeStep(Step):
                 gates,
                 max_ratio,
                 on_slower,
-                precision,
                 work,
-                describe,
-                smoke_run,
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -162,17 +159,16 @@ class OrtQuantizeStep(Step):
         gates,
         max_ratio,
         on_slower,
-        precision,
         work,
-        describe,
-        smoke_run,
     ) -> dict:
         from edgebuild.evaldata import batches, load_npz, verification_data
         from edgebuild.onnxinfo import describe_io, fixed_batch
         from edgebuild.steps.ort.quantize import CalibrationReader, prepare, quantize
+        from edgebuild.steps.ort.runtime import describe, smoke_run
         from edgebuild.steps.ort.search import Bench, Candidate, best_agreeing, measure, search
 
         p = ctx.params
+        precision = _precision(p)
         prepared, prep = prepare(ctx.input("model"), work, options.per_channel, ctx.log)
         if not prep["per_channel_possible"]:
             options = options.but(per_channel=False)
