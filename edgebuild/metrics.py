@@ -15,9 +15,8 @@ def compare(reference, candidate, labels=None) -> dict:
     finite = _finite_rows(ref) & _finite_rows(out)
     diff = np.abs(ref - out)[finite]
     flat_r = np.where(finite[:, None], ref.reshape(len(ref), -1), 0.0)
-    cosines, judged = sample_cosines(
-        flat_r, np.where(finite[:, None], out.reshape(len(out), -1), 0.0), finite
-    )
+    cosines, norms = sample_cosines(flat_r, np.where(finite[:, None], out.reshape(len(out), -1), 0.0), finite)
+    judged = judged_samples(norms)
     result = {
         "samples": int(len(ref)),
         "max_abs_error": float(diff.max()) if diff.size else 0.0,
@@ -73,21 +72,29 @@ QUIET_NORM_RATIO = 1e-3
 
 
 def sample_cosines(flat_r, flat_o, finite):
-    """Per-sample cosines of two (N, K) float64 arrays, and which samples they judge.
+    """Per-sample cosines of two (N, K) float64 arrays, and each sample's reference norm for
+    judged_samples (inf where the sample is not finite: always judged).
 
-    A sample holding NaN or inf (finite False) is judged and never agrees (0.0). Where both sides
-    are all zero they agree (1.0); where only one is, it lost or invented the whole signal (0.0).
-    Quiet samples (reference norm below QUIET_NORM_RATIO of the set's largest) are not judged by
-    cosine, unless every sample is quiet."""
+    A sample holding NaN or inf (finite False) never agrees (0.0). Where both sides are all zero
+    they agree (1.0); where only one is, it lost or invented the whole signal (0.0)."""
     import numpy as np
 
     cosines, defined = _row_cosines(flat_r, flat_o)
     ref_norm, out_norm = np.linalg.norm(flat_r, axis=1), np.linalg.norm(flat_o, axis=1)
     both_zero = (ref_norm == 0) & (out_norm == 0)
     cosines = np.where(finite, np.where(defined, cosines, np.where(both_zero, 1.0, 0.0)), 0.0)
-    quiet = finite & (ref_norm < QUIET_NORM_RATIO * ref_norm.max()) if len(ref_norm) else finite
-    judged = ~quiet if quiet.size and not quiet.all() else np.ones(len(cosines), dtype=bool)
-    return cosines, judged
+    return cosines, np.where(finite, ref_norm, np.inf)
+
+
+def judged_samples(ref_norms):
+    """Which samples cosine judges: all but the quiet ones (reference norm below QUIET_NORM_RATIO of
+    the set's largest finite one), unless every sample is quiet."""
+    import numpy as np
+
+    finite = np.isfinite(ref_norms)
+    strongest = ref_norms[finite].max() if finite.any() else 0.0
+    quiet = finite & (ref_norms < QUIET_NORM_RATIO * strongest)
+    return ~quiet if not quiet.all() else np.ones(len(ref_norms), dtype=bool)
 
 
 def _row_cosines(flat_r, flat_o):
@@ -228,7 +235,7 @@ def resolve_gates(gates: dict, precision: str) -> dict:
 
 class OutputAgreement:
     """One model output compared batch by batch between source and artifact: per-sample cosine
-    (sample_cosines: quiet samples left to the error figures),
+    (judged_samples: quiet samples left to the error figures),
     relative L2 error over the whole set, largest absolute error, and the samples that are not
     finite or whose shapes differ (variable-length detector outputs)."""
 
@@ -256,9 +263,9 @@ class OutputAgreement:
         finite = np.isfinite(ref).all(axis=1) & np.isfinite(out).all(axis=1)
         self.non_finite += int((~finite).sum())
         flat_r = np.where(finite[:, None], ref, 0.0)
-        cosines, _ = sample_cosines(flat_r, np.where(finite[:, None], out, 0.0), finite)
+        cosines, norms = sample_cosines(flat_r, np.where(finite[:, None], out, 0.0), finite)
         self.cosines.extend(cosines.tolist())
-        self.ref_norms.extend(np.where(finite, np.linalg.norm(flat_r, axis=1), np.inf).tolist())
+        self.ref_norms.extend(norms.tolist())
         diff = out[finite] - ref[finite]
         self.err_sq += float((diff**2).sum())
         self.ref_sq += float((ref[finite] ** 2).sum())
@@ -269,11 +276,8 @@ class OutputAgreement:
         import numpy as np
 
         cosines = np.array(self.cosines) if self.cosines else np.ones(1)
-        norms = np.array(self.ref_norms) if self.ref_norms else np.full(1, np.inf)
-        finite_norms = norms[np.isfinite(norms)]
-        strongest = finite_norms.max() if finite_norms.size else 0.0
-        quiet = np.isfinite(norms) & (norms < QUIET_NORM_RATIO * strongest)
-        judged = cosines[~quiet] if not quiet.all() else cosines
+        keep = judged_samples(np.array(self.ref_norms) if self.ref_norms else np.full(1, np.inf))
+        judged = cosines[keep]
         if self.ref_sq > 0:
             rel = float(np.sqrt(self.err_sq / self.ref_sq))
         else:
@@ -286,8 +290,8 @@ class OutputAgreement:
             "max_abs_error": self.max_abs,
             "non_finite_samples": self.non_finite,
         }
-        if quiet.any() and not quiet.all():
-            figures["quiet_samples"] = int(quiet.sum())
+        if not keep.all():
+            figures["quiet_samples"] = int((~keep).sum())
         if self.shape_mismatch:
             figures["shape_mismatch_samples"] = self.shape_mismatch
         return figures
