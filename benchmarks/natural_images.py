@@ -109,25 +109,25 @@ def image_layout(shape: list) -> tuple[int, int, int, bool] | None:
     return None
 
 
-def sample(images: Path, shape: list, prep: ImagePrep, n: int, seed: int):
-    """n natural-image samples of `shape` ([b, c, h, w] or [b, h, w, c]), stacked on axis 0."""
+def sample(images: Path, shape: list, prep: ImagePrep, n: int, seed: int, scene: str = "photo"):
+    """n samples of `shape` ([b, c, h, w] or [b, h, w, c]), stacked on axis 0: photograph crops
+    (scene "photo"), or a rendered text scene from text_images.py (pages, text lines, captchas) with
+    the same pool of photographs for its figures and backgrounds."""
     import numpy as np
-    from PIL import Image
 
     channels, height, width, first = image_layout(shape)
     rng = np.random.default_rng(seed)
-    pool = _pool(seed)
+    pool = [images / name for name in _pool(seed)]
     out = []
     for _ in range(n * shape[0]):
-        with Image.open(images / pool[rng.integers(len(pool))]) as img:
-            img = img.convert("L" if channels == 1 or prep.order == "gray" else "RGB")
-            # A crop with the input's aspect ratio, 30-100% of what fits, anywhere in the image.
-            fit = min(img.width / width, img.height / height)
-            scale = fit * rng.uniform(0.3, 1.0)
-            cw, ch = max(1, int(width * scale)), max(1, int(height * scale))
-            x0, y0 = rng.integers(img.width - cw + 1), rng.integers(img.height - ch + 1)
-            crop = img.crop((int(x0), int(y0), int(x0) + cw, int(y0) + ch))
-            pixels = np.asarray(crop.resize((width, height), Image.BILINEAR), dtype=np.float32)
+        if scene == "photo":
+            img = photo_crop(rng, pool, width, height)
+        else:
+            import text_images
+
+            img = text_images.render(scene, rng, width, height, pool)
+        img = img.convert("L" if channels == 1 or prep.order == "gray" else "RGB")
+        pixels = np.asarray(img, dtype=np.float32)
         if pixels.ndim == 2:
             pixels = pixels[..., None]
         if prep.order == "bgr":
@@ -138,3 +138,17 @@ def sample(images: Path, shape: list, prep: ImagePrep, n: int, seed: int):
         pixels = (pixels * np.float32(prep.scale) - mean) / std
         out.append(pixels.transpose(2, 0, 1) if first else pixels)
     return np.stack(out).astype(np.float32)
+
+
+def photo_crop(rng, pool: list[Path], width: int, height: int):
+    """A crop with the input's aspect ratio, 30-100% of what fits, anywhere in a random image of the
+    pool, resized to width x height (RGB)."""
+    from PIL import Image
+
+    with Image.open(pool[rng.integers(len(pool))]) as img:
+        img = img.convert("RGB")
+        fit = min(img.width / width, img.height / height)
+        scale = fit * rng.uniform(0.3, 1.0)
+        cw, ch = max(1, int(width * scale)), max(1, int(height * scale))
+        x0, y0 = int(rng.integers(img.width - cw + 1)), int(rng.integers(img.height - ch + 1))
+        return img.crop((x0, y0, x0 + cw, y0 + ch)).resize((width, height), Image.BILINEAR)

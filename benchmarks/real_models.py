@@ -1,6 +1,6 @@
 """The TFLite and Coral routes on the real-model corpus (benchmarks/corpus.py), as a user gets them.
 
-    python benchmarks/real_models.py [NAME ...] [--json OUT.json] [--inputs natural|synthetic] [--eval N]
+    python benchmarks/real_models.py [NAME ...] [--json OUT.json] [--inputs domain|natural|synthetic] [--eval N]
 
 Per model: what plain `check` (the coverage prediction) says, whether its gate would stop the
 target, then the real `tflite.convert` step (a worker in the `litert` toolchain, as the executor
@@ -8,7 +8,9 @@ runs it) at fp32, full int8 (the tflite recipe: float islands where ai-edge-quan
 kernel) and integer-only int8 (the edgetpu recipe), each verified by the real `tflite.verify` step
 against onnxruntime on N evaluation samples (`--eval`, default 32: with 8, one near-tie flip
 missed the 0.95 top-1 goal), calibrated on 8 other samples (corpus.write_npz): with
-`--inputs natural` (the default) image models get crops of real photographs, every other model
+`--inputs domain` (the default) each image model gets what it reads in use (rendered pages, text
+lines and captchas for the OCR and document models, text_images.py; crops of real photographs for
+the rest), with `--inputs natural` every image model gets photographs, and every other model
 SYNTHETIC inputs; `--inputs synthetic` gives every model synthetic inputs. Prints:
 converts (and why not), converter route, cosine (worst output's mean) and top-1 agreement
 (classifiers) with the count of fp32 near-ties (evaluation samples whose onnxruntime top-2
@@ -305,7 +307,7 @@ def line(row: dict) -> str:
     if "near_ties" in row:
         extra += f" | fp32 near-ties {row['near_ties']}/{row.get('eval_samples')} (margin < {NEAR_TIE}, min {row['min_margin']:.3f})"
     return (
-        f"{row['name']:20} [{row.get('inputs', 'synthetic')[:3]}] check {check:10} tpu-pred ops {row.get('tpu_ops_share')} macs {row.get('tpu_macs_share')}"
+        f"{row['name']:20} [{row.get('inputs', 'synthetic').split(':')[-1][:6]:6}] check {check:10} tpu-pred ops {row.get('tpu_ops_share')} macs {row.get('tpu_macs_share')}"
         f" | fp32 {part(row['fp32'])} | int8 {part(f8)}{extra}"
     )
 
@@ -321,8 +323,8 @@ def totals(rows: list[dict]) -> dict:
         "int8_ok": sum(int8_ok(r) for r in rows),
         "int8_integer_only": sum(bool(r["int8"].get("integer_only")) for r in rows),
         "int8_with_kept_float_ops": sum(bool(r["int8"].get("float_ops_kept")) for r in rows),
-        "int8_ok_natural": sum(int8_ok(r) for r in rows if r.get("inputs") == "natural"),
-        "natural_models": sum(r.get("inputs") == "natural" for r in rows),
+        "int8_ok_images": sum(int8_ok(r) for r in rows if r.get("inputs", "synthetic") != "synthetic"),
+        "image_models": sum(r.get("inputs", "synthetic") != "synthetic" for r in rows),
         "edgetpu_converts": sum(r["edgetpu"]["converts"] for r in rows),
         "edgetpu_ok": sum(int8_ok(r, "edgetpu") for r in rows),
         "edgetpu_zero_float": sum(r["edgetpu"].get("float_tensors") == 0 for r in rows),
@@ -358,7 +360,7 @@ def print_totals(t: dict) -> None:
         f"int8: {t['int8_converts']}/{t['models']} convert, {t['int8_ok']}/{t['models']} ({t['int8_ok'] / n:.0%}) "
         f"with top-1 >= {INT8_TOP1} (classifiers) / cosine >= {INT8_COSINE} (goal 70%), "
         f"{t['int8_integer_only']} integer-only, {t.get('int8_with_kept_float_ops', 0)} with ops kept float "
-        f"by the accuracy fallback; on natural inputs {t.get('int8_ok_natural', 0)}/{t.get('natural_models', 0)}"
+        f"by the accuracy fallback; on image inputs {t.get('int8_ok_images', 0)}/{t.get('image_models', 0)}"
     )
     print(
         f"edgetpu int8 (integer_only): {t['edgetpu_converts']}/{t['models']} convert, {t['edgetpu_ok']}/{t['models']} "
@@ -375,7 +377,7 @@ def print_totals(t: dict) -> None:
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--refresh-predictions"]:
         return refresh_predictions(Path(argv[1]))
-    out_json, source, n_eval = None, "natural", 32
+    out_json, source, n_eval = None, "domain", 32
     if "--eval" in argv:
         i = argv.index("--eval")
         value = argv[i + 1] if i + 1 < len(argv) else ""
@@ -386,8 +388,8 @@ def main(argv: list[str]) -> None:
     if "--inputs" in argv:
         i = argv.index("--inputs")
         source = argv[i + 1] if i + 1 < len(argv) else ""
-        if source not in ("natural", "synthetic"):
-            sys.exit(f"--inputs: expected natural or synthetic, got {source!r}")
+        if source not in corpus.SOURCES:
+            sys.exit(f"--inputs: expected one of {', '.join(corpus.SOURCES)}, got {source!r}")
         argv = argv[:i] + argv[i + 2 :]
     if "--json" in argv:
         i = argv.index("--json")
@@ -400,7 +402,7 @@ def main(argv: list[str]) -> None:
     print(
         f"toolchain litert: onnx2tf {env.versions.get('onnx2tf')}, ai-edge-quantizer "
         f"{env.versions.get('ai-edge-quantizer')}, python {env.versions.get('python')}; inputs: {source} "
-        f"(natural = real photographs for image models, synthetic for the rest); {n_eval} evaluation samples, "
+        f"(domain = what each image model reads, natural = photographs for every image model; synthetic for the rest); {n_eval} evaluation samples, "
         f"8 calibration",
         flush=True,
     )

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from corpus_models import corpus, real_model, real_model_data
+import text_images
 
 
 def test_list_is_pinned_and_covers_the_brief():
@@ -20,6 +21,7 @@ def test_list_is_pinned_and_covers_the_brief():
         assert "==" in m.package and len(m.sha256) == 64 and m.member.endswith(".onnx"), m.name
         assert m.kind in {"classifier", "detector", "other"} and m.domain in {"vision", "audio", "text"}
         assert m.license and m.exporter and m.note
+        assert m.content == "photo" or (m.image is not None and m.content in text_images.SCENES), m.name
         for shape in m.inputs.values():
             assert all(isinstance(d, int) and d > 0 for d in shape), m.name
     assert {m.domain for m in corpus.CORPUS} == {"vision", "audio", "text"}
@@ -124,3 +126,31 @@ def test_natural_image_samples_are_normalized_crops_from_disjoint_pools(tmp_path
     assert gray.shape == (1, 1, 16, 40) and -1.0 <= gray.min() and gray.max() <= 1.0
     assert not set(ni._pool(0)) & set(ni._pool(1)) and set(ni._pool(0)) | set(ni._pool(1)) == set(ni.IMAGES)
     assert ni.image_layout([1, 100, 400]) is None and ni.image_layout([1, 76, 32, 1]) == (1, 76, 32, False)
+
+
+@pytest.mark.parametrize("scene", text_images.SCENES)
+def test_text_scenes_render_text_at_the_models_size(tmp_path, scene):
+    """text_images.render, the in-domain inputs of the OCR and document models: the requested size
+    (also for the quarter-turned pages of a non-square input), deterministic per seed, and ink on
+    the background (not a blank image); the sampler normalizes it like a photograph."""
+    from PIL import Image
+    import natural_images as ni
+
+    photos = []
+    for i, name in enumerate(sorted(ni.IMAGES)):
+        Image.new("RGB", (300, 200), (i * 10, 100, 200)).save(tmp_path / name)
+        photos.append(tmp_path / name)
+    for width, height in ((320, 48), (160, 64), (304, 400), (416, 416)):
+        images = [
+            text_images.render(scene, np.random.default_rng(s), width, height, photos) for s in range(6)
+        ]
+        assert all(img.size == (width, height) and img.mode == "RGB" for img in images)
+        again = text_images.render(scene, np.random.default_rng(0), width, height, photos)
+        assert np.array_equal(np.asarray(again), np.asarray(images[0]))
+        for img in images:
+            gray = np.asarray(img.convert("L"), dtype=np.float32)
+            assert gray.max() - gray.min() > 100, f"{scene} {width}x{height}: no ink"
+    batch = ni.sample(tmp_path, [1, 3, 48, 320], ni.PLUS_MINUS_ONE, n=2, seed=1, scene=scene)
+    assert batch.shape == (2, 3, 48, 320) and -1.0 <= batch.min() and batch.max() <= 1.0
+    with pytest.raises(ValueError, match="unknown scene"):
+        text_images.render("poster", np.random.default_rng(0), 10, 10, photos)
