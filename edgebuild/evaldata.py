@@ -1,5 +1,10 @@
 """Calibration and evaluation data: .npz files with one array per model input (batch first), and
-for evaluation optionally `labels`."""
+for evaluation optionally `labels`.
+
+A sample is one run of the model. An input with a fixed leading dimension takes that many rows per
+sample (a VAD fed a batch of 4 audio windows and one LSTM state: `input` 4 rows, `h` 1 row), so
+each array holds samples x rows; an input whose leading dimension is dynamic takes the model's
+fixed batch (the first input's), else 1 row."""
 
 from __future__ import annotations
 
@@ -29,17 +34,22 @@ def load_npz(path: Path, input_names: list[str], what: str, specs: list[dict] | 
             raise StepFailed(
                 f"{where}: array '{name}' is a scalar; it needs a batch axis first (samples, ...)"
             )
-    counts = {len(arrays[n]) for n in input_names}
-    if len(counts) != 1:
-        raise StepFailed(
-            f"{where}: inputs have different sample counts "
-            + ", ".join(f"'{n}' {len(arrays[n])}" for n in input_names)
-        )
-    if 0 in counts:
-        raise StepFailed(f"{where}: array '{input_names[0]}' holds no samples")
     for spec in specs or []:
         if spec["name"] in arrays:
             arrays[spec["name"]] = _checked_input(arrays[spec["name"]], spec, where)
+    rows = sample_rows(specs) if specs else {}
+    counts = {len(arrays[n]) // rows.get(n, 1) for n in input_names}
+    if len(counts) != 1:
+        raise StepFailed(
+            f"{where}: inputs have different sample counts "
+            + ", ".join(
+                f"'{n}' {len(arrays[n]) // rows.get(n, 1)}"
+                + (f" ({len(arrays[n])} rows of {rows[n]})" if rows.get(n, 1) > 1 else "")
+                for n in input_names
+            )
+        )
+    if 0 in counts:
+        raise StepFailed(f"{where}: array '{input_names[0]}' holds no samples")
     for name in input_names:
         array = arrays[name]
         if array.dtype.kind in "fc" and not np.isfinite(array).all():
@@ -144,16 +154,41 @@ def _checked_input(array, spec: dict, where: str):
     return array.astype(want, copy=False)
 
 
+def sample_rows(specs: list[dict]) -> dict[str, int]:
+    """Rows of each input's array that one sample (one model run) takes: the input's fixed leading
+    dim, else the first input's fixed batch, else 1. specs: [{"name", "shape"}]."""
+    shapes = {s["name"]: s.get("shape") or [] for s in specs}
+    first = next(iter(shapes.values()), [])
+    default = first[0] if first and isinstance(first[0], int) and first[0] > 0 else 1
+    return {
+        name: shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else default
+        for name, shape in shapes.items()
+    }
+
+
+def feed_rows(specs: list[dict]) -> dict[str, int] | None:
+    """sample_rows, or None when every input's batch is dynamic (the whole set can run at once)."""
+    if all(not s.get("shape") or not isinstance(s["shape"][0], int) for s in specs):
+        return None
+    return sample_rows(specs)
+
+
 def batches(
-    arrays: dict, input_names: list[str], batch: int | None, limit: int | None = None
+    arrays: dict, input_names: list[str], rows: dict[str, int] | None, limit: int | None = None
 ) -> Iterator[dict]:
-    """Feeds of `batch` samples (the model's fixed batch), or all at once when the batch dim is dynamic."""
-    total = len(arrays[input_names[0]])
+    """Feeds of one sample each (`rows`: sample_rows), or everything at once when rows is None.
+    `limit` caps the rows of the first input used."""
+    first = input_names[0]
+    if rows is None:
+        total = len(arrays[first]) if limit is None else min(len(arrays[first]), limit)
+        if total:
+            yield {n: arrays[n][:total] for n in input_names}
+        return
+    count = min(len(arrays[n]) // rows.get(n, 1) for n in input_names)
     if limit is not None:
-        total = min(total, limit)
-    size = batch or total
-    for start in range(0, total - size + 1, size):
-        yield {n: arrays[n][start : start + size] for n in input_names}
+        count = min(count, limit // rows.get(first, 1))
+    for k in range(count):
+        yield {n: arrays[n][k * rows.get(n, 1) : (k + 1) * rows.get(n, 1)] for n in input_names}
 
 
 def stratified_sample(labels, count: int, seed: int = 0):
@@ -260,8 +295,9 @@ def verification_data(
             path = Path(inputs[role])
             arrays = load_npz(path, names, role, specs=specs)
             labels = arrays.get("labels") if role == "evaluation" else None
+            samples = len(arrays[names[0]]) // sample_rows(specs)[names[0]]
             what = (
-                f"{role} data {path.name} ({len(arrays[names[0]])} samples"
+                f"{role} data {path.name} ({samples} samples"
                 + ("" if labels is not None else ", no labels")
                 + ")"
             )

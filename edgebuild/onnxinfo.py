@@ -65,9 +65,3 @@ def mark_negative_dims_dynamic(model) -> int:
                 dim.dim_param = f"{value.name}_dim{axis}"
                 count += 1
     return count
-
-
-def fixed_batch(io: dict) -> int | None:
-    """The batch size the model's first input fixes, or None when the batch dim is dynamic."""
-    shape = io["inputs"][0]["shape"]
-    return shape[0] if shape and isinstance(shape[0], int) else None

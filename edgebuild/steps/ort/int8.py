@@ -161,8 +161,8 @@ class OrtQuantizeStep(Step):
         on_slower,
         work,
     ) -> dict:
-        from edgebuild.evaldata import batches, load_npz, verification_data
-        from edgebuild.onnxinfo import describe_io, fixed_batch
+        from edgebuild.evaldata import batches, load_npz, sample_rows, verification_data
+        from edgebuild.onnxinfo import describe_io
         from edgebuild.steps.ort.quantize import CalibrationReader, prepare, quantize
         from edgebuild.steps.ort.runtime import describe, smoke_run
         from edgebuild.steps.ort.search import Bench, Candidate, best_agreeing, measure, search
@@ -176,7 +176,7 @@ class OrtQuantizeStep(Step):
         io = describe_io(prepared)
         specs = io["inputs"]
         names = [v["name"] for v in specs]
-        batch = fixed_batch(io)
+        rows = sample_rows(specs)
         calibration = None
         if options.mode == "static":
             if "calibration" not in ctx.inputs:
@@ -187,7 +187,7 @@ class OrtQuantizeStep(Step):
 
         def reader(cap: int | None = None):
             limit = int(p.get("calibration_samples", 128))
-            return CalibrationReader(calibration, names, batch, min(limit, cap) if cap else limit)
+            return CalibrationReader(calibration, names, rows, min(limit, cap) if cap else limit)
 
         baseline = ctx.inputs.get("baseline")
         int8_info = {"precision": precision, "search": False, "shipped": "int8"}
@@ -205,7 +205,7 @@ class OrtQuantizeStep(Step):
             arrays, labels, data_note = verification_data(
                 {k: ctx.inputs.get(k) for k in ("evaluation", "calibration")}, specs, p
             )
-            feeds = list(batches(arrays, names, batch or 1, int(p.get("search_samples", 64))))
+            feeds = list(batches(arrays, names, rows, int(p.get("search_samples", 64))))
             if labels is not None:
                 labels = labels[: sum(len(next(iter(f.values()))) for f in feeds)]
             bench = Bench(

@@ -151,12 +151,12 @@ def name_nodes(path: Path) -> None:
 
 
 class CalibrationReader:
-    """Feeds calibration samples to onnxruntime's calibrator in the model's batch size."""
+    """Feeds calibration samples to onnxruntime's calibrator one sample (evaldata.sample_rows) at a time."""
 
-    def __init__(self, arrays: dict, names: list[str], batch: int | None, limit: int) -> None:
+    def __init__(self, arrays: dict, names: list[str], rows: dict[str, int], limit: int) -> None:
         from edgebuild.evaldata import batches
 
-        self._feeds = list(batches(arrays, names, batch or 1, limit))
+        self._feeds = list(batches(arrays, names, rows, limit))
         self._iter = iter(self._feeds)
 
     def get_next(self):

@@ -39,7 +39,7 @@ class OrtVerifyStep(Step):
     def run(self, ctx: StepContext) -> dict:
         import numpy as np
 
-        from edgebuild.evaldata import batches, stratified_sample, verification_data
+        from edgebuild.evaldata import batches, feed_rows, sample_rows, stratified_sample, verification_data
         from edgebuild.metrics import (
             check_gates,
             compare,
@@ -48,7 +48,7 @@ class OrtVerifyStep(Step):
             resolve_gates,
         )
         from edgebuild.npzfile import save_npz
-        from edgebuild.onnxinfo import describe_io, fixed_batch
+        from edgebuild.onnxinfo import describe_io
         from edgebuild.steps.ort.runtime import session
 
         p = ctx.params
@@ -62,7 +62,6 @@ class OrtVerifyStep(Step):
         io = describe_io(ctx.input("model"))
         specs = io["inputs"]
         names = [v["name"] for v in specs]
-        batch = fixed_batch(io)
         arrays, labels, data_note = verification_data(
             {k: ctx.inputs.get(k) for k in ("evaluation", "calibration")}, specs, p, count=64
         )
@@ -73,7 +72,7 @@ class OrtVerifyStep(Step):
             labels = arrays["labels"]
         out_names = [o.name for o in artifact.get_outputs()]
         pairs = []
-        for feed in batches(arrays, names, batch):
+        for feed in batches(arrays, names, feed_rows(specs)):
             try:
                 pairs.append((reference.run(None, feed), artifact.run(None, feed), len(feed[names[0]])))
             except Exception as exc:
@@ -90,7 +89,7 @@ class OrtVerifyStep(Step):
             figures = {}
         figures["outputs"] = compare_outputs(pairs, out_names)
         figures["data"] = data_note
-        sample = next(batches(arrays, names, batch or 1))
+        sample = next(batches(arrays, names, sample_rows(specs)))
         runners = {"artifact": lambda: artifact.run(None, sample)}
         baseline_path = ctx.inputs.get("baseline")
         if baseline_path is not None:

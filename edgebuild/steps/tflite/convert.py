@@ -38,7 +38,7 @@ IO_DTYPES = ("int8",)
 
 class TfliteConvertStep(Step):
     name = "tflite.convert"
-    version = "9"
+    version = "10"
     uses = ("onnx2tf", "onnx", "onnxsim", "numpy", "ai-edge-quantizer", "ai-edge-litert")
     inputs = ("model", "calibration?")
     outputs = ("model.tflite",)
@@ -379,7 +379,7 @@ def _calibration_samples(
     as that file expects."""
     import numpy as np
 
-    from edgebuild.evaldata import load_npz
+    from edgebuild.evaldata import load_npz, sample_rows
 
     from .schema import read_model
     from .verify import _normalise
@@ -391,7 +391,8 @@ def _calibration_samples(
             '(or use precision = "int8-dynamic")'
         )
     try:
-        data = load_npz(Path(path), list(shapes), "calibration")
+        specs = [{"name": name, "shape": shape} for name, shape in shapes.items()]
+        data = load_npz(Path(path), list(shapes), "calibration", specs=specs)
     except (OSError, ValueError) as exc:
         raise StepFailed(f"calibration file {Path(path).name}: cannot be read as .npz ({exc})") from None
     model = read_model(fp32)
@@ -400,34 +401,23 @@ def _calibration_samples(
         raise StepFailed("the converted float model has no signature; cannot feed calibration data")
     by_index = {index: name for name, index in sig.inputs.items()}
     io_desc = describe_io(model, list(shapes.items()), out_shapes, norm)
+    rows = sample_rows(specs)  # one model run: each input's fixed leading dim
     columns, count = {}, None
     for entry in io_desc["inputs"]:
         name = entry["name"]
         integer = np.dtype(entry["dtype"]).kind in "iub"  # token ids, byte values: fed as they are
         arr = np.asarray(data[name]) if integer else np.asarray(data[name], dtype=np.float32)
-        if list(arr.shape[1:]) != list(shapes[name][1:]):
-            raise StepFailed(
-                f"calibration file {Path(path).name}: '{name}' has samples of shape "
-                f"{list(arr.shape[1:])}, the model expects {shapes[name][1:]} (batch first)"
-            )
-        arr = arr[: p["calibration_limit"]]
+        arr = arr[: p["calibration_limit"] * rows[name]]
         arr = arr.astype(entry["dtype"]) if integer else _normalise(np, arr, norm)
-        batch = shapes[name][0]
         columns[by_index[entry["tensor_index"]]] = (
             np.ascontiguousarray(arr.transpose(entry["transpose"])),
-            batch,
+            rows[name],
         )
-        count = len(arr) if count is None else min(count, len(arr))
-    samples = []
-    for start in range(0, count or 0, max(1, min(b for _, b in columns.values()))):
-        sample = {}
-        for key, (arr, batch) in columns.items():
-            chunk = arr[start : start + batch]
-            if len(chunk) < batch:
-                break
-            sample[key] = chunk
-        if len(sample) == len(columns):
-            samples.append(sample)
+        count = len(arr) // rows[name] if count is None else min(count, len(arr) // rows[name])
+    samples = [
+        {key: arr[k * batch : (k + 1) * batch] for key, (arr, batch) in columns.items()}
+        for k in range(count or 0)
+    ]
     if not samples:
         raise StepFailed(
             f"calibration file {Path(path).name}: no complete sample of batch size "

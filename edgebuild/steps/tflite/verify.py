@@ -12,7 +12,7 @@ from __future__ import annotations
 import resource
 from typing import Any
 
-from edgebuild.evaldata import verification_data
+from edgebuild.evaldata import batches, sample_rows, verification_data
 from edgebuild.metrics import check_gates, compare, latency
 from edgebuild.npzfile import save_npz
 
@@ -83,21 +83,22 @@ class TfliteVerifyStep(Step):
         data, labels, data_note = verification_data(
             {k: ctx.inputs.get(k) for k in ("evaluation", "calibration")}, specs, params, count=32
         )
-        batch = max(1, io_desc["inputs"][0]["shape"][0])
-        count = min(len(data[src_in[0][0]]), int(params.get("max_samples", 500)))
-        count -= count % batch
-        if count == 0:
+        rows = sample_rows(specs)  # one model run: each input's fixed leading dim
+        batch = rows[src_in[0][0]]
+        feeds = list(batches(data, [name for name, _ in src_in], rows, int(params.get("max_samples", 500))))
+        if not feeds:
             raise StepFailed(f"{data_note}: fewer samples than the batch size {batch}")
+        count = len(feeds) * batch
 
         interp = Interpreter(model_path=str(ctx.input("model")), num_threads=1)
         interp.allocate_tensors()
         refs, arts = [], []
-        for start in range(0, count, batch):
+        for sample in feeds:
             feed = {
                 name: (
-                    np.asarray(data[name][start : start + batch]).astype(int_types[name])
+                    np.asarray(sample[name]).astype(int_types[name])
                     if name in int_types
-                    else _normalise(np, np.asarray(data[name][start : start + batch], np.float32), norm)
+                    else _normalise(np, np.asarray(sample[name], np.float32), norm)
                 )
                 for name, _ in src_in
             }
@@ -119,7 +120,7 @@ class TfliteVerifyStep(Step):
         metrics["size_bytes"] = ctx.input("model").stat().st_size
         # peak resident memory of this verification process (reference, artifact and data together)
         metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        _write_selftest(np, ctx.output("selftest.npz"), src_in, src_out, data, batch, art, io_desc)
+        _write_selftest(np, ctx.output("selftest.npz"), src_in, src_out, feeds[0], arts[0], io_desc)
         misses = check_gates(metrics, {g: params.get(g) for g in GATES})
         if misses:
             error = StepFailed(
@@ -164,16 +165,17 @@ def _from_artifact(np, y, entry):
     return y.transpose(layout.inverse(entry["transpose"]))
 
 
-def _write_selftest(np, path, src_in, src_out, data, batch, art, io_desc) -> None:
-    arrays = {f"input.{name}": np.asarray(data[name][:batch], np.float32) for name, _ in src_in}
+def _write_selftest(np, path, src_in, src_out, feed, outputs, io_desc) -> None:
+    """The first sample's inputs and the artifact's outputs on it, with a tolerance."""
+    arrays = {f"input.{name}": np.asarray(feed[name], np.float32) for name, _ in src_in}
     tol = 1e-4
     for k, (name, _) in enumerate(src_out):
-        arrays[f"expected.{name}"] = art[k][:batch].astype(np.float32)
+        arrays[f"expected.{name}"] = outputs[k].astype(np.float32)
         entry = io_desc["outputs"][k]
         if entry.get("quantization"):
             tol = max(tol, 3 * entry["quantization"]["scale"])  # a device may round a step or two apart
         elif entry["dtype"] == "float16":
-            tol = max(tol, 1e-2 * float(np.abs(art[k]).max()))
+            tol = max(tol, 1e-2 * float(np.abs(outputs[k]).max()))
     arrays.update(
         atol=np.array(tol, np.float32), rtol=np.array(1e-2, np.float32), min_cosine=np.array(0.99, np.float32)
     )
