@@ -66,6 +66,7 @@ TARGETS = (
     + _target("dynamic", "cnn11", precision="int8-dynamic", max_latency_ratio=False)
     + _target("dynamic-old-spelling", "cnn11", int8_mode="dynamic", max_latency_ratio=False)
     + _target("fallback", "outlier", max_latency_ratio=False)
+    + _target("outlier-plain", "outlier", int8_search=False, max_latency_ratio=False)
 )
 
 
@@ -226,6 +227,22 @@ def test_int8_breaking_one_output_fails_naming_it(built):
     assert "on output 'delta' breaks gate min_output_cosine = 0.98" in target["reason"]
     outputs = target["metrics"]["outputs"]
     assert outputs["features"]["cosine_mean"] > 0.98 > outputs["delta"]["cosine_mean"]
+
+
+def test_failing_int8_is_diagnosed_weights_or_activations(built):
+    """The 16-bit activation probe: the outlier model's loss is its 8-bit activations (one channel
+    sets a per-tensor range that crushes the rest), two-heads' is its int8 weights (a difference far
+    below their step), and each failure message says which."""
+    _, doc = built
+    outlier = doc["targets"]["outlier-plain"]
+    assert outlier["status"] == "failed" and outlier["failed_step"] == "verify-int8"
+    assert "int8 diagnosis: with 16-bit activations the worst output agrees at cosine" in outlier["reason"]
+    assert "the 8-bit activations lose it; the accuracy fallback" in outlier["reason"]
+    assert outlier["metrics"]["int8"]["diagnosis"]["a16_passes"] is True
+    heads = doc["targets"]["heads"]
+    assert "still outside the gates: the int8 weights lose it too" in heads["reason"]
+    built_ok = doc["targets"]["opset11"]
+    assert "diagnosis" not in built_ok["metrics"]["int8"]  # only a failing int8 is probed
 
 
 def test_search_records_every_candidate(built):

@@ -68,7 +68,7 @@ class OrtQuantizeStep(Step):
     """
 
     name = "ort.quantize"
-    version = "5"
+    version = "6"
     uses = ("onnx", "onnxruntime", "numpy")
     inputs = ("model", "calibration?", "baseline?", "evaluation?")
     outputs = ("model.onnx",)
@@ -163,6 +163,7 @@ class OrtQuantizeStep(Step):
     ) -> dict:
         from edgebuild.evaldata import batches, load_npz, sample_rows, verification_data
         from edgebuild.onnxinfo import describe_io
+        from edgebuild.steps.ort.diagnosis import activation_probe, explain
         from edgebuild.steps.ort.quantize import CalibrationReader, prepare, quantize
         from edgebuild.steps.ort.runtime import describe, smoke_run
         from edgebuild.steps.ort.search import Bench, Candidate, best_agreeing, measure, search
@@ -267,6 +268,12 @@ class OrtQuantizeStep(Step):
                 )
             elif winner.error:
                 raise StepFailed(winner.error)
+            if options.mode == "static" and winner.figures.get("misses"):
+                # verification will fail it: say whether the weights or the activations lose it
+                int8_info["diagnosis"] = activation_probe(
+                    winner, prepared, bench, reader, work, "accuracy_fallback" in int8_info
+                )
+                ctx.log.warning("%s", explain(int8_info["diagnosis"]))
             search_figures.update(
                 candidates=[c.record() for c in tried],
                 chosen=tried.index(winner),

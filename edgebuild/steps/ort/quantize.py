@@ -204,7 +204,8 @@ def quantize(prepared: Path, out: Path, options: Int8Options, reader_factory, ca
     method in cache_dir, so candidates that differ in other options calibrate once."""
     from onnxruntime import quantization as q
 
-    types = {"int8": q.QuantType.QInt8, "uint8": q.QuantType.QUInt8}
+    # uint16 activations only for the diagnosis probe (diagnosis.py): never shipped
+    types = {"int8": q.QuantType.QInt8, "uint8": q.QuantType.QUInt8, "uint16": q.QuantType.QUInt16}
     excluded = list(options.exclude_nodes) + (depthwise_convs(prepared) if options.float_depthwise else [])
     common = dict(
         per_channel=options.per_channel,
@@ -234,7 +235,11 @@ def quantize(prepared: Path, out: Path, options: Int8Options, reader_factory, ca
             calibrate_method=methods[options.calibrate_method],
             op_types_to_quantize=op_types,
             calibration_cache_path=str(cache),
-            extra_options={"ActivationSymmetric": options.symmetric_activations, "WeightSymmetric": True},
+            extra_options={
+                "ActivationSymmetric": options.symmetric_activations,
+                "WeightSymmetric": True,
+                "UseQDQContribOps": options.activation_type == "uint16",  # 16-bit Q/DQ are contrib ops
+            },
             **common,
         )
     except StepFailed:

@@ -53,8 +53,8 @@ class OrtVerifyStep(Step):
 
         p = ctx.params
         threads = int(p.get("threads", 1))
-        shipped = ((ctx.upstream.get("model") or {}).get("metrics") or {}).get("int8", {}).get("shipped")
-        precision = "fp32" if shipped == "fp32" else p.get("precision", "fp32")
+        int8 = ((ctx.upstream.get("model") or {}).get("metrics") or {}).get("int8", {})
+        precision = "fp32" if int8.get("shipped") == "fp32" else p.get("precision", "fp32")
         gates = resolve_gates(dict(p.get("gates", {})), precision)
         gates.pop("max_latency_ratio", None)  # applied where the int8 model is chosen (ort.quantize)
         reference = session(ctx.input("reference"), threads, what="the source model")
@@ -126,6 +126,11 @@ class OrtVerifyStep(Step):
         )
         misses = check_gates(figures, gates)
         if misses:
+            diagnosis = int8.get("diagnosis")
+            if diagnosis:
+                from edgebuild.steps.ort.diagnosis import explain
+
+                misses.append(explain(diagnosis))
             error = StepFailed(f"accuracy gate missed on {data_note.split(' (')[0]}: " + "; ".join(misses))
             error.metadata = {"metrics": figures}
             raise error
