@@ -66,6 +66,8 @@ class ResolvedTarget:
 def _same_kind(default: Any, value: Any) -> bool:
     if default == "auto":  # decided by the recipe's steps (e.g. by precision) unless set: any scalar
         return isinstance(value, (bool, int, float, str))
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and value is False:
+        return True  # a number that can be switched off (int8_min_cosine = false)
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)
     if isinstance(default, (int, float)):

@@ -9,6 +9,7 @@ import os
 import shutil
 
 from edgebuild.errors import ConfigError
+from edgebuild.metrics import bad_gates
 from edgebuild.steps.base import Step, StepContext, StepFailed
 
 AUTO = "auto"
@@ -30,20 +31,6 @@ def unknown_op_types(names) -> list[str]:
             hint = f" (did you mean '{exact[0]}'?)" if exact else did_you_mean(str(name), known)
             problems.append(f"exclude_op_types: '{name}' is not an ONNX op type{hint}")
     return problems
-
-
-def bad_gates(gates: dict) -> list[str]:
-    """Gate values that are neither a number, false nor "auto" (they would silently check nothing)."""
-    return [
-        f'{name} = {value!r}: a gate is a number, false or "auto"'
-        for name, value in (gates or {}).items()
-        if not (
-            value is None
-            or value is False
-            or value == "auto"
-            or (isinstance(value, (int, float)) and not isinstance(value, bool))
-        )
-    ]
 
 
 def _precision(params: dict) -> str:

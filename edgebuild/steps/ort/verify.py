@@ -29,7 +29,7 @@ class OrtVerifyStep(Step):
 
     def required_inputs(self, params: dict) -> set[str]:
         from edgebuild.errors import ConfigError
-        from edgebuild.steps.ort.int8 import bad_gates
+        from edgebuild.metrics import bad_gates
 
         problems = bad_gates(params.get("gates"))
         if problems:  # found while planning: a configuration mistake (exit 2)

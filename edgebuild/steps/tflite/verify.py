@@ -13,7 +13,15 @@ import resource
 from typing import Any
 
 from edgebuild.evaldata import batches, sample_rows, verification_data
-from edgebuild.metrics import check_gates, compare, latency
+from edgebuild.metrics import (
+    CONVERTED_OUTPUT_GATE_DEFAULTS,
+    bad_gates,
+    check_gates,
+    compare,
+    compare_outputs,
+    latency,
+    resolve_gates,
+)
 from edgebuild.npzfile import save_npz
 
 from ..base import Step, StepContext, StepFailed
@@ -28,17 +36,34 @@ _ONNX_INT_TYPES = {
     "tensor(uint8)": "uint8",
     "tensor(bool)": "bool",
 }
-# gate parameters a target may set; false (or absent) means not checked
-GATES = ("min_top1_agreement", "max_accuracy_drop", "max_class_drop", "max_abs_error", "min_cosine")
+# gate parameters a target may set; false (or absent) means not checked; "auto" (the two per-output
+# gates) means the precision's default for a converted artifact (metrics.CONVERTED_OUTPUT_GATE_DEFAULTS)
+GATES = (
+    "min_top1_agreement",
+    "max_accuracy_drop",
+    "max_class_drop",
+    "max_abs_error",
+    "min_cosine",
+    "min_output_cosine",
+    "max_output_rel_error",
+)
 
 
 class TfliteVerifyStep(Step):
     name = "tflite.verify"
-    version = "6"
+    version = "7"
     uses = ("ai-edge-litert", "onnxruntime", "numpy")
     inputs = ("model", "reference", "evaluation?", "calibration?")
     fallback_inputs = {"calibration": "evaluation"}
     outputs = ("selftest.npz",)
+
+    def required_inputs(self, params: dict) -> set[str]:
+        from edgebuild.errors import ConfigError
+
+        problems = bad_gates({g: params[g] for g in GATES if g in params})
+        if problems:  # found while planning: a configuration mistake (exit 2)
+            raise ConfigError("; ".join(problems))
+        return super().required_inputs(params)
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         import numpy as np
@@ -114,14 +139,21 @@ class TfliteVerifyStep(Step):
         art = [np.concatenate([a[k] for a in arts]) for k in range(len(src_out))]
         metrics = compare(ref[0], art[0], None if labels is None else labels[:count])
         metrics["data"] = data_note
-        if len(ref) > 1:
-            metrics["outputs"] = {src_out[k][0]: compare(ref[k], art[k]) for k in range(1, len(ref))}
+        # every output's agreement (the first one's too), for the per-output gates
+        metrics["outputs"] = compare_outputs(
+            [(r, a, batch) for r, a in zip(refs, arts)], [name for name, _ in src_out]
+        )
         metrics["latency"] = dict(latency(interp.invoke), threads=1, batch=batch)
         metrics["size_bytes"] = ctx.input("model").stat().st_size
         # peak resident memory of this verification process (reference, artifact and data together)
         metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         _write_selftest(np, ctx.output("selftest.npz"), src_in, src_out, feeds[0], arts[0], io_desc)
-        misses = check_gates(metrics, {g: params.get(g) for g in GATES})
+        gates = resolve_gates(
+            {g: params.get(g) for g in GATES},
+            params.get("precision", "fp32"),
+            CONVERTED_OUTPUT_GATE_DEFAULTS,
+        )
+        misses = check_gates(metrics, gates)
         if misses:
             error = StepFailed(
                 "TFLite verification gate missed: "
