@@ -234,6 +234,9 @@ def run_model(name: str, env, tmp: Path, source: str = "natural", n_eval: int = 
             if meta.get("quantization"):
                 r["float_ops"] = meta["quantization"].get("float_ops")
                 r["float_ops_kept"] = meta["conversion"].get("float_ops_kept", 0)
+                diagnosis = meta["conversion"].get("int8_diagnosis") or {}
+                if "a16_worst_cosine" in diagnosis:  # the 16-bit activation probe ran (int8 below 0.98)
+                    r["a16_cosine"] = diagnosis["a16_worst_cosine"]
             m = verify(files[precision], path, evaluation, shapes, tmp / f"verify-{precision}", meta, n_eval)
             if "error" in m:
                 r["verify_error"] = m["error"]
@@ -284,6 +287,8 @@ def line(row: dict) -> str:
             s += f" top1 {r['top1']}"
         if r.get("quiet_samples"):
             s += f" quiet {r['quiet_samples']}"
+        if r.get("a16_cosine") is not None:
+            s += f" (a16 probe {r['a16_cosine']})"
         return s + f" {r['seconds']}s"
 
     f8, tpu = row["int8"], row["edgetpu"]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
+from onnx_factory import outlier_channel_cnn
 from test_ort_int8 import _two_heads
 
 PROJECT = """
@@ -23,6 +24,18 @@ source = "models/twoheads.onnx"
 calibration = "data/calib.npz"
 evaluation = "data/eval.npz"
 input_shapes = { x = [1, 16] }
+
+[models.outlier]
+source = "models/outlier.onnx"
+calibration = "data/images_calib.npz"
+evaluation = "data/images_eval.npz"
+input_shapes = { x = [1, 3, 16, 16] }
+
+[targets.outlier-int8]
+model = "outlier"
+recipe = "tflite"
+precision = "int8"
+int8_min_cosine = false
 
 [targets.fp32]
 model = "heads"
@@ -59,7 +72,11 @@ def _project(root: Path, extra: str = "") -> Path:
     (root / "models").mkdir(parents=True)
     (root / "data").mkdir()
     _two_heads(root / "models" / "twoheads.onnx")
+    outlier_channel_cnn(root / "models" / "outlier.onnx")
     rng = np.random.default_rng(0)
+    images = rng.standard_normal((48, 3, 16, 16)).astype(np.float32)
+    np.savez(root / "data" / "images_calib.npz", x=images[:32])
+    np.savez(root / "data" / "images_eval.npz", x=images[32:])
     vectors = rng.standard_normal((48, 16)).astype(np.float32)
     np.savez(root / "data" / "calib.npz", x=vectors[:32])
     np.savez(root / "data" / "eval.npz", x=vectors[32:])
@@ -114,3 +131,14 @@ def test_numeric_gates_take_numbers_and_false(built):
     strict = built["int8-abs"]  # the ungated int8 target but for max_abs_error
     assert strict["status"] == "failed" and "breaks gate max_abs_error = 1e-12" in strict["reason"]
     assert built["int8-ungated"]["status"] == "built"  # int8_min_cosine = false was accepted
+
+
+def test_a_failing_int8_says_whether_weights_or_activations_lose_it(built):
+    """The 16-bit activation probe (ai-edge-quantizer's static_wi8_ai16, never shipped): the
+    outlier model's loss is its 8-bit activations, two-heads' its int8 weights."""
+    outlier = built["outlier-int8"]
+    assert outlier["status"] == "failed" and outlier["failed_step"] == "verify"
+    assert "int8 diagnosis: with 16-bit activations the worst output agrees at cosine" in outlier["reason"]
+    assert "the 8-bit activations lose it; the accuracy fallback (int8_min_cosine set)" in outlier["reason"]
+    heads = built["int8"]
+    assert "still outside the gates: the int8 weights lose it too" in heads["reason"]

@@ -150,7 +150,8 @@ class OrtQuantizeStep(Step):
     ) -> dict:
         from edgebuild.evaldata import batches, load_npz, sample_rows, verification_data
         from edgebuild.onnxinfo import describe_io
-        from edgebuild.steps.ort.diagnosis import activation_probe, explain
+        from edgebuild.int8_diagnosis import explain
+        from edgebuild.steps.ort.diagnosis import activation_probe
         from edgebuild.steps.ort.quantize import CalibrationReader, prepare, quantize
         from edgebuild.steps.ort.runtime import describe, smoke_run
         from edgebuild.steps.ort.search import Bench, Candidate, best_agreeing, measure, search
@@ -260,7 +261,7 @@ class OrtQuantizeStep(Step):
                 int8_info["diagnosis"] = activation_probe(
                     winner, prepared, bench, reader, work, "accuracy_fallback" in int8_info
                 )
-                ctx.log.warning("%s", explain(int8_info["diagnosis"]))
+                ctx.log.warning("%s", explain(int8_info["diagnosis"], "onnxruntime"))
             search_figures.update(
                 candidates=[c.record() for c in tried],
                 chosen=tried.index(winner),

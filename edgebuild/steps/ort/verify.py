@@ -128,9 +128,9 @@ class OrtVerifyStep(Step):
         if misses:
             diagnosis = int8.get("diagnosis")
             if diagnosis:
-                from edgebuild.steps.ort.diagnosis import explain
+                from edgebuild.int8_diagnosis import explain
 
-                misses.append(explain(diagnosis))
+                misses.append(explain(diagnosis, "onnxruntime"))
             error = StepFailed(f"accuracy gate missed on {data_note.split(' (')[0]}: " + "; ".join(misses))
             error.metadata = {"metrics": figures}
             raise error

@@ -52,7 +52,7 @@ class InvokeFailed(Exception):
         self.node, self.op = node, op
 
 
-def _run(path: Path, samples: list[dict]) -> list[dict[str, Any]]:
+def run_outputs(path: Path, samples: list[dict]) -> list[dict[str, Any]]:
     """Outputs (dequantized to float32) for each sample, by signature output name."""
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
@@ -91,7 +91,7 @@ def output_cosine(reference: list[dict], quantized: Path, samples: list[dict]) -
     rule verification uses (edgebuild.metrics: quiet samples are left to the error figures)."""
     from ...metrics import compare_outputs
 
-    got = _run(quantized, samples)
+    got = run_outputs(quantized, samples)
     names = list(reference[0])
     figures = compare_outputs(
         [([r[k] for k in names], [g[k] for k in names], 1) for r, g in zip(reference, got)], names
@@ -201,7 +201,7 @@ def quantize_within(
     doc). Writes the best file found to `dst`. Raises when not even one quantized file is made."""
     started = time.perf_counter()
     check = samples[:check_samples]
-    reference = _run(fp32, check)
+    reference = run_outputs(fp32, check)
     cache: dict = {}
     kept: list[dict[str, str]] = []
     best: tuple[float, Path, list] | None = None

@@ -235,6 +235,20 @@ def _quantize_with_fallback(fp32: Path, dst: Path, p: dict, samples, conversion:
         if quant_type != p["quant_type"]:
             conversion["quant_type"] = quant_type
             conversion["quantizer_fallback"] = errors[0]
+        if p["precision"] == "int8":  # say why, when the int8 file will likely miss the output gate
+            from .diagnosis import activation_probe
+
+            diagnosis = activation_probe(
+                fp32,
+                dst,
+                quant_type,
+                samples,
+                scratch,
+                "impossible" if p["integer_only"] else "tried" if fallback else "available",
+                (conversion.get("int8_check") or {}).get("cosine_vs_float"),
+            )
+            if diagnosis:
+                conversion["int8_diagnosis"] = diagnosis
         return recipe
     why = "; ".join(errors)
     if p["integer_only"]:

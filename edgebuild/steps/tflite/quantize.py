@@ -39,6 +39,7 @@ FP16_RECIPE = [
 ]
 RECIPE_NAMES = {
     "int8": "static_wi8_ai8",
+    "int8-a16": "static_wi8_ai16",  # 16-bit activations: the diagnosis probe only, never shipped
     "int8-dynamic": "dynamic_wi8_afp32",
     "fp16": "float_casting fp16 weights",
 }
@@ -49,13 +50,17 @@ def _recipe(kind: str, quant_type: str, keep_float: tuple[str, ...] = ()) -> lis
 
     if kind == "fp16":
         return [dict(row) for row in FP16_RECIPE]
-    rows = recipe.static_wi8_ai8() if kind == "int8" else recipe.dynamic_wi8_afp32()
+    rows = {
+        "int8": recipe.static_wi8_ai8,
+        "int8-a16": recipe.static_wi8_ai16,
+        "int8-dynamic": recipe.dynamic_wi8_afp32,
+    }[kind]()
     if quant_type == "per-tensor":
         for row in rows:
             weights = row.get("op_config", {}).get("weight_tensor_config")
             if weights:
                 weights["granularity"] = "TENSORWISE"
-    if kind == "int8":
+    if kind in ("int8", "int8-a16"):
         # LiteRT's int8 BATCH_MATMUL computes with one weight scale: per-channel constant weights
         # give wrong results (measured: an FSMN VAD at cosine 0.13, per-tensor 0.976)
         per_tensor = copy.deepcopy(rows[0])

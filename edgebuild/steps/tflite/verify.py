@@ -13,6 +13,7 @@ import resource
 from typing import Any
 
 from edgebuild.evaldata import batches, sample_rows, verification_data
+from edgebuild.int8_diagnosis import explain
 from edgebuild.metrics import (
     CONVERTED_OUTPUT_GATE_DEFAULTS,
     bad_gates,
@@ -154,6 +155,9 @@ class TfliteVerifyStep(Step):
             CONVERTED_OUTPUT_GATE_DEFAULTS,
         )
         misses = check_gates(metrics, gates)
+        diagnosis = ((ctx.upstream.get("model") or {}).get("conversion") or {}).get("int8_diagnosis")
+        if misses and diagnosis:
+            misses.append(explain(diagnosis, "tflite"))
         if misses:
             error = StepFailed(
                 "TFLite verification gate missed: "

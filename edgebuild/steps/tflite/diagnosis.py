@@ -1,0 +1,46 @@
+"""The TFLite route's 16-bit activation probe (edgebuild/int8_diagnosis.py says why)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebuild.int8_diagnosis import record
+from edgebuild.metrics import CONVERTED_OUTPUT_GATE_DEFAULTS
+
+CHECK_SAMPLES = 8  # as the accuracy fallback: calibration samples, against the float .tflite
+
+
+def activation_probe(
+    fp32: Path,
+    int8: Path,
+    quant_type: str,
+    samples: list[dict],
+    scratch: Path,
+    fallback: str,
+    int8_cosine=None,
+) -> dict | None:
+    """None when the int8 file agrees with the float one at least as well as the int8 output gate's
+    default; else the diagnosis from the same model quantized with 16-bit activations."""
+    from .accuracy_fallback import output_cosine, run_outputs
+    from .quantize import quantize
+
+    mark = CONVERTED_OUTPUT_GATE_DEFAULTS["int8"]["min_output_cosine"]
+    check = samples[:CHECK_SAMPLES]
+    reference = run_outputs(fp32, check)
+    if int8_cosine is None:
+        int8_cosine = output_cosine(reference, int8, check)
+    if int8_cosine >= mark:
+        return None
+    probe = scratch / "probe-a16.tflite"
+    try:
+        quantize(fp32, probe, "int8-a16", quant_type, samples)
+        a16 = output_cosine(reference, probe, check)
+    except Exception as exc:  # noqa: BLE001 - the probe only explains; LiteRT lacks some 16x8 kernels
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]}
+    return record(
+        int8_cosine,
+        a16,
+        a16 >= mark,
+        fallback,
+        f"{len(check)} calibration samples, against the float .tflite",
+    )
