@@ -128,6 +128,15 @@ def prepare(
             f"onnxsim failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
             "shape inference only"
         )
+    from .unroll_lstm import unroll_lstms
+
+    unrolled = unroll_lstms(folded)
+    unroll_lstms(static)
+    if unrolled:
+        notes.append(
+            f"unrolled {unrolled} LSTM node(s) into per-step MatMul/Sigmoid/Tanh ops (onnx2tf's LSTM "
+            "conversion gives wrong outputs)"
+        )
     if quantized:
         widened = full_rank_minmax_constants(folded)
         full_rank_minmax_constants(static)
