@@ -236,9 +236,9 @@ def _quantize_with_fallback(fp32: Path, dst: Path, p: dict, samples, conversion:
             conversion["quant_type"] = quant_type
             conversion["quantizer_fallback"] = errors[0]
         if p["precision"] == "int8":  # say why, when the int8 file will likely miss the output gate
-            from .diagnosis import activation_probe
+            from .diagnosis import isolated_activation_probe
 
-            diagnosis = activation_probe(
+            diagnosis = isolated_activation_probe(
                 fp32,
                 dst,
                 quant_type,

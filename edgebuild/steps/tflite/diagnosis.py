@@ -8,6 +8,26 @@ from edgebuild.int8_diagnosis import record
 from edgebuild.metrics import CONVERTED_OUTPUT_GATE_DEFAULTS
 
 CHECK_SAMPLES = 8  # as the accuracy fallback: calibration samples, against the float .tflite
+PROBE_TIMEOUT_S = 900
+
+
+def isolated_activation_probe(*args) -> dict | None:
+    """activation_probe in a child process: LiteRT can abort on a file it cannot run (seen on
+    integer-only files), and the probe must never fail a conversion that produced its artifact.
+    A crash, a timeout or an error becomes {"error": ...}; verification then reports the file."""
+    import concurrent.futures
+    import multiprocessing
+
+    int8_cosine = args[6] if len(args) > 6 else None
+    if int8_cosine is not None and int8_cosine >= CONVERTED_OUTPUT_GATE_DEFAULTS["int8"]["min_output_cosine"]:
+        return None  # known good enough: no probe, no child process
+    try:
+        with concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            return pool.submit(activation_probe, *args).result(timeout=PROBE_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - BrokenProcessPool, TimeoutError, anything the probe raised
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]}
 
 
 def activation_probe(
