@@ -73,18 +73,15 @@ def _session(path: Path, extra_outputs: list[str] | None = None, work: Path | No
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _run(session, arrays: dict, names=None) -> list:
-    """Outputs `names` (all when None) for one sample at a time, concatenated."""
+def _run(session, feeds: list[dict], names=None) -> list:
+    """Outputs `names` (all when None) for one feed (sample) at a time, concatenated."""
     import numpy as np
 
-    first = next(iter(arrays))
-    results = [
-        session.run(names, {k: v[i : i + 1] for k, v in arrays.items()}) for i in range(len(arrays[first]))
-    ]
+    results = [session.run(names, feed) for feed in feeds]
     return [np.concatenate([r[j] for r in results]) for j in range(len(results[0]))]
 
 
-def _channel_means(prepared: Path, calibration: dict, work: Path) -> dict:
+def _channel_means(prepared: Path, calibration: list[dict], work: Path) -> dict:
     """Mean of every Conv input per channel over the calibration samples (fp32 model)."""
     import onnx
 
@@ -97,7 +94,7 @@ def _channel_means(prepared: Path, calibration: dict, work: Path) -> dict:
     }
 
 
-def _bias_corrected(prepared: Path, calibration: dict, work: Path) -> Path:
+def _bias_corrected(prepared: Path, calibration: list[dict], work: Path) -> Path:
     """The fp32 model with each Conv's bias corrected for its int8 weights' rounding error."""
     import numpy as np
     import onnx
@@ -135,25 +132,16 @@ def _bias_corrected(prepared: Path, calibration: dict, work: Path) -> Path:
     return out
 
 
-def _quantize(source: Path, out: Path, calibration: dict, weight: str, activation: str, cache: Path) -> None:
+def _quantize(source: Path, out: Path, reader, weight: str, activation: str, cache: Path) -> None:
+    """`reader`: edgebuild's CalibrationReader, used only when the ranges are not in `cache` yet."""
     from onnxruntime import quantization as q
 
     from edgebuild.steps.ort.quantize import QUANTIZABLE_OP_TYPES
 
-    class Reader:
-        def __init__(self):
-            first = next(iter(calibration))
-            self._it = iter(
-                [{k: v[i : i + 1] for k, v in calibration.items()} for i in range(len(calibration[first]))]
-            )
-
-        def get_next(self):
-            return next(self._it, None)
-
     q.quantize_static(
         str(source),
         str(out),
-        None if cache.is_file() else Reader(),
+        None if cache.is_file() else reader,
         quant_format=q.QuantFormat.QDQ,
         activation_type=getattr(q.QuantType, activation),
         weight_type=getattr(q.QuantType, weight),
@@ -207,19 +195,27 @@ def worst_cosine(reference: list, candidate: list) -> tuple[float, int]:
 def run_model(name: str, work: Path) -> None:
     import logging
 
-    from edgebuild.steps.ort.quantize import prepare
+    from edgebuild.evaldata import batches
+    from edgebuild.steps.ort.quantize import CalibrationReader, prepare
 
     source = corpus.fetch(name)
+    rows = {k: shape[0] for k, shape in corpus.get(name).inputs.items()}  # one model run per feed
+    names = list(rows)
     calibration = corpus.natural_inputs(name, 32, 1, in_domain=True)
-    evaluation = corpus.natural_inputs(name, 16, 2, in_domain=True)
+    calibration_feeds = list(batches(calibration, names, rows))
+    evaluation = list(batches(corpus.natural_inputs(name, 16, 2, in_domain=True), names, rows))
     prepared, notes = prepare(source, work, True, logging.getLogger("error-sources"))
     reference = _run(_session(source), evaluation)
     print(f"{name} ({corpus.input_source(name, 'domain')}; {notes.get('note', 'opset kept')})", flush=True)
+    corrected = None  # the bias-corrected model, made once for both variants that use it
     for variant, (weight, activation, correct) in VARIANTS.items():
-        base = _bias_corrected(prepared, calibration, work) if correct else prepared
+        if correct and corrected is None:
+            corrected = _bias_corrected(prepared, calibration_feeds, work)
+        base = corrected if correct else prepared
         out = work / f"{variant}.onnx"
+        reader = CalibrationReader(calibration, names, rows, len(calibration[names[0]]))
         try:
-            _quantize(base, out, calibration, weight, activation, work / f"ranges-{correct}.json")
+            _quantize(base, out, reader, weight, activation, work / f"ranges-{correct}.json")
             got = _run(_session(out), evaluation)
         except Exception as exc:  # noqa: BLE001 - report the variant, go on with the next
             print(f"  {variant:9} FAILED {type(exc).__name__}: {str(exc).splitlines()[0][:150]}", flush=True)

@@ -115,6 +115,9 @@ def sample(images: Path, shape: list, prep: ImagePrep, n: int, seed: int, scene:
     the same pool of photographs for its figures and backgrounds."""
     import numpy as np
 
+    if scene != "photo":
+        import text_images  # imports this module: load it only when a scene is rendered
+
     channels, height, width, first = image_layout(shape)
     rng = np.random.default_rng(seed)
     pool = [images / name for name in _pool(seed)]
@@ -123,8 +126,6 @@ def sample(images: Path, shape: list, prep: ImagePrep, n: int, seed: int, scene:
         if scene == "photo":
             img = photo_crop(rng, pool, width, height)
         else:
-            import text_images
-
             img = text_images.render(scene, rng, width, height, pool)
         img = img.convert("L" if channels == 1 or prep.order == "gray" else "RGB")
         pixels = np.asarray(img, dtype=np.float32)

@@ -154,21 +154,22 @@ def _checked_input(array, spec: dict, where: str):
     return array.astype(want, copy=False)
 
 
+def _leading_dim(spec: dict) -> int | None:
+    """The input's fixed leading dim, or None where it is dynamic (named, None, 0 or -1) or absent."""
+    shape = spec.get("shape") or []
+    return shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
+
+
 def sample_rows(specs: list[dict]) -> dict[str, int]:
     """Rows of each input's array that one sample (one model run) takes: the input's fixed leading
     dim, else the first input's fixed batch, else 1. specs: [{"name", "shape"}]."""
-    shapes = {s["name"]: s.get("shape") or [] for s in specs}
-    first = next(iter(shapes.values()), [])
-    default = first[0] if first and isinstance(first[0], int) and first[0] > 0 else 1
-    return {
-        name: shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else default
-        for name, shape in shapes.items()
-    }
+    default = (_leading_dim(specs[0]) if specs else None) or 1
+    return {s["name"]: _leading_dim(s) or default for s in specs}
 
 
 def feed_rows(specs: list[dict]) -> dict[str, int] | None:
     """sample_rows, or None when every input's batch is dynamic (the whole set can run at once)."""
-    if all(not s.get("shape") or not isinstance(s["shape"][0], int) for s in specs):
+    if all(_leading_dim(s) is None for s in specs):
         return None
     return sample_rows(specs)
 

@@ -9,18 +9,27 @@ from edgebuild.metrics import CONVERTED_OUTPUT_GATE_DEFAULTS
 
 CHECK_SAMPLES = 8  # as the accuracy fallback: calibration samples, against the float .tflite
 PROBE_TIMEOUT_S = 900
+MARK = CONVERTED_OUTPUT_GATE_DEFAULTS["int8"]["min_output_cosine"]  # below it, verification will fail
 
 
-def isolated_activation_probe(*args) -> dict | None:
+def isolated_activation_probe(
+    fp32: Path,
+    int8: Path,
+    quant_type: str,
+    samples: list[dict],
+    scratch: Path,
+    fallback: str,
+    int8_cosine=None,
+) -> dict | None:
     """activation_probe in a child process: LiteRT can abort on a file it cannot run (seen on
     integer-only files), and the probe must never fail a conversion that produced its artifact.
     A crash, a timeout or an error becomes {"error": ...}; verification then reports the file."""
     import concurrent.futures
     import multiprocessing
 
-    int8_cosine = args[6] if len(args) > 6 else None
-    if int8_cosine is not None and int8_cosine >= CONVERTED_OUTPUT_GATE_DEFAULTS["int8"]["min_output_cosine"]:
+    if int8_cosine is not None and int8_cosine >= MARK:
         return None  # known good enough: no probe, no child process
+    args = (fp32, int8, quant_type, samples, scratch, fallback, int8_cosine)
     try:
         with concurrent.futures.ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn")
@@ -44,12 +53,11 @@ def activation_probe(
     from .accuracy_fallback import output_cosine, run_outputs
     from .quantize import quantize
 
-    mark = CONVERTED_OUTPUT_GATE_DEFAULTS["int8"]["min_output_cosine"]
     check = samples[:CHECK_SAMPLES]
     reference = run_outputs(fp32, check)
     if int8_cosine is None:
         int8_cosine = output_cosine(reference, int8, check)
-    if int8_cosine >= mark:
+    if int8_cosine >= MARK:
         return None
     probe = scratch / "probe-a16.tflite"
     try:
@@ -60,7 +68,7 @@ def activation_probe(
     return record(
         int8_cosine,
         a16,
-        a16 >= mark,
+        a16 >= MARK,
         fallback,
         f"{len(check)} calibration samples, against the float .tflite",
     )
